@@ -1,0 +1,41 @@
+import type { TaskRecord } from "../tasks/record";
+import type { BackendType, HandleOf, SessionHandle } from "./handle";
+
+/**
+ * Raw compute state as a backend reports it. The strategy reports; the orchestrator (liveness) interprets.
+ * - PENDING: accepted, not yet running (ECS PROVISIONING, SSM Pending/Delayed, just dispatched).
+ * - RUNNING: the compute is executing the agent.
+ * - EXITED: the compute finished; exitCode tells how, when known.
+ * - LOST: the compute is gone for a reason outside the agent (Spot interruption, instance terminated,
+ *   undeliverable command, session not found).
+ * - UNOBSERVABLE: the backend offers no status for this compute (AgentCore sessions): liveness relies
+ *   on heartbeats alone.
+ */
+export type ComputeState = "PENDING" | "RUNNING" | "EXITED" | "LOST" | "UNOBSERVABLE";
+
+export interface SessionStatus {
+  state: ComputeState;
+  exitCode?: number;
+  /** The backend's own words (stoppedReason, SSM StatusDetails, signal), for messages and events. */
+  reason?: string;
+  /** The backend's raw status string, e.g. "STOPPED" or "TimedOut". */
+  raw?: string;
+}
+
+export interface StartRequest {
+  task: TaskRecord;
+  /** Where the agent reads its payload: s3://bucket/key or an absolute file path. */
+  payloadUri: string;
+}
+
+export interface ComputeStrategy<T extends BackendType = BackendType> {
+  readonly type: T;
+  startSession(request: StartRequest): Promise<HandleOf<T>>;
+  pollSession(handle: HandleOf<T>): Promise<SessionStatus>;
+  /** Stop the compute. Must tolerate compute that has already stopped. */
+  stopSession(handle: HandleOf<T>, reason: string): Promise<void>;
+}
+
+export type AnyStrategy = { [T in BackendType]: ComputeStrategy<T> }[BackendType];
+
+export type { SessionHandle };

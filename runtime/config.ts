@@ -1,0 +1,140 @@
+import { BACKEND_TYPES, isBackendType, type BackendType } from "./compute/handle";
+
+/**
+ * Everything the runtime needs to know about its stack. The Pulumi program writes it, as JSON, into
+ * the AGENT_COMPUTE_CONFIG environment variable of each Lambda; the local platform builds it in code.
+ */
+export interface RuntimeConfig {
+  region: string;
+  tables: {
+    tasks: string;
+    events: string;
+    leases: string;
+    concurrency: string;
+    repos: string;
+  };
+  payload: { kind: "s3"; bucket: string; prefix?: string } | { kind: "file"; dir: string };
+  defaultBackend: BackendType;
+  enabledBackends: BackendType[];
+  ecs?: EcsConfig;
+  ec2?: Ec2Config;
+  agentcore?: AgentCoreConfig;
+  local?: LocalConfig;
+  limits: LimitsConfig;
+}
+
+export interface EcsConfig {
+  cluster: string;
+  /** Task definition family (or family:revision). */
+  taskDefinition: string;
+  containerName: string;
+  subnets: string[];
+  securityGroups: string[];
+  fargateSpot?: boolean;
+}
+
+export interface Ec2FleetConfig {
+  /** Auto Scaling group of this fleet, for scale-in protection. */
+  autoScalingGroupName?: string;
+}
+
+export interface Ec2Config {
+  /** The stack-owned SSM Command document that runs one agent task. */
+  documentName: string;
+  fleets: Record<string, Ec2FleetConfig>;
+  defaultFleet: string;
+  /** Seconds SSM may take to deliver the command to the instance (SendCommand TimeoutSeconds). */
+  deliveryTimeoutSeconds: number;
+  /** Seconds the agent may run on the instance (the document's executionTimeout parameter). */
+  executionTimeoutSeconds: number;
+  /** Agent image the instance runs. */
+  image: string;
+}
+
+export interface AgentCoreConfig {
+  runtimeArn: string;
+  qualifier?: string;
+}
+
+export interface LocalConfig {
+  /** argv of the agent process; the reference agent when omitted. */
+  command?: string[];
+  /** Folder for payloads, logs and exit files of runs. */
+  workDir: string;
+  /** Extra environment for the agent (e.g. the embedded store's endpoint). */
+  env?: Record<string, string>;
+}
+
+export interface LimitsConfig {
+  maxConcurrentPerUser: number;
+  taskTimeoutSeconds: number;
+  pollIntervalSeconds: number;
+  /** A RUNNING task whose last heartbeat is older than this has lost its agent. */
+  heartbeatTimeoutSeconds: number;
+  /** Consecutive poll errors before the task fails. */
+  maxPollErrors: number;
+  /** Consecutive polls that see the compute finished while the task is not terminal, before it fails. */
+  maxFinishedPolls: number;
+  /** Days a finished record is kept before TTL removes it. */
+  retentionDays: number;
+}
+
+export const DEFAULT_LIMITS: LimitsConfig = {
+  maxConcurrentPerUser: 10,
+  taskTimeoutSeconds: 8 * 3600,
+  pollIntervalSeconds: 30,
+  heartbeatTimeoutSeconds: 180,
+  maxPollErrors: 5,
+  maxFinishedPolls: 3,
+  retentionDays: 30,
+};
+
+export const POLL_INTERVAL_BOUNDS = { min: 5, max: 300 } as const;
+
+/** Poll interval clamped to what the orchestrator accepts (5–300 s). */
+export function clampPollInterval(seconds: number): number {
+  if (!Number.isFinite(seconds)) return DEFAULT_LIMITS.pollIntervalSeconds;
+  return Math.min(POLL_INTERVAL_BOUNDS.max, Math.max(POLL_INTERVAL_BOUNDS.min, seconds));
+}
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+export const CONFIG_ENV = "AGENT_COMPUTE_CONFIG";
+
+/** Read and check the config a deployed Lambda was given. */
+export function loadRuntimeConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig {
+  const raw = env[CONFIG_ENV];
+  if (!raw) throw new ConfigError(`${CONFIG_ENV} is not set`);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch (err) {
+    throw new ConfigError(`${CONFIG_ENV} is not valid JSON: ${(err as Error).message}`);
+  }
+  return checkRuntimeConfig(parsed as RuntimeConfig);
+}
+
+export function checkRuntimeConfig(config: RuntimeConfig): RuntimeConfig {
+  const problems: string[] = [];
+  if (!config.region) problems.push("region is required");
+  for (const key of ["tasks", "events", "leases", "concurrency", "repos"] as const) {
+    if (!config.tables?.[key]) problems.push(`tables.${key} is required`);
+  }
+  const enabled = config.enabledBackends ?? [];
+  for (const b of enabled) {
+    if (!isBackendType(b)) problems.push(`enabledBackends has '${b}'; allowed: ${BACKEND_TYPES.join(", ")}`);
+  }
+  if (!enabled.includes(config.defaultBackend)) {
+    problems.push(`defaultBackend '${config.defaultBackend}' is not among enabledBackends (${enabled.join(", ")})`);
+  }
+  for (const b of enabled) {
+    if (b !== "local" && !config[b]) problems.push(`backend '${b}' is enabled but its '${b}' settings are missing`);
+  }
+  if (problems.length) throw new ConfigError(`invalid runtime config: ${problems.join("; ")}`);
+  return { ...config, limits: { ...DEFAULT_LIMITS, ...config.limits } };
+}

@@ -1,0 +1,65 @@
+/**
+ * The contracts between the parts of the runtime. Implementations: tasks/store.ts (DynamoDB task store and
+ * event log), payload/ (S3 and local-file payload stores), fleet/lease.ts (EC2 lease table).
+ */
+import type { TaskEvent, TaskEventType, TaskRecord, TaskResultFields } from "./tasks/record";
+import type { TaskStatus } from "./tasks/status";
+
+export interface Page<T> {
+  items: T[];
+  /** Opaque; pass back to get the next page. Absent on the last page. */
+  nextToken?: string;
+}
+
+export interface PageRequest {
+  limit?: number;
+  nextToken?: string;
+}
+
+export interface TaskStore {
+  /** Insert a new task; fails with TaskExistsError if the id is taken (how idempotent submit is made atomic). */
+  create(record: TaskRecord): Promise<void>;
+  get(taskId: string): Promise<TaskRecord | undefined>;
+  /**
+   * Move a task to `to` by a conditional write: succeeds only if its current status is one from which `to`
+   * is legal (and, if given, one of `from`). Throws IllegalTransitionError otherwise, with the actual status.
+   */
+  transition(taskId: string, to: TaskStatus, fields?: TaskResultFields, from?: readonly TaskStatus[]): Promise<TaskRecord>;
+  /** Set non-status fields, only while the task's status is one of `whileIn`. */
+  update(taskId: string, fields: TaskResultFields, whileIn: readonly TaskStatus[]): Promise<TaskRecord>;
+  /** Record an agent heartbeat (agent_heartbeat_at = now); only while STARTING or RUNNING. */
+  heartbeat(taskId: string, at?: Date): Promise<void>;
+  listByUser(userId: string, options?: PageRequest & { status?: TaskStatus }): Promise<Page<TaskRecord>>;
+  /** Oldest first: QUEUED tasks are admitted first-in first-out from here. */
+  listByStatus(status: TaskStatus, options?: PageRequest): Promise<Page<TaskRecord>>;
+}
+
+export interface TaskEventLog {
+  append(taskId: string, type: TaskEventType, message: string, extra?: { status?: TaskStatus; data?: Record<string, unknown> }): Promise<TaskEvent>;
+  /** Oldest first (newest-last). */
+  list(taskId: string, options?: PageRequest): Promise<Page<TaskEvent>>;
+}
+
+export interface PayloadStore {
+  /** Largest payload accepted, in bytes. */
+  readonly maxBytes: number;
+  /** Store a task's payload; returns the URI the agent reads (s3://… or an absolute path). Throws PayloadTooLargeError. */
+  put(taskId: string, payload: AgentPayload): Promise<string>;
+  get(uri: string): Promise<AgentPayload>;
+  /** Remove it; a missing payload is not an error. */
+  delete(uri: string): Promise<void>;
+}
+
+/** What the agent reads from AGENT_PAYLOAD_URI (docs/agent-contract.md). */
+export interface AgentPayload {
+  task_id: string;
+  repo_url: string;
+  prompt: string;
+  branch?: string;
+  issue_number?: number;
+  model?: string;
+  max_turns?: number;
+  max_budget_usd?: number;
+  /** Free-form extra context for the agent (may be large). */
+  context?: Record<string, unknown>;
+}

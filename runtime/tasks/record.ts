@@ -1,0 +1,68 @@
+import type { BackendType, SessionHandle } from "../compute/handle";
+import type { TaskStatus } from "./status";
+
+/** One task as stored in the tasks table (snake_case attribute names, as the agent contract uses). */
+export interface TaskRecord {
+  task_id: string;
+  user_id: string;
+  status: TaskStatus;
+  repo_url: string;
+  prompt: string;
+  issue_number?: number;
+  branch?: string;
+  max_turns?: number;
+  max_budget_usd?: number;
+  model?: string;
+  /** Backend chosen for this task (request, repo blueprint, or stack default), fixed at submit. */
+  backend?: BackendType;
+  /** Named EC2 fleet, when backend is ec2. */
+  fleet?: string;
+  compute_type?: BackendType;
+  compute_metadata?: SessionHandle;
+  session_id?: string;
+  payload_uri?: string;
+  idempotency_key?: string;
+  created_at: string;
+  updated_at: string;
+  started_at?: string;
+  finished_at?: string;
+  agent_heartbeat_at?: string;
+  pr_url?: string;
+  error_message?: string;
+  cost_usd?: number;
+  exit_code?: number;
+  /** Epoch seconds; DynamoDB TTL removes finished records after the retention period. */
+  ttl?: number;
+}
+
+/** Fields an actor may set together with a status transition. */
+export type TaskResultFields = Partial<
+  Pick<
+    TaskRecord,
+    | "pr_url"
+    | "error_message"
+    | "cost_usd"
+    | "exit_code"
+    | "started_at"
+    | "finished_at"
+    | "agent_heartbeat_at"
+    | "compute_type"
+    | "compute_metadata"
+    | "session_id"
+    | "payload_uri"
+  >
+>;
+
+export type TaskEventType = "status" | "dispatch" | "heartbeat" | "error" | "info";
+
+export interface TaskEvent {
+  task_id: string;
+  /** Sortable: ISO timestamp + sequence, so events read newest-last. */
+  event_id: string;
+  type: TaskEventType;
+  message: string;
+  status?: TaskStatus;
+  at: string;
+  data?: Record<string, unknown>;
+  ttl?: number;
+}
