@@ -6,6 +6,8 @@ import { BACKEND_TYPES, isBackendType, type BackendType } from "./compute/handle
  */
 export interface RuntimeConfig {
   region: string;
+  /** Explicit service endpoints: the local platform's embedded DynamoDB. Deployed stacks leave this unset. */
+  endpoints?: { dynamodb?: string };
   tables: {
     tasks: string;
     events: string;
