@@ -22,6 +22,8 @@ export interface RuntimeConfig {
   ec2?: Ec2Config;
   agentcore?: AgentCoreConfig;
   local?: LocalConfig;
+  /** The durable orchestrator the API starts one execution of per task (qualified alias ARN). */
+  orchestrator?: { functionArn: string };
   limits: LimitsConfig;
 }
 

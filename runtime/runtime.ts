@@ -1,0 +1,64 @@
+import type { RuntimeConfig } from "./config";
+import { createStrategy } from "./compute/resolve";
+import type { BackendType } from "./compute/handle";
+import type { ComputeStrategy } from "./compute/strategy";
+import { LeaseTable } from "./fleet/lease";
+import { createPayloadStore } from "./payload";
+import type { PayloadStore, TaskEventLog, TaskStore } from "./ports";
+import { RepoBlueprints } from "./repos/blueprints";
+import { DynamoEventLog, DynamoTaskStore } from "./tasks/store";
+
+/**
+ * Everything a handler needs, wired from one config. Stores and strategies are created on first use, so a
+ * Lambda pays only for what its invocation touches; tests override any part.
+ */
+export interface Runtime {
+  readonly config: RuntimeConfig;
+  readonly tasks: TaskStore;
+  readonly events: TaskEventLog;
+  readonly payloads: PayloadStore;
+  readonly repos: RepoBlueprints;
+  readonly leases: LeaseTable;
+  strategy<T extends BackendType>(type: T): ComputeStrategy<T>;
+  now(): Date;
+}
+
+export type RuntimeOverrides = Partial<Omit<Runtime, "config" | "strategy">> & {
+  strategies?: Partial<{ [T in BackendType]: ComputeStrategy<T> }>;
+};
+
+export function createRuntime(config: RuntimeConfig, overrides: RuntimeOverrides = {}): Runtime {
+  const strategies = new Map<BackendType, ComputeStrategy>(Object.entries(overrides.strategies ?? {}) as [BackendType, ComputeStrategy][]);
+  let tasks = overrides.tasks;
+  let events = overrides.events;
+  let payloads = overrides.payloads;
+  let repos = overrides.repos;
+  let leases = overrides.leases;
+  return {
+    config,
+    get tasks() {
+      return (tasks ??= new DynamoTaskStore(config));
+    },
+    get events() {
+      return (events ??= new DynamoEventLog(config));
+    },
+    get payloads() {
+      return (payloads ??= createPayloadStore(config));
+    },
+    get repos() {
+      return (repos ??= new RepoBlueprints(config));
+    },
+    get leases() {
+      return (leases ??= new LeaseTable(config));
+    },
+    strategy<T extends BackendType>(type: T): ComputeStrategy<T> {
+      let s = strategies.get(type);
+      if (!s) {
+        s = createStrategy(type, config) as ComputeStrategy;
+        strategies.set(type, s);
+      }
+      return s as ComputeStrategy<T>;
+    },
+    now: overrides.now ?? (() => new Date()),
+  };
+}
