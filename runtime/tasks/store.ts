@@ -1,0 +1,371 @@
+/**
+ * The DynamoDB task store and task event log. Every status change is one conditional write whose condition is
+ * "the current status is one the transition table allows this move from", so two actors racing (orchestrator,
+ * agent, cancel API) can never both win, and a refused write reports the status that actually stopped it.
+ */
+import { ConditionalCheckFailedException, DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import {
+  DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  UpdateCommand,
+  type QueryCommandInput,
+} from "@aws-sdk/lib-dynamodb";
+import { awsClient } from "../aws/clients";
+import type { RuntimeConfig } from "../config";
+import { IllegalTransitionError, TaskExistsError } from "../errors";
+import type { Page, PageRequest, TaskEventLog, TaskStore } from "../ports";
+import { TASKS_BY_STATUS_INDEX, TASKS_BY_USER_INDEX } from "../tables";
+import type { TaskEvent, TaskEventType, TaskRecord, TaskResultFields } from "./record";
+import { allowedPredecessors, isTaskStatus, isTerminal, type TaskStatus } from "./status";
+
+/** Statuses in which an agent may heartbeat. */
+export const HEARTBEAT_STATUSES: readonly TaskStatus[] = ["STARTING", "RUNNING"];
+
+/** Attributes a caller may never set through `fields`: they are the key and the state machine itself. */
+const PROTECTED_FIELDS = new Set(["task_id", "status", "user_id", "created_at", "updated_at"]);
+
+const DEFAULT_PAGE_LIMIT = 50;
+const MAX_PAGE_LIMIT = 500;
+
+/** An update or heartbeat refused because the task was not in one of the statuses it requires. */
+export class TaskNotInStatusError extends IllegalTransitionError {
+  constructor(
+    taskId: string,
+    readonly required: readonly TaskStatus[],
+    actual: TaskStatus | undefined,
+    what: string,
+  ) {
+    super(taskId, actual ?? required[0], actual);
+    this.message =
+      actual === undefined
+        ? `task ${taskId} does not exist (cannot ${what})`
+        : `task ${taskId} is ${actual}; ${what} requires one of ${required.join(", ")}`;
+    this.name = "TaskNotInStatusError";
+  }
+}
+
+/** A nextToken that this store did not issue (or that was altered). */
+export class InvalidPageTokenError extends Error {
+  constructor(detail: string) {
+    super(`nextToken is not a page token issued by this API (${detail}); omit it to start from the first page`);
+    this.name = "InvalidPageTokenError";
+  }
+}
+
+export function encodePageToken(key: Record<string, unknown> | undefined): string | undefined {
+  return key ? Buffer.from(JSON.stringify(key), "utf8").toString("base64url") : undefined;
+}
+
+export function decodePageToken(token: string | undefined): Record<string, unknown> | undefined {
+  if (token === undefined || token === "") return undefined;
+  if (!/^[A-Za-z0-9_-]+$/.test(token)) throw new InvalidPageTokenError("not base64url");
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(token, "base64url").toString("utf8"));
+  } catch {
+    throw new InvalidPageTokenError("not JSON");
+  }
+  if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) throw new InvalidPageTokenError("not a key object");
+  for (const v of Object.values(parsed)) {
+    if (typeof v !== "string" && typeof v !== "number") throw new InvalidPageTokenError("key values must be strings or numbers");
+  }
+  return parsed as Record<string, unknown>;
+}
+
+function pageLimit(limit: number | undefined): number {
+  if (limit === undefined) return DEFAULT_PAGE_LIMIT;
+  if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`limit must be a positive integer, got ${limit}`);
+  return Math.min(limit, MAX_PAGE_LIMIT);
+}
+
+export interface StoreOptions {
+  /** Clock for timestamps (tests). */
+  now?: () => Date;
+}
+
+/** The document client every store of this module shares: one per region and endpoint. */
+export function documentClient(config: Pick<RuntimeConfig, "region" | "endpoints">): DynamoDBDocumentClient {
+  const base = awsClient(DynamoDBClient, { region: config.region, endpoint: config.endpoints?.dynamodb });
+  let doc = docClients.get(base);
+  if (!doc) {
+    doc = DynamoDBDocumentClient.from(base, { marshallOptions: { removeUndefinedValues: true } });
+    docClients.set(base, doc);
+  }
+  return doc;
+}
+const docClients = new WeakMap<DynamoDBClient, DynamoDBDocumentClient>();
+
+/** The status held in a ConditionalCheckFailedException's ALL_OLD item (raw attribute-value form), if any. */
+function statusFromFailure(err: unknown): TaskStatus | undefined {
+  const item = (err as { Item?: Record<string, unknown> }).Item;
+  const raw = item?.status as { S?: unknown } | string | undefined;
+  const value = typeof raw === "string" ? raw : raw?.S;
+  return isTaskStatus(value) ? value : undefined;
+}
+
+function epochSeconds(d: Date): number {
+  return Math.floor(d.getTime() / 1000);
+}
+
+export class DynamoTaskStore implements TaskStore {
+  private readonly now: () => Date;
+
+  constructor(
+    private readonly config: RuntimeConfig,
+    options: StoreOptions = {},
+  ) {
+    this.now = options.now ?? (() => new Date());
+  }
+
+  private get doc(): DynamoDBDocumentClient {
+    return documentClient(this.config);
+  }
+
+  private get table(): string {
+    return this.config.tables.tasks;
+  }
+
+  async create(record: TaskRecord): Promise<void> {
+    try {
+      await this.doc.send(
+        new PutCommand({
+          TableName: this.table,
+          Item: record,
+          ConditionExpression: "attribute_not_exists(task_id)",
+        }),
+      );
+    } catch (err) {
+      if (err instanceof ConditionalCheckFailedException) throw new TaskExistsError(record.task_id);
+      throw err;
+    }
+  }
+
+  async get(taskId: string): Promise<TaskRecord | undefined> {
+    const out = await this.doc.send(new GetCommand({ TableName: this.table, Key: { task_id: taskId }, ConsistentRead: true }));
+    return out.Item as TaskRecord | undefined;
+  }
+
+  async transition(
+    taskId: string,
+    to: TaskStatus,
+    fields: TaskResultFields = {},
+    from?: readonly TaskStatus[],
+  ): Promise<TaskRecord> {
+    const legal = allowedPredecessors(to);
+    const predecessors = from ? legal.filter((s) => from.includes(s)) : legal;
+    if (predecessors.length === 0) {
+      // Nothing could satisfy the condition; report the real status without writing.
+      throw new IllegalTransitionError(taskId, to, (await this.get(taskId))?.status);
+    }
+    const now = this.now();
+    const set: Record<string, unknown> = { ...fields };
+    if (isTerminal(to)) {
+      set.finished_at ??= now.toISOString();
+      set.ttl = epochSeconds(now) + this.config.limits.retentionDays * 86400;
+    }
+    try {
+      return await this.conditionalUpdate(taskId, set, predecessors, now, to, to === "RUNNING");
+    } catch (err) {
+      if (!(err instanceof ConditionalCheckFailedException)) throw err;
+      const actual = statusFromFailure(err) ?? (await this.get(taskId))?.status;
+      throw new IllegalTransitionError(taskId, to, actual);
+    }
+  }
+
+  async update(taskId: string, fields: TaskResultFields, whileIn: readonly TaskStatus[]): Promise<TaskRecord> {
+    if (whileIn.length === 0) throw new RangeError("update needs at least one status in whileIn");
+    try {
+      return await this.conditionalUpdate(taskId, { ...fields }, whileIn, this.now());
+    } catch (err) {
+      if (!(err instanceof ConditionalCheckFailedException)) throw err;
+      const actual = statusFromFailure(err) ?? (await this.get(taskId))?.status;
+      throw new TaskNotInStatusError(taskId, whileIn, actual, "update");
+    }
+  }
+
+  async heartbeat(taskId: string, at: Date = this.now()): Promise<void> {
+    try {
+      await this.conditionalUpdate(taskId, { agent_heartbeat_at: at.toISOString() }, HEARTBEAT_STATUSES, at);
+    } catch (err) {
+      if (!(err instanceof ConditionalCheckFailedException)) throw err;
+      const actual = statusFromFailure(err) ?? (await this.get(taskId))?.status;
+      throw new TaskNotInStatusError(taskId, HEARTBEAT_STATUSES, actual, "heartbeat");
+    }
+  }
+
+  /**
+   * SET the given fields (and status, when moving) only if the item exists with a status in `whileIn`.
+   * A refusal carries the old item (ReturnValuesOnConditionCheckFailure) so the caller can name the real status
+   * without a second read; emulators that ignore that option fall back to a consistent read.
+   */
+  private async conditionalUpdate(
+    taskId: string,
+    fields: Record<string, unknown>,
+    whileIn: readonly TaskStatus[],
+    now: Date,
+    to?: TaskStatus,
+    stampStarted = false,
+  ): Promise<TaskRecord> {
+    const names: Record<string, string> = { "#status": "status", "#updated_at": "updated_at" };
+    const values: Record<string, unknown> = { ":updated_at": now.toISOString() };
+    const sets = ["#updated_at = :updated_at"];
+    let i = 0;
+    for (const [key, value] of Object.entries(fields)) {
+      if (value === undefined) continue;
+      if (PROTECTED_FIELDS.has(key)) {
+        throw new RangeError(`field '${key}' cannot be set by an update; it is managed by the store`);
+      }
+      names[`#f${i}`] = key;
+      values[`:f${i}`] = value;
+      sets.push(`#f${i} = :f${i}`);
+      i++;
+    }
+    if (to) {
+      values[":to"] = to;
+      sets.push("#status = :to");
+    }
+    if (stampStarted && fields.started_at === undefined) {
+      names["#started_at"] = "started_at";
+      values[":started_at"] = now.toISOString();
+      sets.push("#started_at = if_not_exists(#started_at, :started_at)");
+    }
+    const allowed = whileIn.map((s, n) => {
+      values[`:w${n}`] = s;
+      return `:w${n}`;
+    });
+    const out = await this.doc.send(
+      new UpdateCommand({
+        TableName: this.table,
+        Key: { task_id: taskId },
+        UpdateExpression: `SET ${sets.join(", ")}`,
+        ConditionExpression: `attribute_exists(task_id) AND #status IN (${allowed.join(", ")})`,
+        ExpressionAttributeNames: names,
+        ExpressionAttributeValues: values,
+        ReturnValues: "ALL_NEW",
+        ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+      }),
+    );
+    return out.Attributes as TaskRecord;
+  }
+
+  /** A user's tasks, newest first; optionally only those in one status. */
+  async listByUser(userId: string, options: PageRequest & { status?: TaskStatus } = {}): Promise<Page<TaskRecord>> {
+    const input: QueryCommandInput = {
+      TableName: this.table,
+      IndexName: TASKS_BY_USER_INDEX,
+      KeyConditionExpression: "user_id = :u",
+      ExpressionAttributeValues: { ":u": userId },
+      ScanIndexForward: false,
+      Limit: pageLimit(options.limit),
+      ExclusiveStartKey: decodePageToken(options.nextToken),
+    };
+    if (options.status) {
+      input.FilterExpression = "#status = :s";
+      input.ExpressionAttributeNames = { "#status": "status" };
+      input.ExpressionAttributeValues = { ...input.ExpressionAttributeValues, ":s": options.status };
+    }
+    const out = await this.doc.send(new QueryCommand(input));
+    return { items: (out.Items ?? []) as TaskRecord[], nextToken: encodePageToken(out.LastEvaluatedKey) };
+  }
+
+  /** Tasks in one status, oldest first (QUEUED tasks are admitted first-in first-out from here). */
+  async listByStatus(status: TaskStatus, options: PageRequest = {}): Promise<Page<TaskRecord>> {
+    const out = await this.doc.send(
+      new QueryCommand({
+        TableName: this.table,
+        IndexName: TASKS_BY_STATUS_INDEX,
+        KeyConditionExpression: "#status = :s",
+        ExpressionAttributeNames: { "#status": "status" },
+        ExpressionAttributeValues: { ":s": status },
+        ScanIndexForward: true,
+        Limit: pageLimit(options.limit),
+        ExclusiveStartKey: decodePageToken(options.nextToken),
+      }),
+    );
+    return { items: (out.Items ?? []) as TaskRecord[], nextToken: encodePageToken(out.LastEvaluatedKey) };
+  }
+}
+
+/**
+ * Event ids: `<ISO time>#<sequence>#<random>`. The time never goes backwards within a process and the sequence
+ * orders events written in the same millisecond, so a task's events read newest-last; the random part keeps
+ * ids from two processes (orchestrator and agent) writing in the same millisecond distinct.
+ */
+export class EventIdGenerator {
+  private lastMs = 0;
+  private seq = 0;
+
+  constructor(private readonly now: () => Date = () => new Date()) {}
+
+  next(): { id: string; at: string } {
+    const ms = Math.max(this.now().getTime(), this.lastMs);
+    this.seq = ms === this.lastMs ? this.seq + 1 : 0;
+    this.lastMs = ms;
+    const at = new Date(ms).toISOString();
+    const rand = Math.floor(Math.random() * 0x1000000)
+      .toString(16)
+      .padStart(6, "0");
+    return { id: `${at}#${String(this.seq).padStart(6, "0")}#${rand}`, at };
+  }
+}
+
+export class DynamoEventLog implements TaskEventLog {
+  private readonly ids: EventIdGenerator;
+  private readonly now: () => Date;
+
+  constructor(
+    private readonly config: RuntimeConfig,
+    options: StoreOptions = {},
+  ) {
+    this.now = options.now ?? (() => new Date());
+    this.ids = new EventIdGenerator(this.now);
+  }
+
+  private get doc(): DynamoDBDocumentClient {
+    return documentClient(this.config);
+  }
+
+  async append(
+    taskId: string,
+    type: TaskEventType,
+    message: string,
+    extra: { status?: TaskStatus; data?: Record<string, unknown> } = {},
+  ): Promise<TaskEvent> {
+    const { id, at } = this.ids.next();
+    const event: TaskEvent = {
+      task_id: taskId,
+      event_id: id,
+      type,
+      message,
+      at,
+      ...(extra.status ? { status: extra.status } : {}),
+      ...(extra.data ? { data: extra.data } : {}),
+      ttl: epochSeconds(new Date(at)) + this.config.limits.retentionDays * 86400,
+    };
+    await this.doc.send(
+      new PutCommand({
+        TableName: this.config.tables.events,
+        Item: event,
+        ConditionExpression: "attribute_not_exists(event_id)",
+      }),
+    );
+    return event;
+  }
+
+  async list(taskId: string, options: PageRequest = {}): Promise<Page<TaskEvent>> {
+    const out = await this.doc.send(
+      new QueryCommand({
+        TableName: this.config.tables.events,
+        KeyConditionExpression: "task_id = :t",
+        ExpressionAttributeValues: { ":t": taskId },
+        ScanIndexForward: true,
+        ConsistentRead: true,
+        Limit: pageLimit(options.limit),
+        ExclusiveStartKey: decodePageToken(options.nextToken),
+      }),
+    );
+    return { items: (out.Items ?? []) as TaskEvent[], nextToken: encodePageToken(out.LastEvaluatedKey) };
+  }
+}
