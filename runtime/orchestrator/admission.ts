@@ -1,0 +1,115 @@
+/**
+ * The admit step: a task may start only while its user holds fewer than limits.maxConcurrentPerUser slots.
+ * Over the cap it waits as QUEUED, and queued tasks are admitted first-in first-out: only the user's oldest
+ * queued task may take a freed slot, and a new submission queues behind any task already waiting.
+ */
+import { QueryCommand } from "@aws-sdk/lib-dynamodb";
+import { IllegalTransitionError } from "../errors";
+import type { Runtime } from "../runtime";
+import { TASKS_BY_STATUS_INDEX } from "../tables";
+import type { TaskRecord } from "../tasks/record";
+import { documentClient } from "../tasks/store";
+import { isTerminal, type TaskStatus } from "../tasks/status";
+import { TaskNotFoundError } from "./errors";
+import { secondsSince } from "./load";
+import { ConcurrencySlots } from "./slots";
+
+export type AdmitResult =
+  | { outcome: "admitted" }
+  | { outcome: "queued" }
+  /** The task reached a terminal status (cancelled while waiting, or failed by the queue timeout). */
+  | { outcome: "ended"; status: TaskStatus };
+
+type QueueKey = Pick<TaskRecord, "task_id" | "created_at">;
+
+/**
+ * May this task try for a slot, given the user's oldest queued task? Yes if nobody waits, if it is that task,
+ * or if it was submitted before it (a late orchestrator must not lose its place to a younger task).
+ */
+export function isFirstInLine(task: QueueKey, oldestQueued: QueueKey | undefined): boolean {
+  if (!oldestQueued || oldestQueued.task_id === task.task_id) return true;
+  if (task.created_at !== oldestQueued.created_at) return task.created_at < oldestQueued.created_at;
+  return task.task_id < oldestQueued.task_id;
+}
+
+/** The user's oldest QUEUED task: the by-status index is ordered by created_at, and QUEUED is short. */
+export async function oldestQueuedOf(rt: Runtime, userId: string): Promise<TaskRecord | undefined> {
+  let start: Record<string, unknown> | undefined;
+  do {
+    const out = await documentClient(rt.config).send(
+      new QueryCommand({
+        TableName: rt.config.tables.tasks,
+        IndexName: TASKS_BY_STATUS_INDEX,
+        KeyConditionExpression: "#status = :q",
+        FilterExpression: "user_id = :u",
+        ExpressionAttributeNames: { "#status": "status" },
+        ExpressionAttributeValues: { ":q": "QUEUED", ":u": userId },
+        ScanIndexForward: true,
+        ExclusiveStartKey: start,
+      }),
+    );
+    if (out.Items?.length) return out.Items[0] as TaskRecord;
+    start = out.LastEvaluatedKey;
+  } while (start);
+  return undefined;
+}
+
+export async function admitTask(rt: Runtime, taskId: string): Promise<AdmitResult> {
+  const task = await rt.tasks.get(taskId);
+  if (!task) throw new TaskNotFoundError(taskId);
+  if (isTerminal(task.status)) return { outcome: "ended", status: task.status };
+  // A replayed step: admission already happened.
+  if (task.status === "STARTING" || task.status === "RUNNING") return { outcome: "admitted" };
+
+  const limits = rt.config.limits;
+  const waited = secondsSince(task.created_at, rt.now()) ?? 0;
+  if (waited >= limits.taskTimeoutSeconds) {
+    // QUEUED → TIMED_OUT is not a legal move (nothing ran); the task fails, saying why.
+    return fail(rt, task, `the task waited ${Math.round(waited)}s for a concurrency slot, past its ${limits.taskTimeoutSeconds}s timeout`);
+  }
+
+  const slots = new ConcurrencySlots(rt.config);
+  const first = isFirstInLine(task, await oldestQueuedOf(rt, task.user_id));
+  if (!first || !(await slots.claim(task.user_id, taskId, limits.maxConcurrentPerUser))) {
+    return queue(rt, task, first ? `user ${task.user_id} has ${limits.maxConcurrentPerUser} tasks running (the limit)` : "older tasks of this user are queued");
+  }
+
+  try {
+    await rt.tasks.transition(taskId, "STARTING", {}, ["SUBMITTED", "QUEUED"]);
+  } catch (err) {
+    if (!(err instanceof IllegalTransitionError) || err.actual === undefined) throw err;
+    if (err.actual === "STARTING" || err.actual === "RUNNING") return { outcome: "admitted" };
+    // Cancelled between our read and the claim: the slot we just took must not leak.
+    await slots.release(task.user_id, taskId);
+    return { outcome: "ended", status: err.actual };
+  }
+  await rt.events.append(taskId, "status", "admitted; starting the compute", { status: "STARTING" });
+  return { outcome: "admitted" };
+}
+
+async function queue(rt: Runtime, task: TaskRecord, why: string): Promise<AdmitResult> {
+  if (task.status === "QUEUED") return { outcome: "queued" };
+  try {
+    await rt.tasks.transition(task.task_id, "QUEUED", {}, ["SUBMITTED"]);
+  } catch (err) {
+    if (!(err instanceof IllegalTransitionError) || err.actual === undefined) throw err;
+    if (isTerminal(err.actual)) return { outcome: "ended", status: err.actual };
+    if (err.actual === "QUEUED") return { outcome: "queued" };
+    throw err;
+  }
+  await rt.events.append(task.task_id, "status", `queued: ${why}`, { status: "QUEUED" });
+  return { outcome: "queued" };
+}
+
+async function fail(rt: Runtime, task: TaskRecord, reason: string): Promise<AdmitResult> {
+  try {
+    await rt.tasks.transition(task.task_id, "FAILED", { error_message: reason }, ["SUBMITTED", "QUEUED"]);
+  } catch (err) {
+    if (!(err instanceof IllegalTransitionError) || err.actual === undefined) throw err;
+    if (isTerminal(err.actual)) return { outcome: "ended", status: err.actual };
+    if (err.actual === "STARTING" || err.actual === "RUNNING") return { outcome: "admitted" };
+    throw err;
+  }
+  await rt.events.append(task.task_id, "status", reason, { status: "FAILED" });
+  return { outcome: "ended", status: "FAILED" };
+}

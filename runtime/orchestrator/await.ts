@@ -1,0 +1,148 @@
+/**
+ * The await step: one poll of a started task. The compute is polled *before* the task record is read, so a
+ * terminal status the agent wrote just before exiting is always seen; then the one liveness decision
+ * (runtime/liveness.ts) says continue, done, fail or time out, and this step carries the verdict out.
+ */
+import { BACKEND_NAMES, type SessionHandle } from "../compute/handle";
+import type { ComputeStrategy, SessionStatus } from "../compute/strategy";
+import type { LimitsConfig } from "../config";
+import { IllegalTransitionError } from "../errors";
+import { decideLiveness, type LivenessThresholds } from "../liveness";
+import type { Runtime } from "../runtime";
+import { isTerminal, TASK_STATUSES, type TaskStatus } from "../tasks/status";
+import { TaskNotFoundError } from "./errors";
+import { secondsSince } from "./load";
+
+/** Carried from one poll to the next (a durable step result, so plain JSON). */
+export interface PollCounters {
+  pollErrors: number;
+  finishedPolls: number;
+}
+
+export const FRESH_COUNTERS: PollCounters = { pollErrors: 0, finishedPolls: 0 };
+
+export type PollResult = { outcome: "continue"; counters: PollCounters } | { outcome: "ended"; status: TaskStatus };
+
+/**
+ * How long a started session may go without its first RUNNING or heartbeat: Fargate provisioning, image pulls
+ * and instance-side docker pulls take minutes. Not in LimitsConfig, so the orchestrator's options carry it.
+ */
+export const DEFAULT_STARTUP_GRACE_SECONDS = 600;
+
+export function livenessThresholds(limits: LimitsConfig, startupGraceSeconds = DEFAULT_STARTUP_GRACE_SECONDS): LivenessThresholds {
+  return {
+    taskTimeoutSeconds: limits.taskTimeoutSeconds,
+    heartbeatTimeoutSeconds: limits.heartbeatTimeoutSeconds,
+    startupGraceSeconds,
+    maxPollErrors: limits.maxPollErrors,
+    maxFinishedPolls: limits.maxFinishedPolls,
+  };
+}
+
+/** The counters after one poll: a streak resets as soon as a poll breaks it. */
+export function nextCounters(prev: PollCounters, compute: SessionStatus | undefined, taskStatus: TaskStatus): PollCounters {
+  return {
+    pollErrors: compute ? 0 : prev.pollErrors + 1,
+    finishedPolls: compute?.state === "EXITED" && !isTerminal(taskStatus) ? prev.finishedPolls + 1 : 0,
+  };
+}
+
+export interface PollOptions {
+  startupGraceSeconds?: number;
+}
+
+export async function pollTask(
+  rt: Runtime,
+  taskId: string,
+  handle: SessionHandle,
+  prev: PollCounters,
+  options: PollOptions = {},
+): Promise<PollResult> {
+  const strategy = rt.strategy(handle.type) as ComputeStrategy;
+  const what = BACKEND_NAMES[handle.type];
+  let compute: SessionStatus | undefined;
+  let pollError: string | undefined;
+  try {
+    compute = await strategy.pollSession(handle);
+  } catch (err) {
+    pollError = (err as Error).message ?? String(err);
+  }
+
+  const task = await rt.tasks.get(taskId);
+  if (!task) throw new TaskNotFoundError(taskId);
+  const counters = nextCounters(prev, compute, task.status);
+  if (pollError && counters.pollErrors === 1) {
+    await rt.events.append(taskId, "error", `could not read the ${what}'s status: ${pollError}`);
+  }
+
+  // The exit code counts as much as the agent's own word: keep it on the record whenever the compute reports one.
+  const exitCode = compute?.state === "EXITED" ? compute.exitCode : undefined;
+  if (exitCode !== undefined && task.exit_code !== exitCode) {
+    await rt.tasks.update(taskId, { exit_code: exitCode }, TASK_STATUSES).catch((err) => {
+      if (!(err instanceof IllegalTransitionError)) throw err;
+    });
+  }
+
+  const now = rt.now();
+  const decision = decideLiveness(
+    {
+      backend: handle.type,
+      taskStatus: task.status,
+      heartbeatAgeSeconds: secondsSince(task.agent_heartbeat_at, now),
+      sinceStartSeconds: secondsSince(task.started_at, now) ?? 0,
+      elapsedSeconds: secondsSince(task.created_at, now) ?? 0,
+      compute,
+      consecutivePollErrors: counters.pollErrors,
+      consecutiveFinishedPolls: counters.finishedPolls,
+      lastPollError: pollError,
+    },
+    livenessThresholds(rt.config.limits, options.startupGraceSeconds),
+  );
+
+  switch (decision.action) {
+    case "continue":
+      return { outcome: "continue", counters };
+    case "done":
+      return { outcome: "ended", status: decision.status };
+    case "fail":
+      return stopAs(rt, taskId, handle, strategy, "FAILED", decision.reason, exitCode);
+    case "timeout":
+      return stopAs(rt, taskId, handle, strategy, "TIMED_OUT", decision.reason, exitCode);
+    default: {
+      const unhandled: never = decision;
+      throw new Error(`unknown liveness decision ${JSON.stringify(unhandled)}`);
+    }
+  }
+}
+
+/**
+ * End the task as `to`, then stop its compute. The status is written first: if the agent finished in the
+ * meantime its own terminal status stands, and the compute is left to exit by itself.
+ */
+async function stopAs(
+  rt: Runtime,
+  taskId: string,
+  handle: SessionHandle,
+  strategy: ComputeStrategy,
+  to: "FAILED" | "TIMED_OUT",
+  reason: string,
+  exitCode: number | undefined,
+): Promise<PollResult> {
+  try {
+    await rt.tasks.transition(taskId, to, { error_message: reason, ...(exitCode !== undefined ? { exit_code: exitCode } : {}) }, [
+      "STARTING",
+      "RUNNING",
+    ]);
+  } catch (err) {
+    if (!(err instanceof IllegalTransitionError) || err.actual === undefined || !isTerminal(err.actual)) throw err;
+    return { outcome: "ended", status: err.actual };
+  }
+  await rt.events.append(taskId, "status", reason, { status: to });
+  try {
+    await strategy.stopSession(handle, reason);
+  } catch (err) {
+    // Finalize tries the stop again; the verdict stands either way.
+    await rt.events.append(taskId, "error", `could not stop the ${BACKEND_NAMES[handle.type]}: ${(err as Error).message}`);
+  }
+  return { outcome: "ended", status: to };
+}

@@ -1,0 +1,50 @@
+/**
+ * The orchestrator Lambda: one durable execution per task (named after the task id by the dispatcher), running
+ * the shared workflow with each step checkpointed and each wait a durable wait — the function is not running,
+ * and not billed, while it waits. Kept light at import: the runtime (stores, strategies, SDK clients) is
+ * created on the first invocation.
+ */
+import { createRetryStrategy, withDurableExecution, type DurableContext } from "@aws/durable-execution-sdk-js";
+import { loadRuntimeConfig } from "../config";
+import type { Runtime } from "../runtime";
+import { runWorkflow, type WorkflowDriver, type WorkflowOptions, type WorkflowResult } from "./workflow";
+
+export interface OrchestratorEvent {
+  task_id: string;
+}
+
+/**
+ * A step that throws (DynamoDB unreachable, a bug) is retried a few times with backoff before the execution
+ * fails; the steps are idempotent, so a retry is safe. Expected outcomes (failed start, dead agent) are results,
+ * not exceptions, and are never retried here.
+ */
+const STEP_RETRY = createRetryStrategy({ maxAttempts: 3, initialDelay: { seconds: 5 }, maxDelay: { seconds: 60 } });
+
+export function durableDriver(ctx: DurableContext): WorkflowDriver {
+  return {
+    step: <T>(name: string, fn: () => Promise<T>) => ctx.step(name, () => fn(), { retryStrategy: STEP_RETRY }) as Promise<T>,
+    // Durable waits are whole seconds, at least one.
+    wait: (name, seconds) => ctx.wait(name, { seconds: Math.max(1, Math.ceil(seconds)) }) as Promise<void>,
+  };
+}
+
+export function createOrchestratorHandler(getRuntime: () => Runtime | Promise<Runtime>, options: WorkflowOptions = {}) {
+  return withDurableExecution<OrchestratorEvent, WorkflowResult>(async (event, ctx) => {
+    const taskId = event?.task_id;
+    if (typeof taskId !== "string" || taskId === "") {
+      throw new Error(`the orchestrator's input must be {"task_id": "<task id>"}; got ${JSON.stringify(event)}`);
+    }
+    return runWorkflow(durableDriver(ctx), await getRuntime(), taskId, options);
+  });
+}
+
+let runtime: Promise<Runtime> | undefined;
+
+/** The deployed handler: config from AGENT_COMPUTE_CONFIG, runtime built once per execution environment. */
+export const handler = createOrchestratorHandler(
+  () =>
+    (runtime ??= import("../runtime").then(({ createRuntime }) => createRuntime(loadRuntimeConfig())).catch((err) => {
+      runtime = undefined;
+      throw err;
+    })),
+);

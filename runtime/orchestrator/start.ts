@@ -1,0 +1,145 @@
+/**
+ * The start step: resolve the backend, start the compute, persist its handle on the task record.
+ * Idempotent: a handle already on the record is returned as is, and every strategy derives its session from the
+ * task id (ECS clientToken, EC2 lease per task, AgentCore session id, local run folder), so a step re-run after
+ * a crash between "started" and "persisted" finds the same session instead of starting a second one.
+ */
+import { BACKEND_NAMES, type SessionHandle } from "../compute/handle";
+import { resolveBackend, type BackendChoice } from "../compute/resolve";
+import type { ComputeStrategy } from "../compute/strategy";
+import { IllegalTransitionError, isTransientError, NoCapacityError } from "../errors";
+import type { AgentPayload } from "../ports";
+import type { Runtime } from "../runtime";
+import type { TaskRecord } from "../tasks/record";
+import { isTerminal, type TaskStatus } from "../tasks/status";
+import { TaskNotFoundError } from "./errors";
+import { secondsSince } from "./load";
+
+export type StartResult =
+  | { outcome: "started"; handle: SessionHandle }
+  /** EC2 only: no ready instance; not a failure, the orchestrator waits and tries again. */
+  | { outcome: "waiting-for-capacity"; fleet: string }
+  | { outcome: "ended"; status: TaskStatus };
+
+/** The id people and logs know a session by, per backend. */
+export function sessionIdOf(handle: SessionHandle): string {
+  switch (handle.type) {
+    case "agentcore":
+      return handle.sessionId;
+    case "ecs":
+      return handle.taskArn;
+    case "ec2":
+      return handle.commandId;
+    case "local":
+      return `pid:${handle.pid}`;
+    default: {
+      const unhandled: never = handle;
+      throw new Error(`unknown session handle type '${(unhandled as SessionHandle).type}'`);
+    }
+  }
+}
+
+export async function startTask(rt: Runtime, taskId: string): Promise<StartResult> {
+  const task = await rt.tasks.get(taskId);
+  if (!task) throw new TaskNotFoundError(taskId);
+  if (isTerminal(task.status)) return { outcome: "ended", status: task.status };
+  if (task.compute_metadata) return { outcome: "started", handle: task.compute_metadata };
+  if (task.status !== "STARTING") {
+    throw new IllegalTransitionError(taskId, "STARTING", task.status);
+  }
+
+  const timeout = rt.config.limits.taskTimeoutSeconds;
+  const elapsed = secondsSince(task.created_at, rt.now()) ?? 0;
+  if (elapsed >= timeout) {
+    return end(rt, task, "TIMED_OUT", `the task's compute had not started after ${Math.round(elapsed)}s, past its ${timeout}s timeout`);
+  }
+
+  let choice: BackendChoice;
+  try {
+    choice = await chooseBackend(rt, task);
+  } catch (err) {
+    return end(rt, task, "FAILED", `could not choose a backend: ${(err as Error).message}`);
+  }
+  const what = BACKEND_NAMES[choice.backend];
+  const strategy = rt.strategy(choice.backend) as ComputeStrategy;
+  const payloadUri = task.payload_uri ?? (await writePayload(rt, task));
+  const request = { task: { ...task, backend: choice.backend, fleet: choice.fleet, payload_uri: payloadUri }, payloadUri };
+
+  let handle: SessionHandle;
+  try {
+    handle = await startWithOneRetry(() => strategy.startSession(request));
+  } catch (err) {
+    if (err instanceof NoCapacityError) return { outcome: "waiting-for-capacity", fleet: err.fleet };
+    return end(rt, task, "FAILED", `could not start the ${what}: ${(err as Error).message}`);
+  }
+
+  try {
+    await rt.tasks.update(
+      taskId,
+      {
+        compute_type: handle.type,
+        compute_metadata: handle,
+        session_id: sessionIdOf(handle),
+        started_at: rt.now().toISOString(),
+      },
+      ["STARTING", "RUNNING"],
+    );
+  } catch (err) {
+    if (!(err instanceof IllegalTransitionError) || err.actual === undefined) throw err;
+    // The write is conditional on the status, so a cancel either landed before it (handled here: we stop what we
+    // just started) or after it (the cancel sees the handle and stops the compute itself). No window is left.
+    if (err.actual === "CANCELLED") {
+      await strategy.stopSession(handle, "task was cancelled while its compute was starting");
+      await rt.events.append(taskId, "info", `stopped the ${what} that started as the task was cancelled`);
+    }
+    return { outcome: "ended", status: err.actual };
+  }
+  await rt.events.append(taskId, "dispatch", `started the ${what} ${sessionIdOf(handle)}`, {
+    data: { compute_type: handle.type, session_id: sessionIdOf(handle) },
+  });
+  return { outcome: "started", handle };
+}
+
+/** The backend fixed at submit, else the repo blueprint's, else the stack default. */
+async function chooseBackend(rt: Runtime, task: TaskRecord): Promise<BackendChoice> {
+  const blueprint = task.backend ? undefined : await rt.repos.get(task.repo_url);
+  return resolveBackend({ backend: task.backend, fleet: task.fleet }, blueprint, rt.config);
+}
+
+/** Transient errors (throttling, 5xx, network) get exactly one more attempt; the SDK has already retried inside. */
+async function startWithOneRetry<T>(start: () => Promise<T>): Promise<T> {
+  try {
+    return await start();
+  } catch (err) {
+    if (!isTransientError(err)) throw err;
+    return start();
+  }
+}
+
+/** Submit normally writes the payload; a task created without one gets it built from its record. */
+async function writePayload(rt: Runtime, task: TaskRecord): Promise<string> {
+  const payload: AgentPayload = {
+    task_id: task.task_id,
+    repo_url: task.repo_url,
+    prompt: task.prompt,
+    ...(task.branch !== undefined ? { branch: task.branch } : {}),
+    ...(task.issue_number !== undefined ? { issue_number: task.issue_number } : {}),
+    ...(task.model !== undefined ? { model: task.model } : {}),
+    ...(task.max_turns !== undefined ? { max_turns: task.max_turns } : {}),
+    ...(task.max_budget_usd !== undefined ? { max_budget_usd: task.max_budget_usd } : {}),
+  };
+  const uri = await rt.payloads.put(task.task_id, payload);
+  await rt.tasks.update(task.task_id, { payload_uri: uri }, ["STARTING"]);
+  return uri;
+}
+
+async function end(rt: Runtime, task: TaskRecord, to: "FAILED" | "TIMED_OUT", reason: string): Promise<StartResult> {
+  try {
+    await rt.tasks.transition(task.task_id, to, { error_message: reason }, ["STARTING"]);
+  } catch (err) {
+    if (!(err instanceof IllegalTransitionError) || err.actual === undefined || !isTerminal(err.actual)) throw err;
+    return { outcome: "ended", status: err.actual };
+  }
+  await rt.events.append(task.task_id, "status", reason, { status: to });
+  return { outcome: "ended", status: to };
+}
