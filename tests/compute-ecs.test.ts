@@ -8,6 +8,7 @@ import {
   StopTaskCommand,
   AccessDeniedException,
   type Task,
+  type TaskStopCode,
 } from "@aws-sdk/client-ecs";
 import { mockClient } from "aws-sdk-client-mock";
 import type { RuntimeConfig } from "../runtime/config";
@@ -146,12 +147,12 @@ describe("ECS strategy: mapEcsTask (every lastStatus, stopCode and exit-code cas
   for (const stopCode of ECS_LOSS_STOP_CODES) {
     cases.push({
       name: `STOPPED, ${stopCode}, even with the agent's SIGTERM exit 143, is LOST (not the agent's failure)`,
-      task: stopped({ stopCode, stoppedReason: `stopped: ${stopCode}` }, 143),
+      task: stopped({ stopCode: stopCode as TaskStopCode, stoppedReason: `stopped: ${stopCode}` }, 143),
       expect: { state: "LOST", exitCode: 143, reason: `${stopCode}: stopped: ${stopCode}` },
     });
     cases.push({
       name: `STOPPED, ${stopCode}, without an exit code is LOST`,
-      task: stopped({ stopCode, stoppedReason: "gone" }),
+      task: stopped({ stopCode: stopCode as TaskStopCode, stoppedReason: "gone" }),
       expect: { state: "LOST", reason: `${stopCode}: gone` },
     });
   }
@@ -359,7 +360,7 @@ describe("ECS strategy: start, poll and stop (aws-sdk-client-mock)", () => {
     expect(input).to.deep.equal({ cluster: "agents", task: TASK_ARN, reason: "r".repeat(255) });
   });
 
-  const tolerated = [
+  const tolerated: Array<{ name: string; answer: { resolves?: { task: Task }; rejects?: Error } }> = [
     { name: "an already-stopped task (StopTask returns it as STOPPED)", answer: { resolves: { task: { taskArn: TASK_ARN, lastStatus: "STOPPED" } } } },
     {
       name: "an unknown task (InvalidParameterException: The referenced task was not found.)",
@@ -369,7 +370,7 @@ describe("ECS strategy: start, poll and stop (aws-sdk-client-mock)", () => {
   ];
   for (const c of tolerated) {
     it(`stop tolerates ${c.name}`, async () => {
-      if ("resolves" in c.answer) ecs.on(StopTaskCommand).resolves(c.answer.resolves);
+      if (c.answer.resolves) ecs.on(StopTaskCommand).resolves(c.answer.resolves);
       else ecs.on(StopTaskCommand).rejects(c.answer.rejects);
       await new EcsStrategy(config()).stopSession({ type: "ecs", cluster: "agents", taskArn: TASK_ARN }, "cancelled");
       expect(ecs.commandCalls(StopTaskCommand)).to.have.length(1);
