@@ -12,6 +12,8 @@
 import { createHash, randomUUID } from "node:crypto";
 import { BackendResolutionError, resolveBackend } from "../compute/resolve";
 import { IllegalTransitionError, PayloadTooLargeError, TaskExistsError } from "../errors";
+import type { Dispatcher } from "../orchestrator/dispatch";
+import { TaskNotCancellableError, TaskNotFoundError } from "../orchestrator/errors";
 import type { AgentPayload } from "../ports";
 import type { Runtime } from "../runtime";
 import type { TaskRecord } from "../tasks/record";
@@ -28,10 +30,8 @@ import {
   type SubmitRequest,
 } from "./validation";
 
-/** Starts the orchestration of a submitted task (orchestrator/dispatch.ts in the cloud, the local loop locally). */
-export interface TaskDispatcher {
-  dispatch(taskId: string): Promise<void>;
-}
+/** Starts the orchestration of a submitted task (LambdaDispatcher in the cloud, the local loop locally). */
+export type TaskDispatcher = Dispatcher;
 
 export interface ApiRequest {
   method: string;
@@ -255,8 +255,12 @@ async function cancel(runtime: Runtime, taskId: string, req: ApiRequest): Promis
   try {
     await cancelTask(runtime, taskId, { userId: req.userId, ...(reason ? { reason } : {}) });
   } catch (err) {
+    if (err instanceof TaskNotFoundError) throw new HttpError(404, `task ${taskId} not found`);
+    if (err instanceof TaskNotCancellableError) {
+      throw new HttpError(409, `task ${taskId} finished (${err.status}) before it could be cancelled`, undefined, { status: err.status });
+    }
     if (err instanceof IllegalTransitionError) {
-      throw new HttpError(409, `task ${taskId} finished before it could be cancelled (${err.message})`, undefined, { status: err.actual });
+      throw new HttpError(409, `task ${taskId} could not be cancelled: ${err.message}`, undefined, { status: err.actual });
     }
     throw err;
   }

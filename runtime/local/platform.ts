@@ -1,0 +1,172 @@
+/**
+ * The local platform: everything a deployed stack does, on one machine with no AWS account.
+ *   - the task store: dynalite in-process (embedded-store.ts), so the cloud's store code runs unchanged;
+ *   - the task API: the same handleApiRequest, over HTTP on 127.0.0.1, the caller being the OS user;
+ *   - the orchestrator: the local loop over the same workflow steps as the durable Lambda;
+ *   - the compute: the local backend only (the agent as a child process), payloads as files.
+ */
+import { promises as fs } from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { handleApiRequest } from "../api/handlers";
+import { checkRuntimeConfig, DEFAULT_LIMITS, type LimitsConfig, type RuntimeConfig } from "../config";
+import { createRuntime, type Runtime } from "../runtime";
+import { ACTIVE_STATUSES } from "../tasks/status";
+import { LocalDispatcher } from "./dispatcher";
+import { startEmbeddedStore, type EmbeddedStore } from "./embedded-store";
+import { serveApi } from "./http-server";
+
+/**
+ * Seconds between the local orchestrator's polls. The cloud's 5 s floor (clampPollInterval) protects AWS APIs
+ * from per-task polling at scale; here a poll is a read of an in-process store and a check of a child process,
+ * so a 1 s interval costs nothing and makes the lifecycle visible as it happens.
+ */
+export const LOCAL_POLL_SECONDS = 1;
+
+/** Liveness limits for local runs: an agent process starts in about a second, not a Fargate minute. */
+export const LOCAL_LIMITS: LimitsConfig = {
+  ...DEFAULT_LIMITS,
+  pollIntervalSeconds: LOCAL_POLL_SECONDS,
+  heartbeatTimeoutSeconds: 60,
+};
+
+export const LOCAL_STATE_FILE = "local.json";
+
+export interface LocalPlatformOptions {
+  /** Port of the API; 0 (the default) picks a free one. */
+  port?: number;
+  /** Folder for the state file, payloads and agent run folders. Default: ./.agent-compute */
+  stateDir?: string;
+  /** Write <stateDir>/local.json ({url, pid}) so the CLI finds this platform; removed on close. */
+  writeStateFile?: boolean;
+  /** The caller every request is attributed to. Default: the OS user name. */
+  userId?: string;
+  /** Seconds between orchestrator polls. Default LOCAL_POLL_SECONDS. */
+  pollSeconds?: number;
+  /** argv of the agent process; the reference agent when omitted. */
+  agentCommand?: string[];
+  limits?: Partial<LimitsConfig>;
+  log?: (line: string) => void;
+}
+
+export interface LocalPlatform {
+  /** http://127.0.0.1:<port> */
+  url: string;
+  userId: string;
+  config: RuntimeConfig;
+  runtime: Runtime;
+  dispatcher: LocalDispatcher;
+  store: EmbeddedStore;
+  /**
+   * Shut down: tasks still running are cancelled (their agents stopped) — the in-memory store goes away with the
+   * platform, so nothing could ever resume them — then the API, the orchestrator loops and the store stop.
+   */
+  close(): Promise<void>;
+}
+
+export function localUserName(): string {
+  try {
+    return os.userInfo().username || "local";
+  } catch {
+    // No passwd entry (some containers): still one user on this machine.
+    return process.env.USER ?? "local";
+  }
+}
+
+export async function startLocalPlatform(options: LocalPlatformOptions = {}): Promise<LocalPlatform> {
+  const stateDir = path.resolve(options.stateDir ?? ".agent-compute");
+  const log = options.log ?? (() => undefined);
+  await fs.mkdir(stateDir, { recursive: true, mode: 0o700 });
+
+  const store = await startEmbeddedStore({ region: "us-east-1" });
+  const cleanups: (() => Promise<void>)[] = [() => store.close()];
+  try {
+    const config = checkRuntimeConfig({
+      region: store.region,
+      endpoints: { dynamodb: store.endpoint },
+      tables: store.tableNames,
+      payload: { kind: "file", dir: path.join(stateDir, "payloads") },
+      defaultBackend: "local",
+      enabledBackends: ["local"],
+      local: {
+        workDir: path.join(stateDir, "runs"),
+        // The agent reaches the embedded store with the SDK's ordinary endpoint and credential variables.
+        env: { ...store.agentEnv, AWS_REGION: store.region },
+        ...(options.agentCommand ? { command: options.agentCommand } : {}),
+      },
+      limits: { ...LOCAL_LIMITS, ...options.limits },
+    });
+    const runtime = createRuntime(config);
+    const pollSeconds = options.pollSeconds ?? LOCAL_POLL_SECONDS;
+    const dispatcher = new LocalDispatcher(runtime, { waitSeconds: pollSeconds, log });
+    cleanups.unshift(() => dispatcher.close());
+    const userId = options.userId ?? localUserName();
+    const http = await serveApi((request) => handleApiRequest(runtime, dispatcher, request), {
+      host: "127.0.0.1",
+      port: options.port ?? 0,
+      userId,
+      log,
+    });
+    cleanups.unshift(() => http.close());
+
+    const stateFile = path.join(stateDir, LOCAL_STATE_FILE);
+    if (options.writeStateFile) {
+      await fs.writeFile(stateFile, `${JSON.stringify({ url: http.url, pid: process.pid, user: userId }, null, 2)}\n`, { mode: 0o600 });
+      cleanups.unshift(() => removeStateFileIfOurs(stateFile));
+    }
+
+    let closing: Promise<void> | undefined;
+    return {
+      url: http.url,
+      userId,
+      config,
+      runtime,
+      dispatcher,
+      store,
+      close: () =>
+        (closing ??= (async () => {
+          if (await cancelActive(runtime, dispatcher, log)) {
+            // Let the cancelled tasks' loops see CANCELLED and finalize (payload, events) before stopping them.
+            await waitAtMost(dispatcher.idle(), (pollSeconds * 3 + 2) * 1000);
+          }
+          for (const cleanup of cleanups) await cleanup().catch((err) => log(`shutdown: ${(err as Error).message}`));
+        })()),
+    };
+  } catch (err) {
+    for (const cleanup of cleanups) await cleanup().catch(() => undefined);
+    throw err;
+  }
+}
+
+/** Cancels the tasks this platform is still running; returns how many it cancelled. */
+async function cancelActive(runtime: Runtime, dispatcher: LocalDispatcher, log: (line: string) => void): Promise<number> {
+  const { cancelTask } = await import("../orchestrator/cancel");
+  let cancelled = 0;
+  for (const taskId of dispatcher.active()) {
+    const task = await runtime.tasks.get(taskId).catch(() => undefined);
+    if (!task || !ACTIVE_STATUSES.includes(task.status)) continue;
+    await cancelTask(runtime, taskId, { reason: "the local platform shut down" }).then(
+      () => {
+        cancelled++;
+        log(`cancelled task ${taskId}: the local platform shut down`);
+      },
+      (err) => log(`could not cancel task ${taskId} on shutdown: ${(err as Error).message}`),
+    );
+  }
+  return cancelled;
+}
+
+function waitAtMost(promise: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([promise, new Promise<void>((r) => (timer = setTimeout(r, ms)))]).finally(() => clearTimeout(timer));
+}
+
+/** Another `local` may have replaced the file since; only remove the one this process wrote. */
+async function removeStateFileIfOurs(file: string): Promise<void> {
+  try {
+    const state = JSON.parse(await fs.readFile(file, "utf8"));
+    if (state.pid === process.pid) await fs.rm(file, { force: true });
+  } catch {
+    // Already gone.
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * Shared set-up for the task API tests: a runtime whose task and event tables live in the test run's moto
+ * server (fresh names per call) and whose payloads are files in a fresh temp folder, plus a recording
+ * dispatcher. Not a test file itself (no .test.ts suffix).
+ */
+import { randomBytes } from "node:crypto";
+import { promises as fs } from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { DynamoDBClient, ScanCommand } from "@aws-sdk/client-dynamodb";
+import type { TaskDispatcher } from "../runtime/api/handlers";
+import { awsClient } from "../runtime/aws/clients";
+import { DEFAULT_LIMITS, type RuntimeConfig } from "../runtime/config";
+import { FilePayloadStore } from "../runtime/payload/file";
+import type { Runtime } from "../runtime/runtime";
+import { ensureTables, type TableName } from "../runtime/tables";
+import { DynamoEventLog, DynamoTaskStore } from "../runtime/tasks/store";
+
+export interface ApiFixture {
+  runtime: Runtime;
+  config: RuntimeConfig;
+  payloadDir: string;
+  dispatched: string[];
+  dispatcher: TaskDispatcher & { fail?: Error };
+  /** Items in the tasks table. */
+  taskCount(): Promise<number>;
+  /** Payload files on disk. */
+  payloadFiles(): Promise<string[]>;
+  cleanup(): Promise<void>;
+}
+
+export async function apiFixture(blueprints: Record<string, { backend?: "local" | "ec2"; fleet?: string; model?: string; max_turns?: number }> = {}): Promise<ApiFixture> {
+  const suffix = randomBytes(4).toString("hex");
+  const tables = Object.fromEntries(
+    (["tasks", "events", "leases", "concurrency", "repos"] as TableName[]).map((t) => [t, `api-${t}-${suffix}`]),
+  ) as Record<TableName, string>;
+  const payloadDir = await fs.mkdtemp(path.join(os.tmpdir(), "api-payloads-"));
+  const config: RuntimeConfig = {
+    region: "us-east-1",
+    tables,
+    payload: { kind: "file", dir: payloadDir },
+    defaultBackend: "local",
+    enabledBackends: ["local", "ec2"],
+    ec2: {
+      documentName: "agent-compute-run",
+      fleets: { default: {}, gpu: {} },
+      defaultFleet: "default",
+      deliveryTimeoutSeconds: 120,
+      executionTimeoutSeconds: 3600,
+      image: "agent:latest",
+    },
+    local: { workDir: payloadDir },
+    limits: DEFAULT_LIMITS,
+  };
+  const ddb = awsClient(DynamoDBClient, { region: config.region });
+  await ensureTables(ddb, { tasks: tables.tasks, events: tables.events } as Record<TableName, string>);
+  const dispatched: string[] = [];
+  const dispatcher: ApiFixture["dispatcher"] = {
+    async dispatch(taskId) {
+      if (dispatcher.fail) throw dispatcher.fail;
+      dispatched.push(taskId);
+    },
+  };
+  const repos = {
+    async get(repoUrl: string) {
+      const bp = blueprints[repoUrl];
+      return bp ? { repo_url: repoUrl, ...bp } : undefined;
+    },
+  };
+  const runtime = {
+    config,
+    tasks: new DynamoTaskStore(config),
+    events: new DynamoEventLog(config),
+    payloads: new FilePayloadStore(config),
+    repos,
+    get leases(): never {
+      throw new Error("the API never touches EC2 leases");
+    },
+    strategy(): never {
+      throw new Error("the API never starts compute");
+    },
+    now: () => new Date(),
+  } as unknown as Runtime;
+  return {
+    runtime,
+    config,
+    payloadDir,
+    dispatched,
+    dispatcher,
+    async taskCount() {
+      const out = await ddb.send(new ScanCommand({ TableName: tables.tasks, Select: "COUNT" }));
+      return out.Count ?? 0;
+    },
+    async payloadFiles() {
+      const found: string[] = [];
+      const walk = async (dir: string): Promise<void> => {
+        for (const e of await fs.readdir(dir, { withFileTypes: true })) {
+          const p = path.join(dir, e.name);
+          if (e.isDirectory()) await walk(p);
+          else found.push(p);
+        }
+      };
+      await walk(payloadDir);
+      return found;
+    },
+    async cleanup() {
+      await fs.rm(payloadDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export const GOOD_SUBMIT = { repo_url: "https://github.com/acme/app", prompt: "Fix the flaky test in ci.yml" };
