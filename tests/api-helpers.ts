@@ -53,7 +53,7 @@ export async function apiFixture(blueprints: Record<string, { backend?: "local" 
     limits: DEFAULT_LIMITS,
   };
   const ddb = awsClient(DynamoDBClient, { region: config.region });
-  await ensureTables(ddb, { tasks: tables.tasks, events: tables.events } as Record<TableName, string>);
+  await ensureTables(ddb, tables);
   const dispatched: string[] = [];
   const dispatcher: ApiFixture["dispatcher"] = {
     async dispatch(taskId) {

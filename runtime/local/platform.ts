@@ -23,6 +23,8 @@ import { serveApi } from "./http-server";
  */
 export const LOCAL_POLL_SECONDS = 1;
 
+export const LOCAL_HEARTBEAT_SECONDS = 2;
+
 /** Liveness limits for local runs: an agent process starts in about a second, not a Fargate minute. */
 export const LOCAL_LIMITS: LimitsConfig = {
   ...DEFAULT_LIMITS,
@@ -91,7 +93,8 @@ export async function startLocalPlatform(options: LocalPlatformOptions = {}): Pr
       local: {
         workDir: path.join(stateDir, "runs"),
         // The agent reaches the embedded store with the SDK's ordinary endpoint and credential variables.
-        env: { ...store.agentEnv, AWS_REGION: store.region },
+        // A 2 s heartbeat (the contract's ceiling is 45 s) so a short local run shows its heartbeats.
+        env: { ...store.agentEnv, AWS_REGION: store.region, AGENT_HEARTBEAT_SECONDS: String(LOCAL_HEARTBEAT_SECONDS) },
         ...(options.agentCommand ? { command: options.agentCommand } : {}),
       },
       limits: { ...LOCAL_LIMITS, ...options.limits },
