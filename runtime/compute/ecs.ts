@@ -145,7 +145,7 @@ export class EcsStrategy implements ComputeStrategy<"ecs"> {
     return ecs;
   }
 
-  /** The exact RunTask input for a task; exported through the class for tests that inspect it. */
+  /** The exact RunTask input for a task (public so a caller can inspect or log the request without sending it). */
   runTaskInput({ task, payloadUri }: StartRequest): RunTaskCommandInput {
     const ecs = this.settings();
     const environment: Record<(typeof ECS_AGENT_ENV_NAMES)[number], string> = {
