@@ -1,0 +1,86 @@
+/**
+ * The AgentCore backend: an AgentCore Runtime running the agent image (from ECR) in our VPC, with its own role.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import * as aws from "@pulumi/aws";
+import { ecrPullStatements, payloadStatement, roleWithPolicy, tableStatement, type TableArns } from "./iam";
+import { egressHttpsOnly } from "./security-group";
+import type { AgentCoreSettings } from "./config";
+
+export interface AgentCoreRuntimeArgs {
+  readonly settings: AgentCoreSettings;
+  readonly vpcId: pulumi.Input<string>;
+  readonly subnetIds: pulumi.Input<pulumi.Input<string>[]>;
+  readonly tableNames: { tasks: pulumi.Input<string>; events: pulumi.Input<string> };
+  readonly tableArns: TableArns;
+  readonly payloadBucketArn: pulumi.Input<string>;
+  readonly region: pulumi.Input<string>;
+  readonly accountId: pulumi.Input<string>;
+}
+
+/** AgentCore runtime names allow letters, digits and underscores only (max 48). */
+export function agentRuntimeName(name: string): string {
+  const cleaned = name.replace(/[^A-Za-z0-9_]/g, "_").replace(/^[^A-Za-z]+/, "");
+  return (cleaned || "agent").slice(0, 48);
+}
+
+export class AgentCoreRuntime extends pulumi.ComponentResource {
+  readonly runtime: aws.bedrock.AgentcoreAgentRuntime;
+  readonly runtimeArn: pulumi.Output<string>;
+  readonly role: aws.iam.Role;
+
+  constructor(name: string, args: AgentCoreRuntimeArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("agent-compute:agentcore:AgentCoreRuntime", name, {}, opts);
+    const built = createAgentCoreRuntime(name, args, this);
+    this.runtime = built.runtime;
+    this.role = built.role;
+    this.runtimeArn = built.runtime.agentRuntimeArn;
+    this.registerOutputs({ runtimeArn: this.runtimeArn });
+  }
+}
+
+export function createAgentCoreRuntime(name: string, args: AgentCoreRuntimeArgs, parent: pulumi.Resource) {
+  const s = args.settings;
+  const { role } = roleWithPolicy(
+    `${name}`,
+    {
+      service: "bedrock-agentcore.amazonaws.com",
+      trustConditions: { StringEquals: { "aws:SourceAccount": args.accountId } },
+      statements: [
+        ...ecrPullStatements("Runtime", s.image),
+        {
+          Sid: "RuntimeLogs",
+          Effect: "Allow",
+          Action: ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+          Resource: [pulumi.interpolate`arn:aws:logs:${args.region}:${args.accountId}:log-group:/aws/bedrock-agentcore/runtimes/*`],
+        },
+        tableStatement("AgentTaskRecords", args.tableArns, ["tasks", "events"], true),
+        payloadStatement("AgentReadPayload", args.payloadBucketArn, ["get"]),
+      ],
+    },
+    parent,
+  );
+  const sg = s.networkMode === "VPC" ? egressHttpsOnly(`${name}-sessions`, args.vpcId, "AgentCore sessions: HTTPS out only", parent) : undefined;
+  const runtime = new aws.bedrock.AgentcoreAgentRuntime(
+    `${name}`,
+    {
+      agentRuntimeName: agentRuntimeName(name),
+      description: "agent-compute coding agent",
+      roleArn: role.arn,
+      agentRuntimeArtifact: { containerConfiguration: { containerUri: s.image } },
+      networkConfiguration: sg
+        ? { networkMode: "VPC", networkModeConfig: { subnets: args.subnetIds, securityGroups: [sg.id] } }
+        : { networkMode: "PUBLIC" },
+      protocolConfiguration: { serverProtocol: "HTTP" },
+      lifecycleConfigurations: [{ idleRuntimeSessionTimeout: s.idleTimeoutSeconds, maxLifetime: s.maxLifetimeSeconds }],
+      environmentVariables: {
+        TASK_TABLE_NAME: args.tableNames.tasks,
+        TASK_EVENTS_TABLE_NAME: args.tableNames.events,
+        AWS_REGION: args.region,
+      },
+    },
+    // The role's policy must exist before the service validates the runtime's access.
+    { parent, dependsOn: [role] },
+  );
+  return { runtime, role, securityGroup: sg };
+}

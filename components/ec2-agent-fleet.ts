@@ -1,0 +1,128 @@
+/**
+ * One named EC2 fleet: launch template (AMI from an SSM parameter, IMDSv2 required with hop limit 1, encrypted
+ * EBS, no key pair, no public IP), an Auto Scaling group carrying the fleet tag, an egress-443-only security
+ * group, and an SSM-managed instance role that may tag only the instance it runs on.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import * as aws from "@pulumi/aws";
+import { BOOT_TAG, FLEET_TAG } from "../runtime/fleet/tags";
+import { ecrPullStatements, payloadStatement, tableStatement, policyDocument, assumeRolePolicy, type TableArns } from "./iam";
+import { egressHttpsOnly } from "./security-group";
+import type { FleetSettings } from "./config";
+
+export const SSM_MANAGED_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore";
+
+export interface Ec2AgentFleetArgs {
+  readonly fleet: string;
+  readonly settings: FleetSettings;
+  readonly image: string;
+  readonly vpcId: pulumi.Input<string>;
+  readonly subnetIds: pulumi.Input<pulumi.Input<string>[]>;
+  /** Instance boot script (plain text; encoded here). */
+  readonly userData: pulumi.Input<string>;
+  readonly tableArns: TableArns;
+  readonly payloadBucketArn: pulumi.Input<string>;
+  readonly tags?: Record<string, string>;
+}
+
+export class Ec2AgentFleet extends pulumi.ComponentResource {
+  readonly launchTemplate: aws.ec2.LaunchTemplate;
+  readonly autoScalingGroup: aws.autoscaling.Group;
+  readonly securityGroup: aws.ec2.SecurityGroup;
+  readonly role: aws.iam.Role;
+  readonly autoScalingGroupName: pulumi.Output<string>;
+  readonly autoScalingGroupArn: pulumi.Output<string>;
+
+  constructor(name: string, args: Ec2AgentFleetArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("agent-compute:ec2:Ec2AgentFleet", name, {}, opts);
+    const built = createFleet(name, args, this);
+    this.launchTemplate = built.launchTemplate;
+    this.autoScalingGroup = built.autoScalingGroup;
+    this.securityGroup = built.securityGroup;
+    this.role = built.role;
+    this.autoScalingGroupName = built.autoScalingGroup.name;
+    this.autoScalingGroupArn = built.autoScalingGroup.arn;
+    this.registerOutputs({ autoScalingGroupName: this.autoScalingGroupName, launchTemplateId: this.launchTemplate.id });
+  }
+}
+
+/** The instance may set its own boot tag and nothing else, on no other instance. */
+export function selfTagStatement() {
+  return {
+    Sid: "TagOnlyItself",
+    Effect: "Allow" as const,
+    Action: ["ec2:CreateTags"],
+    Resource: ["arn:aws:ec2:*:*:instance/*"],
+    Condition: {
+      StringEquals: { "aws:ARN": "${ec2:SourceInstanceARN}" },
+      "ForAllValues:StringEquals": { "aws:TagKeys": [BOOT_TAG] },
+    },
+  };
+}
+
+export function createFleet(name: string, args: Ec2AgentFleetArgs, parent: pulumi.Resource) {
+  const s = args.settings;
+  const role = new aws.iam.Role(`${name}-role`, { assumeRolePolicy: assumeRolePolicy("ec2.amazonaws.com") }, { parent });
+  new aws.iam.RolePolicyAttachment(`${name}-ssm-core`, { role: role.name, policyArn: SSM_MANAGED_POLICY }, { parent });
+  new aws.iam.RolePolicy(
+    `${name}-policy`,
+    {
+      role: role.id,
+      policy: policyDocument([
+        selfTagStatement(),
+        ...ecrPullStatements("Instance", args.image),
+        tableStatement("AgentTaskRecords", args.tableArns, ["tasks", "events"], true),
+        payloadStatement("AgentReadPayload", args.payloadBucketArn, ["get"]),
+      ]),
+    },
+    { parent },
+  );
+  const profile = new aws.iam.InstanceProfile(`${name}-profile`, { role: role.name }, { parent });
+  const securityGroup = egressHttpsOnly(`${name}-instances`, args.vpcId, `EC2 fleet ${args.fleet}: HTTPS out only`, parent);
+  const tags = { ...(args.tags ?? {}), [FLEET_TAG]: args.fleet };
+  const launchTemplate = new aws.ec2.LaunchTemplate(
+    `${name}-lt`,
+    {
+      description: `agent-compute fleet ${args.fleet}`,
+      // Resolved by EC2 at each launch: new instances always get the latest patched image.
+      imageId: `resolve:ssm:${s.amiParameter}`,
+      instanceType: s.instanceType,
+      iamInstanceProfile: { arn: profile.arn },
+      metadataOptions: { httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: 1, instanceMetadataTags: "enabled" },
+      blockDeviceMappings: [
+        { deviceName: "/dev/xvda", ebs: { volumeSize: s.rootVolumeGiB, volumeType: "gp3", encrypted: "true", deleteOnTermination: "true" } },
+      ],
+      networkInterfaces: [{ deviceIndex: 0, associatePublicIpAddress: "false", securityGroups: [securityGroup.id], deleteOnTermination: "true" }],
+      userData: pulumi.output(args.userData).apply((text) => Buffer.from(text, "utf8").toString("base64")),
+      tagSpecifications: [
+        { resourceType: "instance", tags },
+        { resourceType: "volume", tags },
+      ],
+      updateDefaultVersion: true,
+    },
+    { parent },
+  );
+  const template = { id: launchTemplate.id, version: "$Latest" };
+  const autoScalingGroup = new aws.autoscaling.Group(
+    `${name}-asg`,
+    {
+      minSize: s.minSize,
+      maxSize: s.maxSize,
+      vpcZoneIdentifiers: args.subnetIds,
+      healthCheckType: "EC2",
+      capacityRebalance: s.spot,
+      ...(s.spot
+        ? {
+            mixedInstancesPolicy: {
+              launchTemplate: { launchTemplateSpecification: { launchTemplateId: launchTemplate.id, version: "$Latest" } },
+              instancesDistribution: { onDemandBaseCapacity: 0, onDemandPercentageAboveBaseCapacity: 0, spotAllocationStrategy: "price-capacity-optimized" },
+            },
+          }
+        : { launchTemplate: template }),
+      tags: Object.entries(tags).map(([key, value]) => ({ key, value, propagateAtLaunch: true })),
+    },
+    // The fleet manager owns desired capacity (queue depth + warm buffer); an update must not reset it.
+    { parent, ignoreChanges: ["desiredCapacity"] },
+  );
+  return { role, profile, securityGroup, launchTemplate, autoScalingGroup };
+}

@@ -1,0 +1,116 @@
+/**
+ * The ECS Fargate backend: a cluster with Container Insights, an ARM64 Fargate task definition running the agent
+ * image, its log group, its task and execution roles, and an egress-443-only security group. Optional Fargate Spot.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import * as aws from "@pulumi/aws";
+import { ecrPullStatements, logsStatement, payloadStatement, roleWithPolicy, tableStatement, type TableArns } from "./iam";
+import { egressHttpsOnly } from "./security-group";
+import type { EcsSettings } from "./config";
+
+export const AGENT_CONTAINER = "agent";
+
+export interface EcsAgentClusterArgs {
+  readonly settings: EcsSettings;
+  readonly image: string;
+  readonly vpcId: pulumi.Input<string>;
+  readonly tableNames: { tasks: pulumi.Input<string>; events: pulumi.Input<string> };
+  readonly tableArns: TableArns;
+  readonly payloadBucketArn: pulumi.Input<string>;
+  readonly region: pulumi.Input<string>;
+  readonly accountId: pulumi.Input<string>;
+  readonly logRetentionDays: number;
+}
+
+export class EcsAgentCluster extends pulumi.ComponentResource {
+  readonly cluster: aws.ecs.Cluster;
+  readonly taskDefinition: aws.ecs.TaskDefinition;
+  readonly securityGroup: aws.ec2.SecurityGroup;
+  readonly taskRole: aws.iam.Role;
+  readonly executionRole: aws.iam.Role;
+  readonly family: pulumi.Output<string>;
+
+  constructor(name: string, args: EcsAgentClusterArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("agent-compute:ecs:EcsAgentCluster", name, {}, opts);
+    const built = createEcsCluster(name, args, this);
+    this.cluster = built.cluster;
+    this.taskDefinition = built.taskDefinition;
+    this.securityGroup = built.securityGroup;
+    this.taskRole = built.taskRole;
+    this.executionRole = built.executionRole;
+    this.family = built.taskDefinition.family;
+    this.registerOutputs({ clusterArn: this.cluster.arn, family: this.family });
+  }
+}
+
+export function createEcsCluster(name: string, args: EcsAgentClusterArgs, parent: pulumi.Resource) {
+  const s = args.settings;
+  const cluster = new aws.ecs.Cluster(`${name}`, { settings: [{ name: "containerInsights", value: "enabled" }] }, { parent });
+  new aws.ecs.ClusterCapacityProviders(
+    `${name}-capacity`,
+    {
+      clusterName: cluster.name,
+      capacityProviders: s.fargateSpot ? ["FARGATE", "FARGATE_SPOT"] : ["FARGATE"],
+      defaultCapacityProviderStrategies: [{ capacityProvider: s.fargateSpot ? "FARGATE_SPOT" : "FARGATE", weight: 1 }],
+    },
+    { parent },
+  );
+  const logGroup = new aws.cloudwatch.LogGroup(`${name}-logs`, { retentionInDays: args.logRetentionDays }, { parent });
+  const trust = { StringEquals: { "aws:SourceAccount": args.accountId } };
+  const execution = roleWithPolicy(
+    `${name}-execution`,
+    {
+      service: "ecs-tasks.amazonaws.com",
+      trustConditions: trust,
+      statements: [...ecrPullStatements("Execution", args.image), logsStatement("AgentLogs", logGroup.arn)],
+    },
+    parent,
+  );
+  const task = roleWithPolicy(
+    `${name}-task`,
+    {
+      service: "ecs-tasks.amazonaws.com",
+      trustConditions: trust,
+      statements: [
+        tableStatement("AgentTaskRecords", args.tableArns, ["tasks", "events"], true),
+        payloadStatement("AgentReadPayload", args.payloadBucketArn, ["get"]),
+      ],
+    },
+    parent,
+  );
+  const securityGroup = egressHttpsOnly(`${name}-tasks`, args.vpcId, "ECS agent tasks: HTTPS out only", parent);
+  const taskDefinition = new aws.ecs.TaskDefinition(
+    `${name}-agent`,
+    {
+      family: `${name}-agent`,
+      requiresCompatibilities: ["FARGATE"],
+      networkMode: "awsvpc",
+      cpu: String(s.cpu),
+      memory: String(s.memory),
+      runtimePlatform: { cpuArchitecture: "ARM64", operatingSystemFamily: "LINUX" },
+      ephemeralStorage: { sizeInGib: s.ephemeralStorageGiB },
+      executionRoleArn: execution.role.arn,
+      taskRoleArn: task.role.arn,
+      containerDefinitions: pulumi.jsonStringify([
+        {
+          name: AGENT_CONTAINER,
+          image: args.image,
+          essential: true,
+          // Container-level memory too: some tooling (and moto) require it even on Fargate.
+          memory: s.memory,
+          environment: [
+            { name: "TASK_TABLE_NAME", value: args.tableNames.tasks },
+            { name: "TASK_EVENTS_TABLE_NAME", value: args.tableNames.events },
+            { name: "AWS_REGION", value: args.region },
+          ],
+          logConfiguration: {
+            logDriver: "awslogs",
+            options: { "awslogs-group": logGroup.name, "awslogs-region": args.region, "awslogs-stream-prefix": "agent" },
+          },
+        },
+      ]),
+    },
+    { parent },
+  );
+  return { cluster, taskDefinition, securityGroup, taskRole: task.role, executionRole: execution.role, logGroup };
+}

@@ -1,0 +1,71 @@
+/**
+ * The EC2 fleet manager (runtime/fleet/lambda.ts) on a schedule: registers ready instances, reconciles leases,
+ * scales each fleet's Auto Scaling group. Exists only when backend ec2 is enabled.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import * as aws from "@pulumi/aws";
+import { FLEET_TAG } from "../runtime/fleet/tags";
+import { logsStatement, policyDocument, assumeRolePolicy, tableStatement, type TableArns } from "./iam";
+import { createHandlerFunction } from "./handler-function";
+
+export const FLEET_MANAGER_HANDLER = "runtime/fleet/lambda.ts";
+
+export interface FleetManagerArgs {
+  readonly runtimeConfig: pulumi.Input<object>;
+  readonly tableArns: TableArns;
+  readonly autoScalingGroupArns: pulumi.Input<string>[];
+  readonly fleetNames: string[];
+  readonly schedule: string;
+  readonly region: pulumi.Input<string>;
+  readonly accountId: pulumi.Input<string>;
+  readonly logRetentionDays: number;
+}
+
+export class FleetManager extends pulumi.ComponentResource {
+  readonly function: aws.lambda.CallbackFunction<unknown, unknown>;
+
+  constructor(name: string, args: FleetManagerArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("agent-compute:ec2:FleetManager", name, {}, opts);
+    this.function = createFleetManager(name, args, this).fn;
+    this.registerOutputs({ functionName: this.function.name });
+  }
+}
+
+export function createFleetManager(name: string, args: FleetManagerArgs, parent: pulumi.Resource) {
+  const role = new aws.iam.Role(`${name}-role`, { assumeRolePolicy: assumeRolePolicy("lambda.amazonaws.com") }, { parent });
+  const logGroup = new aws.cloudwatch.LogGroup(`${name}-logs`, { retentionInDays: args.logRetentionDays }, { parent });
+  new aws.iam.RolePolicy(
+    `${name}-policy`,
+    {
+      role: role.id,
+      policy: policyDocument([
+        logsStatement("OwnLogs", logGroup.arn),
+        tableStatement("LeasesAndQueue", args.tableArns, ["leases", "tasks"], true),
+        {
+          Sid: "ObserveFleets",
+          Effect: "Allow",
+          Action: ["ec2:DescribeInstances", "autoscaling:DescribeAutoScalingGroups", "ssm:DescribeInstanceInformation", "ssm:GetCommandInvocation"],
+          Resource: "*",
+        },
+        { Sid: "ScaleOurGroups", Effect: "Allow", Action: ["autoscaling:SetDesiredCapacity", "autoscaling:SetInstanceProtection"], Resource: args.autoScalingGroupArns },
+        {
+          Sid: "MirrorLeaseTags",
+          Effect: "Allow",
+          Action: ["ec2:CreateTags", "ec2:DeleteTags"],
+          Resource: [pulumi.interpolate`arn:aws:ec2:${args.region}:${args.accountId}:instance/*`],
+          Condition: { StringEquals: { [`aws:ResourceTag/${FLEET_TAG}`]: args.fleetNames } },
+        },
+      ]),
+    },
+    { parent },
+  );
+  const { fn } = createHandlerFunction(
+    name,
+    { handlerFile: FLEET_MANAGER_HANDLER, role, runtimeConfig: args.runtimeConfig, timeoutSeconds: 120, memoryMiB: 256, logGroup },
+    parent,
+  );
+  const rule = new aws.cloudwatch.EventRule(`${name}-schedule`, { scheduleExpression: args.schedule, description: "agent-compute fleet manager" }, { parent });
+  new aws.cloudwatch.EventTarget(`${name}-target`, { rule: rule.name, arn: fn.arn }, { parent });
+  new aws.lambda.Permission(`${name}-invoke`, { action: "lambda:InvokeFunction", function: fn.name, principal: "events.amazonaws.com", sourceArn: rule.arn }, { parent });
+  return { fn, rule, role };
+}

@@ -1,0 +1,185 @@
+/**
+ * IAM documents, built by plain functions so that each grant is readable in one place and audited in tests.
+ * Rules held here (DESIGN §5): no mutating action on "*" without a condition; iam:PassRole only for exact
+ * roles with iam:PassedToService; ssm:SendCommand only for our document and for instances carrying the fleet tag.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import * as aws from "@pulumi/aws";
+import { FLEET_TAG } from "../runtime/fleet/tags";
+
+export interface Statement {
+  Sid: string;
+  Effect: "Allow" | "Deny";
+  Action: string[];
+  Resource: pulumi.Input<string>[] | "*";
+  Condition?: Record<string, Record<string, pulumi.Input<string> | pulumi.Input<string>[]>>;
+}
+
+export function policyDocument(statements: Statement[]): pulumi.Output<string> {
+  return pulumi.jsonStringify({ Version: "2012-10-17", Statement: statements });
+}
+
+export function assumeRolePolicy(service: string, conditions?: Statement["Condition"]): pulumi.Output<string> {
+  return pulumi.jsonStringify({
+    Version: "2012-10-17",
+    Statement: [{ Effect: "Allow", Principal: { Service: service }, Action: "sts:AssumeRole", ...(conditions ? { Condition: conditions } : {}) }],
+  });
+}
+
+/** A role with one inline policy, both children of `parent`. */
+export function roleWithPolicy(
+  name: string,
+  args: { service: string; statements: Statement[]; managedPolicyArns?: string[]; trustConditions?: Statement["Condition"] },
+  parent: pulumi.Resource,
+): { role: aws.iam.Role; policy?: aws.iam.RolePolicy } {
+  const role = new aws.iam.Role(`${name}-role`, {
+    assumeRolePolicy: assumeRolePolicy(args.service, args.trustConditions),
+  }, { parent });
+  for (const arn of args.managedPolicyArns ?? []) {
+    new aws.iam.RolePolicyAttachment(`${name}-${arn.split("/").pop()}`, { role: role.name, policyArn: arn }, { parent });
+  }
+  const policy = args.statements.length
+    ? new aws.iam.RolePolicy(`${name}-policy`, { role: role.id, policy: policyDocument(args.statements) }, { parent })
+    : undefined;
+  return { role, policy };
+}
+
+export interface TableArns {
+  tasks: pulumi.Input<string>;
+  events: pulumi.Input<string>;
+  leases: pulumi.Input<string>;
+  concurrency: pulumi.Input<string>;
+  repos: pulumi.Input<string>;
+}
+
+type TableKey = keyof TableArns;
+
+const DDB_READ = ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:ConditionCheckItem"];
+const DDB_WRITE = ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"];
+
+/** Read/write on the named tables and their indexes (index ARNs are the table ARN + /index/*). */
+export function tableStatement(sid: string, tables: TableArns, keys: TableKey[], write: boolean): Statement {
+  const resources: pulumi.Input<string>[] = [];
+  for (const k of keys) {
+    resources.push(tables[k], pulumi.interpolate`${tables[k]}/index/*`);
+  }
+  return { Sid: sid, Effect: "Allow", Action: write ? [...DDB_READ, ...DDB_WRITE] : DDB_READ, Resource: resources };
+}
+
+export function payloadStatement(sid: string, bucketArn: pulumi.Input<string>, actions: ("get" | "put" | "delete")[]): Statement {
+  const map = { get: "s3:GetObject", put: "s3:PutObject", delete: "s3:DeleteObject" } as const;
+  return { Sid: sid, Effect: "Allow", Action: actions.map((a) => map[a]), Resource: [pulumi.interpolate`${bucketArn}/payloads/*`] };
+}
+
+export function logsStatement(sid: string, logGroupArn: pulumi.Input<string>): Statement {
+  return { Sid: sid, Effect: "Allow", Action: ["logs:CreateLogStream", "logs:PutLogEvents"], Resource: [pulumi.interpolate`${logGroupArn}:*`] };
+}
+
+export function passRoleStatement(sid: string, roleArns: pulumi.Input<string>[], service: string): Statement {
+  return {
+    Sid: sid,
+    Effect: "Allow",
+    Action: ["iam:PassRole"],
+    Resource: roleArns,
+    Condition: { StringEquals: { "iam:PassedToService": service } },
+  };
+}
+
+/** ECR pull: GetAuthorizationToken has no resource type (read-only, "*"); layers only from the image's repository. */
+export function ecrPullStatements(sidPrefix: string, image: string): Statement[] {
+  const m = /^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?\/([^:@]+)/.exec(image);
+  if (!m) return [];
+  const [, account, region, repo] = m;
+  return [
+    { Sid: `${sidPrefix}EcrToken`, Effect: "Allow", Action: ["ecr:GetAuthorizationToken"], Resource: "*" },
+    {
+      Sid: `${sidPrefix}EcrPull`,
+      Effect: "Allow",
+      Action: ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+      Resource: [`arn:aws:ecr:${region}:${account}:repository/${repo}`],
+    },
+  ];
+}
+
+export interface ComputeGrants {
+  ecs?: { taskDefinitionFamilyArn: pulumi.Input<string>; clusterArn: pulumi.Input<string>; clusterName: pulumi.Input<string>; passRoles: pulumi.Input<string>[] };
+  ec2?: { documentArn: pulumi.Input<string>; fleetNames: string[]; autoScalingGroupArns: pulumi.Input<string>[] };
+  agentcore?: { runtimeArn: pulumi.Input<string> };
+  region: pulumi.Input<string>;
+  accountId: pulumi.Input<string>;
+}
+
+/** Start, poll and stop rights for each enabled backend; none for a disabled one. `start` false: poll/stop only. */
+export function computeStatements(g: ComputeGrants, start: boolean): Statement[] {
+  const out: Statement[] = [];
+  if (g.ecs) {
+    const e = g.ecs;
+    if (start) {
+      out.push({
+        Sid: "EcsRunTask",
+        Effect: "Allow",
+        Action: ["ecs:RunTask"],
+        Resource: [pulumi.interpolate`${e.taskDefinitionFamilyArn}:*`],
+        Condition: { ArnEquals: { "ecs:cluster": e.clusterArn } },
+      });
+      out.push(passRoleStatement("EcsPassTaskRoles", e.passRoles, "ecs-tasks.amazonaws.com"));
+    }
+    out.push({
+      Sid: "EcsObserveStopTask",
+      Effect: "Allow",
+      Action: ["ecs:DescribeTasks", "ecs:StopTask"],
+      Resource: [pulumi.interpolate`arn:aws:ecs:${g.region}:${g.accountId}:task/${e.clusterName}/*`],
+    });
+  }
+  if (g.ec2) {
+    const e = g.ec2;
+    if (start) {
+      out.push({ Sid: "SsmSendOurDocument", Effect: "Allow", Action: ["ssm:SendCommand"], Resource: [e.documentArn] });
+      out.push({
+        Sid: "SsmSendFleetInstances",
+        Effect: "Allow",
+        Action: ["ssm:SendCommand"],
+        Resource: [pulumi.interpolate`arn:aws:ec2:${g.region}:${g.accountId}:instance/*`],
+        Condition: { StringEquals: { [`ssm:resourceTag/${FLEET_TAG}`]: e.fleetNames } },
+      });
+    }
+    out.push({
+      Sid: "SsmCancelFleetCommands",
+      Effect: "Allow",
+      Action: ["ssm:CancelCommand"],
+      Resource: [pulumi.interpolate`arn:aws:ec2:${g.region}:${g.accountId}:instance/*`],
+      Condition: { StringEquals: { [`ssm:resourceTag/${FLEET_TAG}`]: e.fleetNames } },
+    });
+    out.push({
+      Sid: "Ec2ObserveFleet",
+      Effect: "Allow",
+      Action: ["ssm:GetCommandInvocation", "ssm:ListCommandInvocations", "ssm:DescribeInstanceInformation", "ec2:DescribeInstances", "autoscaling:DescribeAutoScalingGroups"],
+      Resource: "*",
+    });
+    out.push({
+      Sid: "Ec2MirrorLeaseTags",
+      Effect: "Allow",
+      Action: ["ec2:CreateTags", "ec2:DeleteTags"],
+      Resource: [pulumi.interpolate`arn:aws:ec2:${g.region}:${g.accountId}:instance/*`],
+      Condition: { StringEquals: { [`aws:ResourceTag/${FLEET_TAG}`]: e.fleetNames } },
+    });
+    if (e.autoScalingGroupArns.length) {
+      out.push({
+        Sid: "AsgProtectBusyInstances",
+        Effect: "Allow",
+        Action: ["autoscaling:SetInstanceProtection"],
+        Resource: e.autoScalingGroupArns,
+      });
+    }
+  }
+  if (g.agentcore) {
+    const a = g.agentcore;
+    out.push({
+      Sid: "AgentCoreSessions",
+      Effect: "Allow",
+      Action: start ? ["bedrock-agentcore:InvokeAgentRuntime", "bedrock-agentcore:StopRuntimeSession"] : ["bedrock-agentcore:StopRuntimeSession"],
+      Resource: [a.runtimeArn, pulumi.interpolate`${a.runtimeArn}/*`],
+    });
+  }
+  return out;
+}

@@ -1,0 +1,79 @@
+/**
+ * The task API: an API Gateway HTTP API (HTTPS only, every route AWS_IAM-authorized) in front of the API Lambda
+ * (runtime/api/lambda.ts), which starts one orchestrator execution per task through the orchestrator's alias.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import * as aws from "@pulumi/aws";
+import { computeStatements, logsStatement, payloadStatement, policyDocument, assumeRolePolicy, tableStatement, type ComputeGrants, type TableArns } from "./iam";
+import { createHandlerFunction } from "./handler-function";
+
+export const API_HANDLER = "runtime/api/lambda.ts";
+
+export interface TaskApiArgs {
+  readonly runtimeConfig: pulumi.Input<object>;
+  readonly tableArns: TableArns;
+  readonly payloadBucketArn: pulumi.Input<string>;
+  /** Qualified alias ARN of the orchestrator. */
+  readonly orchestratorAliasArn: pulumi.Input<string>;
+  /** Cancel stops compute directly: poll/stop rights only, never start. */
+  readonly grants: ComputeGrants;
+  readonly logRetentionDays: number;
+}
+
+export class TaskApi extends pulumi.ComponentResource {
+  readonly url: pulumi.Output<string>;
+  readonly function: aws.lambda.CallbackFunction<unknown, unknown>;
+  readonly api: aws.apigatewayv2.Api;
+
+  constructor(name: string, args: TaskApiArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("agent-compute:api:TaskApi", name, {}, opts);
+    const built = createTaskApi(name, args, this);
+    this.function = built.fn;
+    this.api = built.api;
+    this.url = built.stage.invokeUrl;
+    this.registerOutputs({ url: this.url });
+  }
+}
+
+export function createTaskApi(name: string, args: TaskApiArgs, parent: pulumi.Resource) {
+  const role = new aws.iam.Role(`${name}-role`, { assumeRolePolicy: assumeRolePolicy("lambda.amazonaws.com") }, { parent });
+  const logGroup = new aws.cloudwatch.LogGroup(`${name}-logs`, { retentionInDays: args.logRetentionDays }, { parent });
+  new aws.iam.RolePolicy(
+    `${name}-policy`,
+    {
+      role: role.id,
+      policy: policyDocument([
+        logsStatement("OwnLogs", logGroup.arn),
+        tableStatement("TaskTables", args.tableArns, ["tasks", "events", "leases", "concurrency", "repos"], true),
+        payloadStatement("Payloads", args.payloadBucketArn, ["put", "delete"]),
+        { Sid: "StartOrchestration", Effect: "Allow", Action: ["lambda:InvokeFunction"], Resource: [args.orchestratorAliasArn] },
+        ...computeStatements(args.grants, false),
+      ]),
+    },
+    { parent },
+  );
+  const { fn } = createHandlerFunction(
+    name,
+    { handlerFile: API_HANDLER, role, runtimeConfig: args.runtimeConfig, timeoutSeconds: 29, memoryMiB: 512, logGroup },
+    parent,
+  );
+  const api = new aws.apigatewayv2.Api(`${name}`, { protocolType: "HTTP", description: "agent-compute task API (SigV4)" }, { parent });
+  const integration = new aws.apigatewayv2.Integration(
+    `${name}-lambda`,
+    { apiId: api.id, integrationType: "AWS_PROXY", integrationUri: fn.arn, payloadFormatVersion: "2.0" },
+    { parent },
+  );
+  // One catch-all route: the handler does its own routing; AWS_IAM means unsigned requests never reach it.
+  const route = new aws.apigatewayv2.Route(
+    `${name}-route`,
+    { apiId: api.id, routeKey: "ANY /{proxy+}", target: pulumi.interpolate`integrations/${integration.id}`, authorizationType: "AWS_IAM" },
+    { parent },
+  );
+  const stage = new aws.apigatewayv2.Stage(`${name}-stage`, { apiId: api.id, name: "$default", autoDeploy: true }, { parent, dependsOn: [route] });
+  new aws.lambda.Permission(
+    `${name}-invoke`,
+    { action: "lambda:InvokeFunction", function: fn.name, principal: "apigateway.amazonaws.com", sourceArn: pulumi.interpolate`${api.executionArn}/*/*` },
+    { parent },
+  );
+  return { fn, api, stage, role };
+}

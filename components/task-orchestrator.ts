@@ -1,0 +1,85 @@
+/**
+ * The orchestrator: the durable Lambda (runtime/orchestrator/durable-handler.ts) that drives one task from load
+ * to finalize. Published as a version behind a "live" alias: durable executions run on a fixed version, and the
+ * API invokes the alias. Its role grants only what the enabled backends need.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import * as aws from "@pulumi/aws";
+import { computeStatements, logsStatement, payloadStatement, policyDocument, assumeRolePolicy, tableStatement, type ComputeGrants, type TableArns } from "./iam";
+import { createHandlerFunction } from "./handler-function";
+import type { HandlerCode } from "./lambda-code";
+
+export const ORCHESTRATOR_HANDLER = "runtime/orchestrator/durable-handler.ts";
+export const ORCHESTRATOR_ALIAS = "live";
+
+export interface TaskOrchestratorArgs {
+  readonly runtimeConfig: pulumi.Input<object>;
+  readonly tableArns: TableArns;
+  readonly payloadBucketArn: pulumi.Input<string>;
+  readonly grants: ComputeGrants;
+  /** Longest a task may live; the durable execution gets this plus a margin for finalize. */
+  readonly taskTimeoutSeconds: number;
+  readonly logRetentionDays: number;
+}
+
+export class TaskOrchestrator extends pulumi.ComponentResource {
+  readonly function: aws.lambda.CallbackFunction<unknown, unknown>;
+  readonly alias: aws.lambda.Alias;
+  /** Qualified ARN of the alias: what the API invokes. */
+  readonly aliasArn: pulumi.Output<string>;
+  readonly role: aws.iam.Role;
+  readonly code: HandlerCode;
+
+  constructor(name: string, args: TaskOrchestratorArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("agent-compute:orchestrator:TaskOrchestrator", name, {}, opts);
+    const built = createOrchestrator(name, args, this);
+    this.function = built.fn;
+    this.alias = built.alias;
+    this.aliasArn = built.alias.arn;
+    this.role = built.role;
+    this.code = built.code;
+    this.registerOutputs({ functionName: this.function.name, aliasArn: this.aliasArn });
+  }
+}
+
+export function createOrchestrator(name: string, args: TaskOrchestratorArgs, parent: pulumi.Resource) {
+  const role = new aws.iam.Role(`${name}-role`, { assumeRolePolicy: assumeRolePolicy("lambda.amazonaws.com") }, { parent });
+  const logGroup = new aws.cloudwatch.LogGroup(`${name}-logs`, { retentionInDays: args.logRetentionDays }, { parent });
+  const { fn, code } = createHandlerFunction(
+    name,
+    {
+      handlerFile: ORCHESTRATOR_HANDLER,
+      role,
+      runtimeConfig: args.runtimeConfig,
+      timeoutSeconds: 300,
+      memoryMiB: 512,
+      logGroup,
+      publish: true,
+      // A whole task (up to the task timeout) is one durable execution; an hour more covers stop + finalize.
+      durableConfig: { executionTimeout: args.taskTimeoutSeconds + 3600, retentionPeriod: 14 },
+    },
+    parent,
+  );
+  new aws.iam.RolePolicy(
+    `${name}-policy`,
+    {
+      role: role.id,
+      policy: policyDocument([
+        logsStatement("OwnLogs", logGroup.arn),
+        {
+          Sid: "OwnDurableExecutions",
+          Effect: "Allow",
+          Action: ["lambda:CheckpointDurableExecution", "lambda:GetDurableExecutionState"],
+          // Durable execution ARNs extend a qualified function ARN; ":*" matches every version's executions.
+          Resource: [pulumi.interpolate`${fn.arn}:*`],
+        },
+        tableStatement("TaskTables", args.tableArns, ["tasks", "events", "leases", "concurrency", "repos"], true),
+        payloadStatement("Payloads", args.payloadBucketArn, ["get", "delete"]),
+        ...computeStatements(args.grants, true),
+      ]),
+    },
+    { parent },
+  );
+  const alias = new aws.lambda.Alias(`${name}-alias`, { name: ORCHESTRATOR_ALIAS, functionName: fn.name, functionVersion: fn.version }, { parent });
+  return { fn, alias, role, logGroup, code };
+}

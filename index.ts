@@ -1,0 +1,136 @@
+/**
+ * agent-compute: read and validate the stack config, build the enabled backends and the shared parts, export
+ * what operators and the CLI need. The wiring lives in components/; this file only orders it.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import * as aws from "@pulumi/aws";
+import { loadStackConfig } from "./components/config";
+import { Network } from "./components/network";
+import { TaskTables } from "./components/task-tables";
+import { PayloadBucket, PAYLOAD_PREFIX } from "./components/payload-bucket";
+import { EcsAgentCluster, AGENT_CONTAINER } from "./components/ecs-agent-cluster";
+import { AgentCoreRuntime } from "./components/agentcore-runtime";
+import { Ec2AgentFleet } from "./components/ec2-agent-fleet";
+import { CommandDocument } from "./components/command-document";
+import { TaskOrchestrator } from "./components/task-orchestrator";
+import { TaskApi } from "./components/task-api";
+import { FleetManager } from "./components/fleet-manager";
+import type { ComputeGrants } from "./components/iam";
+import { agentTaskDocument } from "./runtime/fleet/document";
+import { bootScript } from "./runtime/fleet/boot-script";
+
+// 1. Config, checked before any resource exists.
+const config = loadStackConfig();
+const stack = `${pulumi.getProject()}-${pulumi.getStack()}`;
+const has = (b: "agentcore" | "ecs" | "ec2") => config.backends.includes(b);
+const region = aws.getRegionOutput().region;
+const accountId = aws.getCallerIdentityOutput().accountId;
+
+// 2. Shared parts.
+const network = new Network(`${stack}-net`, { settings: config.network });
+const tables = new TaskTables(`${stack}-tables`, { repos: config.repos });
+const payloads = new PayloadBucket(`${stack}-payloads`, { expirationDays: config.payloadExpirationDays });
+const agentData = { tableNames: { tasks: tables.names.tasks, events: tables.names.events }, tableArns: tables.arns, payloadBucketArn: payloads.arn };
+
+// 3. Backends: only the enabled ones.
+const ecs = has("ecs")
+  ? new EcsAgentCluster(`${stack}-ecs`, { settings: config.ecs, image: config.image, vpcId: network.vpcId, region, accountId, logRetentionDays: config.logRetentionDays, ...agentData })
+  : undefined;
+const agentcore = has("agentcore")
+  ? new AgentCoreRuntime(`${stack}-agentcore`, { settings: config.agentcore, vpcId: network.vpcId, subnetIds: network.privateSubnetIds, region, accountId, ...agentData })
+  : undefined;
+const document = has("ec2") ? new CommandDocument(`${stack}-agent-task`, { content: agentTaskDocument() }) : undefined;
+const fleets = Object.entries(config.fleets).map(
+  ([fleet, settings]) =>
+    [fleet, new Ec2AgentFleet(`${stack}-fleet-${fleet}`, {
+      fleet,
+      settings,
+      image: config.image,
+      vpcId: network.vpcId,
+      subnetIds: network.privateSubnetIds,
+      userData: bootScript({ fleet, image: config.image }),
+      tableArns: tables.arns,
+      payloadBucketArn: payloads.arn,
+      tags: { "agent-compute:stack": stack },
+    })] as const,
+);
+
+// 4. The runtime config every Lambda reads (AGENT_COMPUTE_CONFIG), and the grants of the enabled backends.
+const runtimeConfig = {
+  region,
+  tables: tables.names,
+  payload: { kind: "s3" as const, bucket: payloads.bucketName, prefix: PAYLOAD_PREFIX },
+  defaultBackend: config.defaultBackend,
+  enabledBackends: config.backends,
+  ...(ecs && {
+    ecs: {
+      cluster: ecs.cluster.name,
+      taskDefinition: ecs.family,
+      containerName: AGENT_CONTAINER,
+      subnets: network.privateSubnetIds,
+      securityGroups: [ecs.securityGroup.id],
+      fargateSpot: config.ecs.fargateSpot,
+    },
+  }),
+  ...(document && {
+    ec2: {
+      documentName: document.documentName,
+      fleets: Object.fromEntries(fleets.map(([fleet, f]) => [fleet, { autoScalingGroupName: f.autoScalingGroupName }])),
+      defaultFleet: config.defaultFleet,
+      deliveryTimeoutSeconds: config.dispatchTimeoutSeconds,
+      executionTimeoutSeconds: config.limits.taskTimeoutSeconds,
+      image: config.image,
+    },
+  }),
+  ...(agentcore && { agentcore: { runtimeArn: agentcore.runtimeArn } }),
+  limits: { ...config.limits, maxPollErrors: 5, maxFinishedPolls: 3 },
+};
+const grants: ComputeGrants = {
+  region,
+  accountId,
+  ...(ecs && {
+    ecs: {
+      taskDefinitionFamilyArn: pulumi.interpolate`arn:aws:ecs:${region}:${accountId}:task-definition/${ecs.family}`,
+      clusterArn: ecs.cluster.arn,
+      clusterName: ecs.cluster.name,
+      passRoles: [ecs.taskRole.arn, ecs.executionRole.arn],
+    },
+  }),
+  ...(document && { ec2: { documentArn: document.arn, fleetNames: fleets.map(([f]) => f), autoScalingGroupArns: fleets.map(([, f]) => f.autoScalingGroupArn) } }),
+  ...(agentcore && { agentcore: { runtimeArn: agentcore.runtimeArn } }),
+};
+
+// 5. Orchestrator, API, fleet manager.
+const common = { tableArns: tables.arns, payloadBucketArn: payloads.arn, logRetentionDays: config.logRetentionDays };
+const orchestrator = new TaskOrchestrator(`${stack}-orchestrator`, { runtimeConfig, grants, taskTimeoutSeconds: config.limits.taskTimeoutSeconds, ...common });
+const api = new TaskApi(`${stack}-api`, {
+  runtimeConfig: { ...runtimeConfig, orchestrator: { functionArn: orchestrator.aliasArn } },
+  orchestratorAliasArn: orchestrator.aliasArn,
+  grants,
+  ...common,
+});
+if (document) {
+  new FleetManager(`${stack}-fleet-manager`, {
+    runtimeConfig,
+    tableArns: tables.arns,
+    autoScalingGroupArns: fleets.map(([, f]) => f.autoScalingGroupArn),
+    fleetNames: fleets.map(([f]) => f),
+    schedule: config.fleetManagerSchedule,
+    region,
+    accountId,
+    logRetentionDays: config.logRetentionDays,
+  });
+}
+
+// 6. Outputs.
+export const apiUrl = api.url;
+export const enabledBackends = config.backends;
+export const defaultBackend = config.defaultBackend;
+export const tableNames = tables.names;
+export const payloadBucket = payloads.bucketName;
+export const orchestratorFunction = orchestrator.aliasArn;
+export const ecsCluster = ecs?.cluster.name;
+export const ecsTaskDefinitionFamily = ecs?.family;
+export const agentCoreRuntimeArn = agentcore?.runtimeArn;
+export const ec2Fleets = Object.fromEntries(fleets.map(([fleet, f]) => [fleet, f.autoScalingGroupName]));
+export const ssmDocument = document?.documentName;

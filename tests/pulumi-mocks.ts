@@ -1,0 +1,201 @@
+/**
+ * Runs the Pulumi program (index.ts) under pulumi.runtime.setMocks, in this process, once per call: each run
+ * gets fresh mocks, fresh config and a fresh copy of the program's modules, so several stacks can be checked in
+ * one mocha run. Records every resource with its inputs and its parent's URN.
+ */
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+
+export const ROOT = path.resolve(__dirname, "..");
+const PROGRAM = path.join(ROOT, "index.ts");
+const PROGRAM_DIRS = [path.join(ROOT, "components") + path.sep, PROGRAM];
+
+export interface RecordedResource {
+  type: string;
+  name: string;
+  urn: string;
+  /** URN of the parent resource ("" for the stack itself). */
+  parent: string;
+  inputs: Record<string, any>;
+  custom: boolean;
+}
+
+export interface ProgramRun {
+  resources: RecordedResource[];
+  outputs: Record<string, unknown>;
+  error?: unknown;
+  byType(type: string): RecordedResource[];
+  one(type: string, nameIncludes?: string): RecordedResource;
+  /** The component resource a recorded resource's parent URN names. */
+  parentOf(r: RecordedResource): RecordedResource | undefined;
+}
+
+export const STACK = "test";
+export const PROJECT = "agent-compute";
+export const ACCOUNT = "123456789012";
+export const REGION = "us-east-1";
+
+/** Plausible outputs for the resources the program reads attributes of. */
+function mockState(type: string, name: string, inputs: Record<string, any>): Record<string, any> {
+  const arnBase = `arn:aws:${type.split(":")[1].split("/")[0]}:${REGION}:${ACCOUNT}`;
+  const state: Record<string, any> = { ...inputs, arn: `${arnBase}:${name}`, name: inputs.name ?? name };
+  switch (type) {
+    case "aws:dynamodb/table:Table":
+      return { ...state, arn: `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/${name}` };
+    case "aws:s3/bucket:Bucket":
+      return { ...state, bucket: name, arn: `arn:aws:s3:::${name}` };
+    case "aws:iam/role:Role":
+      return { ...state, arn: `arn:aws:iam::${ACCOUNT}:role/${name}` };
+    case "aws:lambda/function:Function":
+      return { ...state, arn: `arn:aws:lambda:${REGION}:${ACCOUNT}:function:${name}`, version: "1" };
+    case "aws:lambda/alias:Alias":
+      return { ...state, arn: `arn:aws:lambda:${REGION}:${ACCOUNT}:function:${inputs.functionName}:${inputs.name}` };
+    case "aws:ecs/taskDefinition:TaskDefinition":
+      return { ...state, arn: `arn:aws:ecs:${REGION}:${ACCOUNT}:task-definition/${inputs.family}:1` };
+    case "aws:ecs/cluster:Cluster":
+      return { ...state, arn: `arn:aws:ecs:${REGION}:${ACCOUNT}:cluster/${name}` };
+    case "aws:autoscaling/group:Group":
+      return { ...state, arn: `arn:aws:autoscaling:${REGION}:${ACCOUNT}:autoScalingGroup:uuid:autoScalingGroupName/${name}` };
+    case "aws:ssm/document:Document":
+      return { ...state, arn: `arn:aws:ssm:${REGION}:${ACCOUNT}:document/${name}` };
+    case "aws:bedrock/agentcoreAgentRuntime:AgentcoreAgentRuntime":
+      return { ...state, agentRuntimeArn: `arn:aws:bedrock-agentcore:${REGION}:${ACCOUNT}:runtime/${inputs.agentRuntimeName}-abc123` };
+    case "aws:apigatewayv2/api:Api":
+      return { ...state, executionArn: `arn:aws:execute-api:${REGION}:${ACCOUNT}:api123`, apiEndpoint: "https://api123.execute-api.us-east-1.amazonaws.com" };
+    case "aws:apigatewayv2/stage:Stage":
+      return { ...state, invokeUrl: "https://api123.execute-api.us-east-1.amazonaws.com/" };
+    case "awsx:ec2:Vpc":
+      return { ...state, vpcId: "vpc-0123456789abcdef0", privateSubnetIds: ["subnet-0aaaaaaaaaaaaaaa1", "subnet-0aaaaaaaaaaaaaaa2"], publicSubnetIds: ["subnet-0bbbbbbbbbbbbbbb1"] };
+    default:
+      return state;
+  }
+}
+
+function freshProgramModules(): void {
+  for (const key of Object.keys(require.cache)) {
+    if (PROGRAM_DIRS.some((p) => key === p || key.startsWith(p))) delete require.cache[key];
+  }
+}
+
+/**
+ * Run the program with the given stack config (values as they would appear in Pulumi.<stack>.yaml: strings,
+ * numbers, lists, maps). Never throws: a program error is returned in `error`.
+ */
+export async function runProgram(stackConfig: Record<string, unknown>): Promise<ProgramRun> {
+  const resources: RecordedResource[] = [];
+  const parents = new Map<string, string>();
+  const config: Record<string, string> = { "aws:region": REGION };
+  for (const [k, v] of Object.entries(stackConfig)) {
+    config[k.includes(":") ? k : `${PROJECT}:${k}`] = typeof v === "string" ? v : JSON.stringify(v);
+  }
+  pulumi.runtime.setAllConfig(config);
+  await pulumi.runtime.setMocks(
+    {
+      newResource(args) {
+        const urnType = args.type;
+        const state = mockState(urnType, args.name, args.inputs);
+        resources.push({ type: args.type, name: args.name, urn: "", parent: parents.get(`${args.type}::${args.name}`) ?? "", inputs: args.inputs, custom: !!args.custom });
+        return { id: `${args.name}-id`, state };
+      },
+      call(args) {
+        switch (args.token) {
+          case "aws:index/getRegion:getRegion":
+            return { region: REGION, name: REGION, id: REGION };
+          case "aws:index/getCallerIdentity:getCallerIdentity":
+            return { accountId: ACCOUNT, arn: `arn:aws:iam::${ACCOUNT}:user/test`, userId: "AIDTEST", id: ACCOUNT };
+          case "aws:index/getPartition:getPartition":
+            return { partition: "aws", dnsSuffix: "amazonaws.com", id: "aws" };
+          default:
+            return args.inputs;
+        }
+      },
+    },
+    PROJECT,
+    STACK,
+    false,
+  );
+  // Record each registration's parent URN: the mock callback itself is not told it.
+  const monitor = (pulumi.runtime as unknown as { getMonitor(): any }).getMonitor();
+  const register = monitor.registerResource.bind(monitor);
+  monitor.registerResource = (req: any, cb: any) => {
+    parents.set(`${req.getType()}::${req.getName()}`, req.getParent());
+    return register(req, cb);
+  };
+  freshProgramModules();
+  let outputs: Record<string, unknown> = {};
+  let error: unknown;
+  try {
+    outputs = (await pulumi.runtime.runInPulumiStack(async () => ({ ...(require(PROGRAM) as object) }))) as Record<string, unknown>;
+    await (pulumi.runtime as unknown as { waitForRPCs(): Promise<void> }).waitForRPCs();
+  } catch (err) {
+    error = err;
+  }
+  // Fill URNs from the monitor's own record (same scheme the engine uses: parent type chain + name).
+  const registered: Map<string, { urn: string }> = monitor.getRegisteredResources?.() ?? new Map();
+  const urns = [...registered.keys()];
+  for (const r of resources) {
+    r.urn = urns.find((u) => u.endsWith(`::${r.name}`) && u.split("::")[2].split("$").pop() === r.type) ?? "";
+    r.parent = parents.get(`${r.type}::${r.name}`) ?? r.parent;
+  }
+  const userResources = resources.filter((r) => r.type !== "pulumi:pulumi:Stack");
+  return {
+    resources: userResources,
+    outputs,
+    error,
+    byType: (type) => userResources.filter((r) => r.type === type),
+    one(type, nameIncludes) {
+      const found = userResources.filter((r) => r.type === type && (!nameIncludes || r.name.includes(nameIncludes)));
+      if (found.length !== 1) throw new Error(`expected one ${type}${nameIncludes ? ` named *${nameIncludes}*` : ""}, found ${found.length}: ${found.map((f) => f.name).join(", ")}`);
+      return found[0];
+    },
+    parentOf: (r) => userResources.find((p) => p.urn !== "" && p.urn === r.parent),
+  };
+}
+
+/** Every IAM policy document the run built: inline role policies, managed policies, trust policies, bucket policies. */
+export interface PolicyDocumentRecord {
+  resource: string;
+  kind: "identity" | "trust" | "bucket";
+  /** For identity policies: the service principal(s) the role trusts (e.g. ec2.amazonaws.com). */
+  trustedServices: string[];
+  document: { Statement: any[] };
+}
+
+export function policyDocuments(run: ProgramRun): PolicyDocumentRecord[] {
+  const roles = new Map<string, string[]>();
+  const out: PolicyDocumentRecord[] = [];
+  const parse = (v: unknown) => (typeof v === "string" ? JSON.parse(v) : v) as { Statement: any[] };
+  for (const r of run.byType("aws:iam/role:Role")) {
+    const doc = parse(r.inputs.assumeRolePolicy);
+    const services = doc.Statement.flatMap((s: any) => [].concat(s.Principal?.Service ?? []));
+    roles.set(`${r.name}-id`, services);
+    out.push({ resource: r.name, kind: "trust", trustedServices: services, document: doc });
+  }
+  for (const r of run.byType("aws:iam/rolePolicy:RolePolicy")) {
+    out.push({ resource: r.name, kind: "identity", trustedServices: roles.get(r.inputs.role) ?? [], document: parse(r.inputs.policy) });
+  }
+  for (const r of run.byType("aws:iam/policy:Policy")) {
+    out.push({ resource: r.name, kind: "identity", trustedServices: [], document: parse(r.inputs.policy) });
+  }
+  for (const r of run.byType("aws:s3/bucketPolicy:BucketPolicy")) {
+    out.push({ resource: r.name, kind: "bucket", trustedServices: [], document: parse(r.inputs.policy) });
+  }
+  return out;
+}
+
+/** Stack configs the tests and the IAM audit run: each backend alone, all three, ec2+ecs, two named fleets. */
+export const IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/agent:1.0";
+export const COMBINATIONS: Record<string, Record<string, unknown>> = {
+  "ecs alone": { backends: ["ecs"], image: IMAGE },
+  "agentcore alone": { backends: ["agentcore"], image: IMAGE },
+  "ec2 alone": { backends: ["ec2"], image: IMAGE },
+  "all three": { backends: ["agentcore", "ecs", "ec2"], defaultBackend: "ecs", image: IMAGE },
+  "ec2 + ecs": { backends: ["ec2", "ecs"], image: IMAGE, ecs: { fargateSpot: true } },
+  "two named ec2 fleets": {
+    backends: ["ec2"],
+    image: IMAGE,
+    fleets: { default: { instanceType: "m7g.xlarge", maxSize: 6 }, gpu: { instanceType: "g5.xlarge", maxSize: 2, spot: true, rootVolumeGiB: 200 } },
+    defaultFleet: "default",
+    network: { vpcId: "vpc-0123456789abcdef0", privateSubnetIds: ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"] },
+  },
+};
