@@ -40,6 +40,8 @@ export interface EcsConfig {
 export interface Ec2FleetConfig {
   /** Auto Scaling group of this fleet, for scale-in protection. */
   autoScalingGroupName?: string;
+  /** Idle ready instances kept beyond current demand, for a fast start (fleet scaling; default 0). */
+  warmBuffer?: number;
 }
 
 export interface Ec2Config {

@@ -1,0 +1,171 @@
+/**
+ * The stack-owned SSM Command document that runs one agent task on a fleet instance. The Pulumi fleet component
+ * creates an aws.ssm.Document from agentTaskDocument(); Ec2Strategy sends it with agentTaskParameters().
+ *
+ * Only validated ids and URIs ever reach the instance: every parameter has an allowedPattern (SSM rejects a
+ * SendCommand whose values do not match, and agentTaskParameters checks the same patterns before sending). No
+ * pattern admits a quote, `$`, a backtick, whitespace or a newline, so the values can sit inside single quotes in
+ * the script, where SSM substitutes {{ name }} textually. The task's own text (prompt, repo URL, branch) travels
+ * only inside the payload object, which the script copies to a file and mounts read-only into the container.
+ */
+
+export interface DocumentParameterSpec {
+  description: string;
+  /** Anchored regular expression; the same text is SSM's allowedPattern and our own check. */
+  allowedPattern: string;
+}
+
+export const AGENT_TASK_DOCUMENT_PARAMETERS = {
+  taskId: {
+    description: "Task id: 1–128 letters, digits, '.', '_' or '-', starting with a letter or digit.",
+    allowedPattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$",
+  },
+  payloadUri: {
+    description: "s3:// URI of the task's payload object.",
+    allowedPattern: "^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[A-Za-z0-9._/=+-]{1,900}$",
+  },
+  taskTableName: {
+    description: "DynamoDB table of task records.",
+    allowedPattern: "^[A-Za-z0-9_.-]{3,255}$",
+  },
+  eventsTableName: {
+    description: "DynamoDB table of task events.",
+    allowedPattern: "^[A-Za-z0-9_.-]{3,255}$",
+  },
+  image: {
+    description: "Agent container image reference (registry/repository:tag or @digest), as pulled at boot.",
+    allowedPattern: "^[a-z0-9][A-Za-z0-9._/:@-]{0,254}$",
+  },
+  executionTimeout: {
+    description: "Seconds the agent may run (100–172800). Required: the 1-hour SSM default never applies.",
+    allowedPattern: "^[1-9][0-9]{2,5}$",
+  },
+} as const satisfies Record<string, DocumentParameterSpec>;
+
+export type AgentTaskParameterName = keyof typeof AGENT_TASK_DOCUMENT_PARAMETERS;
+export type AgentTaskParameterValues = Record<AgentTaskParameterName, string>;
+
+/** SSM's limits for aws:runShellScript timeoutSeconds (our lower bound leaves room for the script's own cleanup). */
+export const EXECUTION_TIMEOUT_BOUNDS = { min: 100, max: 172_800 } as const;
+
+/** Seconds the script keeps for its cleanup before SSM's executionTimeout would kill it. */
+const CLEANUP_SECONDS = 30;
+
+/** Where the payload file appears inside the agent container. */
+export const CONTAINER_PAYLOAD_PATH = "/agent/payload.json";
+
+/** Label on every agent container the document starts, so a leftover one can be found and removed. */
+export const CONTAINER_TASK_LABEL = "agent-compute.task";
+
+export class DocumentParameterError extends Error {
+  constructor(
+    readonly parameter: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = "DocumentParameterError";
+  }
+}
+
+/**
+ * The SendCommand Parameters for one task, each value checked against its allowedPattern here, before SSM sees it,
+ * so a bad value fails with a message naming the parameter instead of an opaque InvalidParameters.
+ */
+export function agentTaskParameters(values: AgentTaskParameterValues): Record<AgentTaskParameterName, string[]> {
+  const out = {} as Record<AgentTaskParameterName, string[]>;
+  for (const name of Object.keys(AGENT_TASK_DOCUMENT_PARAMETERS) as AgentTaskParameterName[]) {
+    const spec = AGENT_TASK_DOCUMENT_PARAMETERS[name];
+    const value = values[name];
+    if (typeof value !== "string" || !new RegExp(spec.allowedPattern).test(value)) {
+      const shown = typeof value === "string" ? JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value) : String(value);
+      throw new DocumentParameterError(name, `SSM document parameter ${name} is ${shown}; it must match ${spec.allowedPattern} (${spec.description})`);
+    }
+    out[name] = [value];
+  }
+  const timeout = Number(values.executionTimeout);
+  if (timeout < EXECUTION_TIMEOUT_BOUNDS.min || timeout > EXECUTION_TIMEOUT_BOUNDS.max) {
+    throw new DocumentParameterError(
+      "executionTimeout",
+      `SSM document parameter executionTimeout is ${timeout}; it must be between ${EXECUTION_TIMEOUT_BOUNDS.min} and ${EXECUTION_TIMEOUT_BOUNDS.max} seconds`,
+    );
+  }
+  return out;
+}
+
+/** The shell script of the document, one line per array entry (aws:runShellScript runCommand). */
+export function agentTaskScript(): string[] {
+  return [
+    "#!/bin/bash",
+    "set -euo pipefail",
+    // SSM substitutes the parameters textually; allowedPattern admits no quote, so single quotes hold them safely.
+    "TASK_ID='{{ taskId }}'",
+    "PAYLOAD_URI='{{ payloadUri }}'",
+    "TASK_TABLE_NAME='{{ taskTableName }}'",
+    "TASK_EVENTS_TABLE_NAME='{{ eventsTableName }}'",
+    "AGENT_IMAGE='{{ image }}'",
+    "EXECUTION_TIMEOUT='{{ executionTimeout }}'",
+    // The SSM agent's shell has no AWS_REGION; the instance's region comes from IMDSv2 (token required).
+    "IMDS=http://169.254.169.254/latest",
+    "IMDS_TOKEN=\"$(curl -sSf -X PUT \"$IMDS/api/token\" -H 'X-aws-ec2-metadata-token-ttl-seconds: 300')\"",
+    "AWS_REGION=\"$(curl -sSf -H \"X-aws-ec2-metadata-token: $IMDS_TOKEN\" \"$IMDS/meta-data/placement/region\")\"",
+    "AWS_DEFAULT_REGION=\"$AWS_REGION\"",
+    "export AWS_REGION AWS_DEFAULT_REGION TASK_ID TASK_TABLE_NAME TASK_EVENTS_TABLE_NAME",
+    // One task per instance: a container an interrupted earlier run left behind is removed first.
+    `docker ps -aq --filter label=${CONTAINER_TASK_LABEL} | xargs -r docker rm -f >/dev/null`,
+    "mkdir -p /var/lib/agent-compute",
+    "WORK_DIR=\"$(mktemp -d /var/lib/agent-compute/task.XXXXXX)\"",
+    "CONTAINER=\"agent-$TASK_ID\"",
+    "cleanup() { docker rm -f \"$CONTAINER\" >/dev/null 2>&1 || true; rm -rf \"$WORK_DIR\"; }",
+    "trap cleanup EXIT",
+    "trap 'exit 143' TERM INT",
+    // The payload (prompt, repo, context; up to 1 MiB) goes to a file and is never read into the shell.
+    "aws s3 cp --only-show-errors \"$PAYLOAD_URI\" \"$WORK_DIR/payload.json\"",
+    "chmod 0755 \"$WORK_DIR\"",
+    "chmod 0644 \"$WORK_DIR/payload.json\"",
+    // Host networking: IMDSv2 with hop limit 1 is unreachable from a bridge network, and the agent needs the
+    // instance role's credentials to write its task record.
+    `docker run -d --name "$CONTAINER" --label "${CONTAINER_TASK_LABEL}=$TASK_ID" --network host \\`,
+    `  -v "$WORK_DIR/payload.json:${CONTAINER_PAYLOAD_PATH}:ro" \\`,
+    `  -e AGENT_PAYLOAD_URI=${CONTAINER_PAYLOAD_PATH} -e TASK_ID -e TASK_TABLE_NAME -e TASK_EVENTS_TABLE_NAME \\`,
+    "  -e AWS_REGION -e AWS_DEFAULT_REGION \\",
+    "  \"$AGENT_IMAGE\" >/dev/null",
+    // docker wait prints the container's exit code; it is bounded below executionTimeout so the cleanup still runs.
+    "set +e",
+    `EXIT_CODE="$(timeout "$((EXECUTION_TIMEOUT - ${CLEANUP_SECONDS}))" docker wait "$CONTAINER")"`,
+    "WAIT_STATUS=$?",
+    "set -e",
+    "if [ \"$WAIT_STATUS\" -ne 0 ] || [ -z \"$EXIT_CODE\" ]; then",
+    "  echo \"agent container did not finish within $EXECUTION_TIMEOUT seconds; stopping it\" >&2",
+    "  docker stop -t 20 \"$CONTAINER\" >/dev/null 2>&1 || true",
+    "  exit 124",
+    "fi",
+    "exit \"$EXIT_CODE\"",
+  ];
+}
+
+/** The full document content (schemaVersion 2.2), ready for aws.ssm.Document `content` (as JSON). */
+export function agentTaskDocument(): Record<string, unknown> {
+  const parameters = Object.fromEntries(
+    Object.entries(AGENT_TASK_DOCUMENT_PARAMETERS).map(([name, spec]) => [
+      name,
+      // No defaults: a caller that omits a parameter (above all executionTimeout) is refused by SSM.
+      { type: "String", description: spec.description, allowedPattern: spec.allowedPattern },
+    ]),
+  );
+  return {
+    schemaVersion: "2.2",
+    description: "agent-compute: run one agent task in a container on this instance (payload mounted read-only).",
+    parameters,
+    mainSteps: [
+      {
+        action: "aws:runShellScript",
+        name: "runAgentTask",
+        precondition: { StringEquals: ["platformType", "Linux"] },
+        inputs: {
+          timeoutSeconds: "{{ executionTimeout }}",
+          runCommand: agentTaskScript(),
+        },
+      },
+    ],
+  };
+}
