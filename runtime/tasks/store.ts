@@ -13,7 +13,7 @@ import {
   type QueryCommandInput,
 } from "@aws-sdk/lib-dynamodb";
 import { awsClient } from "../aws/clients";
-import type { RuntimeConfig } from "../config";
+import type { LimitsConfig, RuntimeConfig } from "../config";
 import { IllegalTransitionError, TaskExistsError } from "../errors";
 import type { Page, PageRequest, TaskEventLog, TaskStore } from "../ports";
 import { TASKS_BY_STATUS_INDEX, TASKS_BY_USER_INDEX } from "../tables";
@@ -80,6 +80,12 @@ function pageLimit(limit: number | undefined): number {
   return Math.min(limit, MAX_PAGE_LIMIT);
 }
 
+/** The part of the runtime config the stores read (an agent builds it from its environment alone). */
+export type StoreConfig = Pick<RuntimeConfig, "region" | "endpoints"> & {
+  tables: Pick<RuntimeConfig["tables"], "tasks" | "events">;
+  limits: Pick<LimitsConfig, "retentionDays">;
+};
+
 export interface StoreOptions {
   /** Clock for timestamps (tests). */
   now?: () => Date;
@@ -113,7 +119,7 @@ export class DynamoTaskStore implements TaskStore {
   private readonly now: () => Date;
 
   constructor(
-    private readonly config: RuntimeConfig,
+    private readonly config: StoreConfig,
     options: StoreOptions = {},
   ) {
     this.now = options.now ?? (() => new Date());
@@ -316,7 +322,7 @@ export class DynamoEventLog implements TaskEventLog {
   private readonly now: () => Date;
 
   constructor(
-    private readonly config: RuntimeConfig,
+    private readonly config: StoreConfig,
     options: StoreOptions = {},
   ) {
     this.now = options.now ?? (() => new Date());
