@@ -40,7 +40,9 @@ export function buildProgram(io: { out: (t: string) => void; err: (t: string) =>
     .option("--api-url <url>", "task API of a deployed stack (the stack's apiUrl output); env AGENT_COMPUTE_API_URL; default: the local platform")
     .option("--region <region>", "AWS region for SigV4 signing (default: AWS_REGION, or the one in the API URL)")
     .option("--json", "print raw JSON answers")
-    .showHelpAfterError()
+    .showHelpAfterError("(agent-compute <command> --help for usage)")
+    // Usage errors come back as exceptions (main() picks the exit code); set before the commands inherit it.
+    .exitOverride()
     .configureOutput({ writeOut: io.out, writeErr: io.err });
 
   const client = async (): Promise<ApiClient> => {
@@ -207,14 +209,13 @@ function defaultIo() {
 
 export async function main(argv: string[] = process.argv): Promise<void> {
   const program = buildProgram();
-  program.exitOverride();
   try {
     await program.parseAsync(argv);
   } catch (err) {
     const e = err as { code?: string; exitCode?: number; message?: string };
     if (typeof e.code === "string" && e.code.startsWith("commander.")) {
-      // commander already printed usage errors; help and version exit 0.
-      process.exitCode = e.exitCode ?? EXIT.error;
+      // commander already printed the usage error; help and version exit 0.
+      process.exitCode = e.exitCode === 0 ? EXIT.ok : EXIT.error;
       return;
     }
     process.stderr.write(`agent-compute: ${e.message ?? String(err)}\n`);
