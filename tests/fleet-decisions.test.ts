@@ -1,0 +1,129 @@
+/** The fleet's pure decisions, as tables: SSM status mapping, desired capacity, the reconcile plan. */
+import { expect } from "chai";
+import type { ComputeState } from "../runtime/compute/strategy";
+import { mapCommandStatus } from "../runtime/fleet/command-status";
+import type { Lease } from "../runtime/fleet/lease";
+import { planReconcile } from "../runtime/fleet/reconcile";
+import { desiredCapacity, type CapacityInput } from "../runtime/fleet/scaling";
+import type { TaskStatus } from "../runtime/tasks/status";
+
+describe("SSM command status → compute state", () => {
+  const cases: [status: string, details: string | undefined, responseCode: number | undefined, state: ComputeState, exitCode?: number][] = [
+    ["Pending", "Pending", -1, "PENDING"],
+    ["Delayed", "Delayed", -1, "PENDING"],
+    ["InProgress", "InProgress", -1, "RUNNING"],
+    ["Cancelling", "Cancelling", -1, "RUNNING"],
+    ["Success", "Success", 0, "EXITED", 0],
+    ["Failed", "Failed", 3, "EXITED", 3],
+    ["Failed", "Failed", -1, "EXITED", undefined],
+    ["Cancelled", "Canceled", -1, "LOST"],
+    ["TimedOut", "Delivery Timed Out", -1, "LOST"],
+    ["TimedOut", "Execution Timed Out", 124, "EXITED", 124],
+    ["TimedOut", "Execution Timed Out", -1, "EXITED", undefined],
+    ["TimedOut", undefined, -1, "LOST"],
+    ["Failed", "Undeliverable", -1, "LOST"],
+    ["Cancelled", "Undeliverable", -1, "LOST"],
+    ["Failed", "Terminated", -1, "LOST"],
+    ["Failed", "Invalid Platform", -1, "LOST"],
+    ["Failed", "Access Denied", -1, "LOST"],
+    ["SomethingNew", undefined, undefined, "RUNNING"],
+  ];
+  for (const [status, details, code, state, exitCode] of cases) {
+    it(`${status}${details ? `/${details}` : ""} (ResponseCode ${code}) is ${state}${exitCode !== undefined ? ` with exit code ${exitCode}` : ""}`, () => {
+      const mapped = mapCommandStatus(status, details, code);
+      expect(mapped.state).to.equal(state);
+      expect(mapped.exitCode).to.equal(exitCode);
+      expect(mapped.raw).to.contain(status);
+      if (state === "LOST") expect(mapped.reason, "a loss says why").to.be.a("string").and.not.equal("");
+    });
+  }
+
+  it("a failed command's reason names its exit code, never another backend", () => {
+    const mapped = mapCommandStatus("Failed", "Failed", 2);
+    expect(mapped.reason).to.contain("exit code 2");
+    expect(mapped.reason).to.not.match(/ECS|Fargate|AgentCore/);
+  });
+});
+
+describe("fleet desired capacity", () => {
+  const base: CapacityInput = { queued: 0, busy: 0, ready: 0, warmBuffer: 0, min: 0, max: 10 };
+  const cases: [name: string, input: Partial<CapacityInput>, desired: number][] = [
+    ["an idle fleet shrinks to its minimum", { min: 1, ready: 4 }, 1],
+    ["an idle fleet keeps its warm buffer", { warmBuffer: 2, ready: 5 }, 2],
+    ["each queued task gets an instance", { queued: 3 }, 3],
+    ["queued tasks plus the warm buffer", { queued: 3, warmBuffer: 2 }, 5],
+    ["busy instances are kept", { busy: 4 }, 4],
+    ["busy + queued + buffer", { busy: 4, queued: 2, warmBuffer: 1, ready: 1 }, 7],
+    ["never above max", { busy: 8, queued: 5, warmBuffer: 2 }, 10],
+    ["never below min", { min: 3, busy: 1 }, 3],
+    ["idle ready instances beyond the buffer are given back", { busy: 2, ready: 6, warmBuffer: 1 }, 3],
+    ["a fleet with max 0 stays empty", { max: 0, queued: 4 }, 0],
+  ];
+  for (const [name, input, desired] of cases) {
+    it(`${name} → ${desired}`, () => expect(desiredCapacity({ ...base, ...input })).to.equal(desired));
+  }
+  it("refuses min above max and negative counts, naming the field", () => {
+    expect(() => desiredCapacity({ ...base, min: 5, max: 2 })).to.throw(/min \(5\) is above max \(2\)/);
+    expect(() => desiredCapacity({ ...base, queued: -1 })).to.throw(/queued must be a whole number/);
+  });
+});
+
+describe("lease reconcile plan", () => {
+  const lease = (instanceId: string, taskId?: string): Lease => ({
+    instanceId,
+    fleet: "default",
+    state: taskId ? "BUSY" : "READY",
+    registeredAt: "2025-01-01T00:00:00Z",
+    ...(taskId ? { taskId } : {}),
+  });
+  const statuses = (entries: [string, TaskStatus | undefined][]) => new Map(entries);
+
+  const cases: [name: string, leases: Lease[], tasks: [string, TaskStatus | undefined][], running: string[] | undefined, expected: unknown[]][] = [
+    ["a running task keeps its instance", [lease("i-00000001", "t1")], [["t1", "RUNNING"]], undefined, []],
+    [
+      "a finished task's instance is released",
+      [lease("i-00000001", "t1")],
+      [["t1", "COMPLETED"]],
+      undefined,
+      [{ kind: "release", instanceId: "i-00000001", fleet: "default", taskId: "t1", why: "task-terminal", status: "COMPLETED" }],
+    ],
+    [
+      "a cancelled task's instance is released",
+      [lease("i-00000001", "t1")],
+      [["t1", "CANCELLED"]],
+      undefined,
+      [{ kind: "release", instanceId: "i-00000001", fleet: "default", taskId: "t1", why: "task-terminal", status: "CANCELLED" }],
+    ],
+    [
+      "a missing task's instance is released",
+      [lease("i-00000001", "t1")],
+      [["t1", undefined]],
+      undefined,
+      [{ kind: "release", instanceId: "i-00000001", fleet: "default", taskId: "t1", why: "task-missing" }],
+    ],
+    ["a task that was not read is left alone", [lease("i-00000001", "t1")], [], undefined, []],
+    ["ready leases are never released", [lease("i-00000001")], [], undefined, []],
+    [
+      "an instance that is gone is dropped and its running task reported lost",
+      [lease("i-00000001", "t1"), lease("i-00000002")],
+      [["t1", "RUNNING"]],
+      ["i-00000003"],
+      [
+        { kind: "drop-instance", instanceId: "i-00000001", fleet: "default", lostTaskId: "t1" },
+        { kind: "drop-instance", instanceId: "i-00000002", fleet: "default" },
+      ],
+    ],
+    [
+      "a gone instance whose task already finished is dropped without a loss",
+      [lease("i-00000001", "t1")],
+      [["t1", "COMPLETED"]],
+      [],
+      [{ kind: "drop-instance", instanceId: "i-00000001", fleet: "default" }],
+    ],
+  ];
+  for (const [name, leases, tasks, running, expected] of cases) {
+    it(name, () => {
+      expect(planReconcile({ leases, tasks: statuses(tasks), runningInstanceIds: running ? new Set(running) : undefined })).to.deep.equal(expected);
+    });
+  }
+});
