@@ -48,13 +48,17 @@ export async function finalizeTask(rt: Runtime, taskId: string): Promise<Finaliz
 
 /**
  * A task that ended other than COMPLETED may still have compute running: a cancel whose stop failed, or an
- * agent that wrote FAILED and hung. Stopping is tolerant of stopped compute, so asking again costs nothing.
+ * agent that wrote FAILED and hung. Compute that reports itself finished is left alone — stopping it again is
+ * pointless, and for a local process whose pid the OS may already have reused, harmful.
  */
 async function stopLeftoverCompute(rt: Runtime, task: TaskRecord): Promise<void> {
   const handle = task.compute_metadata;
   if (!handle || task.status === "COMPLETED") return;
+  const strategy = rt.strategy(handle.type) as ComputeStrategy;
+  const state = (await strategy.pollSession(handle).catch(() => undefined))?.state;
+  if (state === "EXITED" || state === "LOST") return;
   try {
-    await (rt.strategy(handle.type) as ComputeStrategy).stopSession(handle, `task ended ${task.status}`);
+    await strategy.stopSession(handle, `task ended ${task.status}`);
   } catch (err) {
     await rt.events.append(task.task_id, "error", `could not stop the ${BACKEND_NAMES[handle.type]}: ${(err as Error).message}`);
   }

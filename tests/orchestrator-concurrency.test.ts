@@ -1,0 +1,111 @@
+/**
+ * The per-user concurrency cap, driven through the local orchestrator (the same steps as the durable one):
+ * real concurrency table in moto, one fake local compute whose agents finish only when the test says so.
+ */
+import { expect } from "chai";
+import type { RuntimeConfig } from "../runtime/config";
+import { runTaskLocally } from "../runtime/orchestrator/local-orchestrator";
+import { ConcurrencySlots } from "../runtime/orchestrator/slots";
+import type { WorkflowResult } from "../runtime/orchestrator/workflow";
+import type { TaskRecord } from "../runtime/tasks/record";
+import { agent, createTables, createTask, eventually, harness, testConfig, type Harness } from "./orchestrator-fixtures";
+
+describe("per-user concurrency cap (local orchestrator, moto tables)", function () {
+  this.timeout(120_000);
+  let config: RuntimeConfig;
+
+  before(async () => {
+    config = testConfig({ maxConcurrentPerUser: 10 });
+    await createTables(config);
+  });
+
+  it("12 submissions by one user with cap 10: 10 run, 2 QUEUED, and both run after slots free, oldest first", async () => {
+    /** Tasks whose agent may finish at its next poll. */
+    const finish = new Set<string>();
+    /** Agents that have finished; a slot is released only after this, so starts − completed is what runs. */
+    const completed: string[] = [];
+    const h: Harness<"local"> = harness(config, "local", async ({ rt, taskId, clock }) => {
+      await agent.running(rt, taskId, clock.now());
+      if (!finish.has(taskId)) return { state: "RUNNING" };
+      if (!completed.includes(taskId)) completed.push(taskId);
+      await agent.complete(rt, taskId);
+      return { state: "EXITED", exitCode: 0 };
+    });
+    let maxLive = 0;
+    const startOf = h.strategy.startSession.bind(h.strategy);
+    h.strategy.startSession = async (req) => {
+      const handle = await startOf(req);
+      maxLive = Math.max(maxLive, h.strategy.starts.length - completed.length);
+      return handle;
+    };
+    // The orchestrator's waits only yield to the event loop: the clock does not move, so no liveness limit trips.
+    const sleep = () => new Promise<void>((r) => setImmediate(r));
+
+    const tasks: TaskRecord[] = [];
+    const runs: Promise<WorkflowResult>[] = [];
+    for (let i = 0; i < 12; i++) {
+      h.clock.advance(1); // distinct created_at: submission order
+      const task = await createTask(h.rt, { user_id: "bob", backend: "local" });
+      tasks.push(task);
+      runs.push(
+        runTaskLocally(h.rt, task.task_id, { sleep, waitSeconds: 1 }),
+      );
+      // Submissions arrive one after another: each is admitted or queued before the next one comes.
+      await eventually(`task ${i + 1} to leave SUBMITTED`, async () => (await h.rt.tasks.get(task.task_id))!.status !== "SUBMITTED");
+    }
+    const ids = tasks.map((t) => t.task_id);
+    const statuses = async () => Promise.all(ids.map(async (id) => (await h.rt.tasks.get(id))!.status));
+
+    await eventually("10 tasks started", async () => h.strategy.starts.length === 10);
+    const now = await statuses();
+    expect(now.slice(0, 10).every((s) => s === "STARTING" || s === "RUNNING"), now.join(",")).to.equal(true);
+    expect(now.slice(10)).to.deep.equal(["QUEUED", "QUEUED"]);
+    expect(await new ConcurrencySlots(config).holders("bob")).to.have.length(10);
+
+    // One slot frees: only the older queued task (the 11th) takes it.
+    finish.add(ids[0]);
+    await eventually("the 11th task to start", async () => h.strategy.starts.includes(ids[10]));
+    for (let i = 0; i < 20; i++) await sleep(); // give the 12th every chance to jump the queue
+    expect((await h.rt.tasks.get(ids[11]))!.status).to.equal("QUEUED");
+
+    finish.add(ids[1]);
+    await eventually("the 12th task to start", async () => h.strategy.starts.includes(ids[11]));
+
+    ids.forEach((id) => finish.add(id));
+    const results = await Promise.all(runs);
+    expect(results.map((r) => r.status)).to.deep.equal(Array(12).fill("COMPLETED"));
+    expect(h.strategy.starts.slice(10)).to.deep.equal([ids[10], ids[11]]);
+    expect(maxLive, "sessions running at once").to.be.at.most(10);
+    expect(await new ConcurrencySlots(config).holders("bob")).to.deep.equal([]);
+    const queuedEvents = (await h.rt.events.list(ids[10])).items.filter((e) => e.status === "QUEUED");
+    expect(queuedEvents[0].message).to.include("bob has 10 tasks running");
+  });
+
+  it("a new submission queues behind a user's waiting task even when a slot is free", async () => {
+    const h = harness(config, "local", async () => ({ state: "RUNNING" }));
+    h.clock.advance(10_000);
+    const older = await createTask(h.rt, { user_id: "carol", backend: "local" });
+    await h.rt.tasks.transition(older.task_id, "QUEUED");
+    h.clock.advance(1);
+    const newer = await createTask(h.rt, { user_id: "carol", backend: "local" });
+
+    const { admitTask } = await import("../runtime/orchestrator/admission");
+    expect(await admitTask(h.rt, newer.task_id)).to.deep.equal({ outcome: "queued" });
+    expect((await h.rt.tasks.get(newer.task_id))!.status).to.equal("QUEUED");
+    expect(await admitTask(h.rt, older.task_id)).to.deep.equal({ outcome: "admitted" });
+    expect(await admitTask(h.rt, newer.task_id)).to.deep.equal({ outcome: "admitted" });
+    expect(await new ConcurrencySlots(config).holders("carol")).to.deep.equal([older.task_id, newer.task_id].sort());
+  });
+
+  it("a task queued past its timeout fails, naming the wait, and holds no slot", async () => {
+    const h = harness(config, "local", async () => ({ state: "RUNNING" }));
+    const task = await createTask(h.rt, { user_id: "dave", backend: "local" });
+    await h.rt.tasks.transition(task.task_id, "QUEUED");
+    h.clock.advance(config.limits.taskTimeoutSeconds + 1);
+    const result = await runTaskLocally(h.rt, task.task_id, { sleep: async () => {}, waitSeconds: 1 });
+    expect(result.status).to.equal("FAILED");
+    expect(result.error_message).to.match(/waited \d+s for a concurrency slot, past its 28800s timeout/);
+    expect(h.strategy.starts).to.deep.equal([]);
+    expect(await new ConcurrencySlots(config).holders("dave")).to.deep.equal([]);
+  });
+});

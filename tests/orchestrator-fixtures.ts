@@ -1,0 +1,197 @@
+/**
+ * Shared by the orchestrator and cancel tests: a runtime over real DynamoDB tables in moto (unique names per
+ * suite), a payload folder, a settable clock, and a scriptable fake compute strategy per backend.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import type { BackendType, HandleOf, SessionHandle } from "../runtime/compute/handle";
+import type { ComputeStrategy, SessionStatus, StartRequest } from "../runtime/compute/strategy";
+import { DEFAULT_LIMITS, type LimitsConfig, type RuntimeConfig } from "../runtime/config";
+import { createRuntime, type Runtime, type RuntimeOverrides } from "../runtime/runtime";
+import { ensureTables, type TableName } from "../runtime/tables";
+import type { TaskRecord } from "../runtime/tasks/record";
+
+export function suffix(): string {
+  return randomBytes(4).toString("hex");
+}
+
+export function testConfig(limits: Partial<LimitsConfig> = {}): RuntimeConfig {
+  const s = suffix();
+  const tables = Object.fromEntries(
+    (["tasks", "events", "leases", "concurrency", "repos"] as TableName[]).map((t) => [t, `orch-${t}-${s}`]),
+  ) as Record<TableName, string>;
+  return {
+    region: "us-east-1",
+    tables,
+    payload: { kind: "file", dir: mkdtempSync(join(tmpdir(), "orch-payload-")) },
+    defaultBackend: "local",
+    enabledBackends: ["agentcore", "ecs", "ec2", "local"],
+    ecs: { cluster: "agents", taskDefinition: "agent", containerName: "agent", subnets: ["subnet-1"], securityGroups: ["sg-1"] },
+    ec2: {
+      documentName: "agent-compute-run",
+      fleets: { default: {} },
+      defaultFleet: "default",
+      deliveryTimeoutSeconds: 60,
+      executionTimeoutSeconds: 3600,
+      image: "agent:latest",
+    },
+    agentcore: { runtimeArn: "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/agent-abc" },
+    local: { workDir: mkdtempSync(join(tmpdir(), "orch-local-")) },
+    limits: { ...DEFAULT_LIMITS, ...limits },
+  };
+}
+
+export async function createTables(config: RuntimeConfig): Promise<void> {
+  await ensureTables(new DynamoDBClient({ region: config.region }), config.tables);
+}
+
+/** A clock the test moves by hand; the runtime, the fake agent and the records all read it. */
+export class FakeClock {
+  constructor(private t = Date.parse("2030-01-01T00:00:00.000Z")) {}
+  now = (): Date => new Date(this.t);
+  advance(seconds: number): void {
+    this.t += seconds * 1000;
+  }
+}
+
+let taskCounter = 0;
+
+export async function createTask(rt: Runtime, fields: Partial<TaskRecord> = {}): Promise<TaskRecord> {
+  const at = rt.now().toISOString();
+  const record: TaskRecord = {
+    task_id: `t-${suffix()}-${String(++taskCounter).padStart(4, "0")}`,
+    user_id: "alice",
+    status: "SUBMITTED",
+    repo_url: "https://github.com/example/repo",
+    prompt: "fix the bug",
+    created_at: at,
+    updated_at: at,
+    ...fields,
+  };
+  if (!record.payload_uri) {
+    record.payload_uri = await rt.payloads.put(record.task_id, {
+      task_id: record.task_id,
+      repo_url: record.repo_url,
+      prompt: record.prompt,
+    });
+  }
+  await rt.tasks.create(record);
+  return record;
+}
+
+export function handleFor(type: BackendType, taskId: string): SessionHandle {
+  switch (type) {
+    case "agentcore":
+      return { type, runtimeArn: "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/agent-abc", sessionId: `${taskId}-session-000000000000000000000` };
+    case "ecs":
+      return { type, cluster: "agents", taskArn: `arn:aws:ecs:us-east-1:123456789012:task/agents/${taskId}` };
+    case "ec2":
+      return { type, fleet: "default", instanceId: "i-0123456789abcdef0", commandId: `cmd-${taskId}`, documentName: "agent-compute-run" };
+    case "local":
+      return { type, pid: 4242, runDir: `/tmp/runs/${taskId}` };
+  }
+}
+
+/** What one poll returns: a status, or an error the poll throws. */
+export type PollScript = (ctx: { taskId: string; n: number; rt: Runtime; clock: FakeClock }) => Promise<SessionStatus | Error>;
+
+/**
+ * A compute strategy that runs nothing: start returns the same handle for the same task (as the real strategies
+ * do, by task id), poll follows the test's script, and every call is recorded.
+ */
+export class FakeStrategy<T extends BackendType> implements ComputeStrategy<T> {
+  readonly starts: string[] = [];
+  readonly stops: { handle: SessionHandle; reason: string }[] = [];
+  readonly polls = new Map<string, number>();
+  /** Sessions started and not stopped, by task id. */
+  readonly live = new Set<string>();
+  /** Runs inside startSession, before it returns (a cancel racing the start, a start error). */
+  onStart?: (request: StartRequest) => Promise<void>;
+
+  constructor(
+    readonly type: T,
+    private readonly rt: () => Runtime,
+    private readonly clock: FakeClock,
+    public script: PollScript,
+  ) {}
+
+  async startSession(request: StartRequest): Promise<HandleOf<T>> {
+    this.starts.push(request.task.task_id);
+    await this.onStart?.(request);
+    this.live.add(request.task.task_id);
+    return handleFor(this.type, request.task.task_id) as HandleOf<T>;
+  }
+
+  async pollSession(handle: HandleOf<T>): Promise<SessionStatus> {
+    const taskId = taskIdOf(handle);
+    const n = this.polls.get(taskId) ?? 0;
+    this.polls.set(taskId, n + 1);
+    const out = await this.script({ taskId, n, rt: this.rt(), clock: this.clock });
+    if (out instanceof Error) throw out;
+    return out;
+  }
+
+  async stopSession(handle: HandleOf<T>, reason: string): Promise<void> {
+    this.stops.push({ handle, reason });
+    this.live.delete(taskIdOf(handle));
+  }
+}
+
+function taskIdOf(handle: SessionHandle): string {
+  switch (handle.type) {
+    case "agentcore":
+      return handle.sessionId.replace(/-session-0+$/, "");
+    case "ecs":
+      return handle.taskArn.split("/").pop()!;
+    case "ec2":
+      return handle.commandId.replace(/^cmd-/, "");
+    case "local":
+      return handle.runDir.split("/").pop()!;
+  }
+}
+
+export interface Harness<T extends BackendType> {
+  rt: Runtime;
+  clock: FakeClock;
+  strategy: FakeStrategy<T>;
+}
+
+export function harness<T extends BackendType>(
+  config: RuntimeConfig,
+  type: T,
+  script: PollScript,
+  overrides: RuntimeOverrides = {},
+): Harness<T> {
+  const clock = new FakeClock();
+  let rt: Runtime;
+  const strategy = new FakeStrategy(type, () => rt, clock, script);
+  rt = createRuntime(config, { now: clock.now, ...overrides, strategies: { [type]: strategy } as RuntimeOverrides["strategies"] });
+  return { rt, clock, strategy };
+}
+
+/** The agent's side of the contract, as a script step: RUNNING, heartbeats, a terminal status. */
+export const agent = {
+  async running(rt: Runtime, taskId: string, at: Date): Promise<void> {
+    const task = await rt.tasks.get(taskId);
+    if (!task || (task.status !== "STARTING" && task.status !== "RUNNING")) return; // it stops when it sees CANCELLED
+    if (task.status === "STARTING") await rt.tasks.transition(taskId, "RUNNING", {}, ["STARTING"]);
+    await rt.tasks.heartbeat(taskId, at);
+  },
+  async complete(rt: Runtime, taskId: string): Promise<void> {
+    await rt.tasks.transition(taskId, "COMPLETED", { pr_url: `https://github.com/example/repo/pull/1` }, ["STARTING", "RUNNING"]);
+  },
+};
+
+/** Wait (briefly, in real time) until an asynchronous condition holds; for loops running in the background. */
+export async function eventually<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v) return v;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
