@@ -554,7 +554,8 @@ export function readRawConfig(all: Record<string, string> = pulumi.runtime.allCo
       } catch {
         parseErrors.push({ propertyPath: key, reason: `is not valid YAML/JSON structured config: ${value.slice(0, 80)}` });
       }
-    } else {
+    } else if (value !== "") {
+      // Pulumi.yaml gives optional string keys a "" default: that means unset.
       raw[key] = value;
     }
   }

@@ -81,6 +81,19 @@ function freshProgramModules(): void {
  * Run the program with the given stack config (values as they would appear in Pulumi.<stack>.yaml: strings,
  * numbers, lists, maps). Never throws: a program error is returned in `error`.
  */
+const cache = new Map<string, Promise<ProgramRun>>();
+
+/** runProgram, memoised per config: the program is deterministic, and each run costs seconds (archives). */
+export function runProgramCached(stackConfig: Record<string, unknown>): Promise<ProgramRun> {
+  const key = JSON.stringify(stackConfig);
+  let run = cache.get(key);
+  if (!run) {
+    run = runProgram(stackConfig);
+    cache.set(key, run);
+  }
+  return run;
+}
+
 export async function runProgram(stackConfig: Record<string, unknown>): Promise<ProgramRun> {
   const resources: RecordedResource[] = [];
   const parents = new Map<string, string>();

@@ -1,0 +1,49 @@
+import { expect } from "chai";
+import { auditDocuments, auditStatement, type AuditInput } from "./iam-audit";
+import { COMBINATIONS, policyDocuments, runProgramCached } from "./pulumi-mocks";
+
+const identity = (statement: any, trustedServices: string[] = ["lambda.amazonaws.com"]): [AuditInput, any] => [
+  { resource: "r", kind: "identity", trustedServices, document: { Statement: [statement] } },
+  statement,
+];
+
+describe("the IAM audit rules", () => {
+  const cases: [string, [AuditInput, any], RegExp | null][] = [
+    ["a mutating action on * without a condition", identity({ Effect: "Allow", Action: ["ecs:RunTask"], Resource: "*" }), /mutating/],
+    ["a mutating action on * with a condition", identity({ Effect: "Allow", Action: ["ecs:RunTask"], Resource: "*", Condition: { ArnEquals: { "ecs:cluster": "x" } } }), null],
+    ["a read-only action on *", identity({ Effect: "Allow", Action: ["ec2:DescribeInstances"], Resource: "*" }), null],
+    ["iam:PassRole on *", identity({ Effect: "Allow", Action: "iam:PassRole", Resource: "*", Condition: { StringEquals: { "iam:PassedToService": "ecs-tasks.amazonaws.com" } } }), /wildcard/],
+    ["iam:PassRole without iam:PassedToService", identity({ Effect: "Allow", Action: "iam:PassRole", Resource: ["arn:aws:iam::1:role/x"] }), /PassedToService/],
+    ["iam:PassRole on exact roles for one service", identity({ Effect: "Allow", Action: "iam:PassRole", Resource: ["arn:aws:iam::1:role/x"], Condition: { StringEquals: { "iam:PassedToService": "ecs-tasks.amazonaws.com" } } }), null],
+    ["ssm:SendCommand on AWS-RunShellScript", identity({ Effect: "Allow", Action: "ssm:SendCommand", Resource: ["arn:aws:ssm:us-east-1::document/AWS-RunShellScript"] }), /AWS-RunShellScript/],
+    ["ssm:SendCommand on instances without a tag condition", identity({ Effect: "Allow", Action: "ssm:SendCommand", Resource: ["arn:aws:ec2:us-east-1:1:instance/*"] }), /fleet-tag/],
+    ["an instance role tagging any instance", identity({ Effect: "Allow", Action: "ec2:CreateTags", Resource: ["arn:aws:ec2:*:*:instance/*"] }, ["ec2.amazonaws.com"]), /other than itself/],
+    ["an instance role tagging only itself", identity({ Effect: "Allow", Action: "ec2:CreateTags", Resource: ["arn:aws:ec2:*:*:instance/*"], Condition: { StringEquals: { "aws:ARN": "${ec2:SourceInstanceARN}" } } }, ["ec2.amazonaws.com"]), null],
+    ["a Deny statement", identity({ Effect: "Deny", Action: "*", Resource: "*" }), null],
+  ];
+  for (const [name, [doc, statement], expected] of cases) {
+    it(`${expected ? "flags" : "passes"} ${name}`, () => {
+      const v = auditStatement(doc, statement);
+      if (expected) expect(v.join("; ")).to.match(expected);
+      else expect(v).to.deep.equal([]);
+    });
+  }
+});
+
+describe("the IAM audit over every policy document the program builds", function () {
+  this.timeout(180_000);
+  for (const [label, config] of Object.entries(COMBINATIONS)) {
+    it(`${label}: no violations`, async () => {
+      const run = await runProgramCached(config);
+      if (run.error) throw run.error;
+      const findings = auditDocuments(policyDocuments(run));
+      expect(findings.length).to.be.greaterThan(10);
+      expect(findings.filter((f) => f.violations.length).map((f) => `${f.resource} ${f.sid}: ${f.violations.join("; ")}`)).to.deep.equal([]);
+      const sids = findings.map((f) => f.sid);
+      const backends = config.backends as string[];
+      expect(sids.includes("EcsRunTask"), "ECS grant present iff ecs enabled").to.equal(backends.includes("ecs"));
+      expect(sids.includes("SsmSendOurDocument"), "SSM grant present iff ec2 enabled").to.equal(backends.includes("ec2"));
+      expect(sids.includes("AgentCoreSessions"), "AgentCore grant present iff agentcore enabled").to.equal(backends.includes("agentcore"));
+    });
+  }
+});

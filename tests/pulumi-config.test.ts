@@ -1,0 +1,115 @@
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { expect } from "chai";
+import * as pulumi from "@pulumi/pulumi";
+import { readRawConfig, validateStackConfig, type RawConfig } from "../components/config";
+import { IMAGE, ROOT, runProgram } from "./pulumi-mocks";
+
+function problems(raw: RawConfig): string[] {
+  try {
+    validateStackConfig(raw);
+  } catch (err) {
+    expect(pulumi.InputPropertiesError.isInstance(err), String(err)).to.equal(true);
+    return (err as pulumi.InputPropertiesError).errors.map((e) => `${e.propertyPath}: ${e.reason}`);
+  }
+  return [];
+}
+
+/** [case, config, property paths that must be named, a word the reason must contain] */
+const BAD: [string, RawConfig, string, string][] = [
+  ["unknown backend", { image: IMAGE, backends: ["ecs", "lambda"] }, "backends[1]", "agentcore, ecs, ec2"],
+  ["local is not a stack backend", { image: IMAGE, backends: ["local"] }, "backends[0]", "allowed"],
+  ["default backend not enabled", { image: IMAGE, backends: ["ecs"], defaultBackend: "ec2" }, "defaultBackend", "enabled backends: ecs"],
+  ["missing image", { backends: ["ecs"] }, "image", "required"],
+  ["fleet min above max", { image: IMAGE, backends: ["ec2"], fleets: { gpu: { minSize: 4, maxSize: 2 } } }, "fleets.gpu.maxSize", "below minSize (4)"],
+  ["warm buffer above max", { image: IMAGE, backends: ["ec2"], fleets: { default: { maxSize: 2, warmBuffer: 3 } } }, "fleets.default.warmBuffer", "above maxSize"],
+  ["bad instance type", { image: IMAGE, backends: ["ec2"], fleets: { default: { instanceType: "huge" } } }, "fleets.default.instanceType", "m7g.xlarge"],
+  ["tiny root volume", { image: IMAGE, backends: ["ec2"], fleets: { default: { rootVolumeGiB: 8 } } }, "fleets.default.rootVolumeGiB", "between 30"],
+  ["unknown fleet setting", { image: IMAGE, backends: ["ec2"], fleets: { default: { instnceType: "m7g.large" } } }, "fleets.default.instnceType", "allowed: instanceType"],
+  ["bad Fargate memory for cpu", { image: IMAGE, ecs: { cpu: 1024, memory: 512 } }, "ecs.memory", "2048"],
+  ["bad Fargate cpu", { image: IMAGE, ecs: { cpu: 3000 } }, "ecs.cpu", "256, 512"],
+  ["subnets without a VPC", { image: IMAGE, network: { privateSubnetIds: ["subnet-0123456789abcdef0"] } }, "network.vpcId", "required"],
+  ["VPC without subnets", { image: IMAGE, network: { vpcId: "vpc-0123456789abcdef0" } }, "network.privateSubnetIds", "required"],
+  ["repo on a disabled backend", { image: IMAGE, repos: { "https://github.com/o/r": { backend: "ec2" } } }, 'repos["https://github.com/o/r"].backend', "enabled backends"],
+  ["repo on an unknown fleet", { image: IMAGE, backends: ["ec2"], repos: { "https://github.com/o/r": { fleet: "huge" } } }, 'repos["https://github.com/o/r"].fleet', "allowed: default"],
+  ["poll interval out of range", { image: IMAGE, pollIntervalSeconds: 1 }, "pollIntervalSeconds", "between 5 and 300"],
+  ["AgentCore image not in ECR", { image: "docker.io/org/agent:1", backends: ["agentcore"] }, "image", "ECR"],
+  ["misspelt top-level key", { image: IMAGE, backend: ["ecs"] }, "backend", "allowed: backends"],
+  ["fleets while ec2 is disabled", { image: IMAGE, fleets: { default: {} } }, "fleets", "not enabled"],
+];
+
+describe("stack config validation", () => {
+  for (const [name, raw, key, reason] of BAD) {
+    it(`rejects ${name}, naming ${key}`, () => {
+      const found = problems(raw);
+      const hit = found.find((p) => p.startsWith(`${key}: `));
+      expect(hit, `problems: ${found.join(" | ")}`).to.be.a("string");
+      expect(hit).to.include(reason);
+    });
+  }
+
+  it("names every bad key at once", () => {
+    const found = problems({ backends: ["ecs", "gpu"], ecs: { cpu: 3000 }, pollIntervalSeconds: 0 });
+    expect(found.map((p) => p.split(":")[0])).to.include.members(["backends[1]", "image", "ecs.cpu", "pollIntervalSeconds"]);
+  });
+
+  it("fills every default for a minimal stack", () => {
+    const c = validateStackConfig({ image: IMAGE });
+    expect(c.backends).to.deep.equal(["ecs"]);
+    expect(c.defaultBackend).to.equal("ecs");
+    expect(c.ecs).to.deep.equal({ cpu: 2048, memory: 4096, fargateSpot: false, ephemeralStorageGiB: 30 });
+    expect(c.limits.maxConcurrentPerUser).to.equal(10);
+    expect(c.limits.taskTimeoutSeconds).to.equal(28800);
+    expect(c.limits.pollIntervalSeconds).to.equal(30);
+    expect(c.network.mode).to.equal("create");
+    expect(c.fleets).to.deep.equal({});
+  });
+
+  it("gives ARM64 fleets the AL2023 arm64 AMI and GPU fleets the NVIDIA base AMI of their architecture", () => {
+    const c = validateStackConfig({ image: IMAGE, backends: ["ec2"], fleets: { default: {}, gpu: { instanceType: "g5.xlarge" } } });
+    expect(c.fleets.default).to.include({ instanceType: "m7g.xlarge", architecture: "arm64", gpu: false });
+    expect(c.fleets.default.amiParameter).to.equal("/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64");
+    expect(c.fleets.gpu).to.include({ architecture: "x86_64", gpu: true });
+    expect(c.fleets.gpu.amiParameter).to.include("x86_64/base-oss-nvidia-driver-gpu-amazon-linux-2023");
+    expect(c.defaultFleet).to.equal("default");
+  });
+
+  it("accepts Pulumi.dev.yaml, read the way the program reads stack config", () => {
+    const yaml = require("js-yaml") as { load(s: string): any };
+    const dev = yaml.load(fs.readFileSync(path.join(ROOT, "Pulumi.dev.yaml"), "utf8")).config as Record<string, unknown>;
+    const asStrings = Object.fromEntries(Object.entries(dev).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)]));
+    const c = validateStackConfig(readRawConfig(asStrings));
+    expect(c.backends).to.deep.equal(["ecs", "ec2"]);
+    expect(Object.keys(c.fleets)).to.deep.equal(["default", "gpu"]);
+    expect(c.repos).to.have.length(2);
+  });
+
+  it("treats the Pulumi.yaml defaults as valid (and their empty strings as unset)", () => {
+    const yaml = require("js-yaml") as { load(s: string): any };
+    const project = yaml.load(fs.readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8")).config as Record<string, { default?: unknown }>;
+    const defaults: Record<string, string> = { "agent-compute:image": IMAGE };
+    for (const [k, v] of Object.entries(project)) {
+      if (v.default !== undefined) defaults[`agent-compute:${k}`] = typeof v.default === "string" ? v.default : JSON.stringify(v.default);
+    }
+    expect(() => validateStackConfig(readRawConfig(defaults))).not.to.throw();
+  });
+});
+
+describe("a bad stack config in the program", function () {
+  this.timeout(120_000);
+  const cases: [string, Record<string, unknown>, string][] = [
+    ["unknown backend", { image: IMAGE, backends: ["ecs", "batch"] }, "backends[1]"],
+    ["default backend not enabled", { image: IMAGE, backends: ["ec2"], defaultBackend: "ecs" }, "defaultBackend"],
+    ["min above max", { image: IMAGE, backends: ["ec2"], fleets: { default: { minSize: 5, maxSize: 1 } } }, "fleets.default.maxSize"],
+    ["missing image", { backends: ["ecs"] }, "image"],
+    ["subnets without a VPC", { image: IMAGE, network: { privateSubnetIds: ["subnet-0123456789abcdef0"] } }, "network.vpcId"],
+  ];
+  for (const [name, config, key] of cases) {
+    it(`fails on ${name} naming ${key}, before any resource is registered`, async () => {
+      const run = await runProgram(config);
+      expect(pulumi.InputPropertiesError.isInstance(run.error), String(run.error)).to.equal(true);
+      expect((run.error as pulumi.InputPropertiesError).errors.map((e) => e.propertyPath)).to.include(key);
+      expect(run.resources.map((r) => `${r.type} ${r.name}`)).to.deep.equal([]);
+    });
+  }
+});
