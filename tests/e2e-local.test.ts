@@ -153,3 +153,43 @@ describe("npm start (the demo)", function () {
     expect(res.stdout).to.contain("shutting down the local platform");
   });
 });
+
+describe("agent-compute local (serve until Ctrl-C)", function () {
+  this.timeout(90_000);
+
+  it("serves the API that the CLI finds without --api-url, and shuts down cleanly on SIGINT", async () => {
+    const cwd = await fs.mkdtemp(path.join(os.tmpdir(), "e2e-serve-"));
+    const server = spawn(process.execPath, [BIN, "local", "--port", "0"], { cwd, env: cleanEnv(), stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    server.stdout.on("data", (d) => (out += d));
+    server.stderr.on("data", (d) => (out += d));
+    const exited = new Promise<number | null>((resolve) => server.on("close", resolve));
+    try {
+      const stateFile = path.join(cwd, ".agent-compute", "local.json");
+      const state = await until("local.json", async () => {
+        try {
+          return JSON.parse(await fs.readFile(stateFile, "utf8")) as { url: string; pid: number };
+        } catch {
+          return undefined;
+        }
+      });
+      expect(state.url).to.match(/^http:\/\/127\.0\.0\.1:\d+$/);
+      expect(state.pid).to.equal(server.pid);
+
+      const submitted = await run(process.execPath, [BIN, "submit", "https://github.com/acme/app", "quick", "--context", '{"work_seconds": 0}', "--watch"], { cwd });
+      expect(submitted.code, submitted.stdout + submitted.stderr).to.equal(0);
+      expect(submitted.stdout).to.contain("COMPLETED");
+
+      server.kill("SIGINT");
+      expect(await exited, out).to.equal(0);
+      expect(out).to.contain("stopped");
+      await fs.access(stateFile).then(
+        () => expect.fail("local.json should be removed on shutdown"),
+        () => undefined,
+      );
+    } finally {
+      if (server.exitCode === null) server.kill("SIGKILL");
+      await fs.rm(cwd, { recursive: true, force: true });
+    }
+  });
+});

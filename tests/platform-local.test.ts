@@ -1,0 +1,92 @@
+import { promises as fs } from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { expect } from "chai";
+import { startLocalPlatform } from "../runtime/local/platform";
+import { MAX_BODY_BYTES } from "../runtime/local/http-server";
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe("local platform", function () {
+  this.timeout(60_000);
+  let stateDir: string;
+  beforeEach(async () => {
+    stateDir = await fs.mkdtemp(path.join(os.tmpdir(), "platform-"));
+  });
+  afterEach(async () => fs.rm(stateDir, { recursive: true, force: true }));
+
+  it("enables only the local backend, with file payloads under its state folder and the embedded store's endpoint", async () => {
+    const p = await startLocalPlatform({ stateDir, userId: "dev" });
+    try {
+      expect(p.config.enabledBackends).to.deep.equal(["local"]);
+      expect(p.config.payload).to.deep.equal({ kind: "file", dir: path.join(stateDir, "payloads") });
+      expect(p.config.endpoints?.dynamodb).to.equal(p.store.endpoint);
+      expect(p.config.local?.env).to.include({ AWS_ENDPOINT_URL_DYNAMODB: p.store.endpoint });
+      expect(p.url).to.match(/^http:\/\/127\.0\.0\.1:\d+$/);
+      const other = await fetch(`${p.url}/tasks`, { method: "POST", body: JSON.stringify({ repo_url: "https://github.com/a/b", prompt: "x", backend: "ecs" }) });
+      expect(other.status).to.equal(400);
+      expect((await other.json()).field).to.equal("backend");
+    } finally {
+      await p.close();
+    }
+  });
+
+  it("writes local.json for the CLI and removes it on close", async () => {
+    const p = await startLocalPlatform({ stateDir, writeStateFile: true });
+    const file = path.join(stateDir, "local.json");
+    expect(JSON.parse(await fs.readFile(file, "utf8"))).to.include({ url: p.url, pid: process.pid });
+    await p.close();
+    const gone = await fs.access(file).then(() => false, () => true);
+    expect(gone).to.equal(true);
+  });
+
+  it("refuses a body over the limit with 413 without buffering it", async () => {
+    const p = await startLocalPlatform({ stateDir });
+    try {
+      const res = await fetch(`${p.url}/tasks`, { method: "POST", body: "x".repeat(MAX_BODY_BYTES + 1) });
+      expect(res.status).to.equal(413);
+      expect((await res.json()).field).to.equal("body");
+    } finally {
+      await p.close();
+    }
+  });
+
+  it("on close, cancels the tasks it is still running and stops their agents", async () => {
+    const logged: string[] = [];
+    const p = await startLocalPlatform({ stateDir, userId: "dev", log: (line) => logged.push(line) });
+    let pid = 0;
+    let taskId = "";
+    try {
+      const res = await fetch(`${p.url}/tasks`, {
+        method: "POST",
+        body: JSON.stringify({ repo_url: "https://github.com/a/b", prompt: "long", context: { work_seconds: 600 } }),
+      });
+      expect(res.status).to.equal(201);
+      taskId = (await res.json()).task.task_id;
+      const end = Date.now() + 30_000;
+      for (;;) {
+        const t = await p.runtime.tasks.get(taskId);
+        if (t?.status === "RUNNING" && t.compute_metadata?.type === "local") {
+          pid = t.compute_metadata.pid;
+          break;
+        }
+        if (Date.now() > end) throw new Error(`task never reached RUNNING: ${JSON.stringify(t)}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      expect(isAlive(pid)).to.equal(true);
+    } finally {
+      await p.close();
+    }
+    expect(logged).to.include(`cancelled task ${taskId}: the local platform shut down`);
+    const end = Date.now() + 10_000;
+    while (isAlive(pid) && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+    expect(isAlive(pid), "agent process still alive after close").to.equal(false);
+  });
+});
