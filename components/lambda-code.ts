@@ -90,14 +90,14 @@ export function packageClosure(packages: string[], root: string): string[] {
       pkgJson = path.join(found, "package.json");
     }
     const dir = path.dirname(pkgJson);
-    const key = `${name}@${dir}`;
+    const key = `${name}\0${dir}`;
     if (seen.has(key)) return;
     seen.add(key);
     const manifest = JSON.parse(fs.readFileSync(pkgJson, "utf8")) as { dependencies?: Record<string, string> };
     for (const dep of Object.keys(manifest.dependencies ?? {})) visit(dep, dir);
   };
   for (const p of packages) visit(p, root);
-  return [...new Set([...seen].map((k) => k.slice(0, k.lastIndexOf("@"))))].sort();
+  return [...new Set([...seen].map((k) => k.slice(0, k.indexOf("\0"))))].sort();
 }
 
 function findPackageDir(name: string, fromDir: string): string | undefined {

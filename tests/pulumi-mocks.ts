@@ -212,3 +212,30 @@ export const COMBINATIONS: Record<string, Record<string, unknown>> = {
     network: { vpcId: "vpc-0123456789abcdef0", privateSubnetIds: ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"] },
   },
 };
+
+/**
+ * Write a Lambda `code` archive, exactly as the mocks received it, into `dir`: string assets as files, file
+ * assets copied, folder archives copied whole at their archive path.
+ */
+export async function materializeArchive(archive: any, dir: string): Promise<string[]> {
+  const fs = await import("node:fs");
+  const assets: Record<string, any> = await archive.assets;
+  const written: string[] = [];
+  for (const [key, asset] of Object.entries(assets)) {
+    const target = path.join(dir, key);
+    const text = await asset.text;
+    const source = await asset.path;
+    if (typeof text === "string") {
+      fs.mkdirSync(path.dirname(target), { recursive: true });
+      fs.writeFileSync(target, text);
+    } else if (typeof source === "string") {
+      const from = path.resolve(ROOT, source);
+      fs.mkdirSync(path.dirname(target), { recursive: true });
+      fs.cpSync(from, target, { recursive: true, dereference: true });
+    } else {
+      throw new Error(`archive entry ${key} is neither a string asset nor a file/folder (${Object.keys(asset).join(", ")})`);
+    }
+    written.push(key);
+  }
+  return written.sort();
+}
