@@ -1,5 +1,5 @@
 /**
- * Shared set-up for the task API tests: a runtime whose task and event tables live in the test run's moto
+ * Shared set-up for the task API tests: a runtime whose tables live in the test run's moto
  * server (fresh names per call) and whose payloads are files in a fresh temp folder, plus a recording
  * dispatcher. Not a test file itself (no .test.ts suffix).
  */
@@ -11,10 +11,8 @@ import { DynamoDBClient, ScanCommand } from "@aws-sdk/client-dynamodb";
 import type { TaskDispatcher } from "../runtime/api/handlers";
 import { awsClient } from "../runtime/aws/clients";
 import { DEFAULT_LIMITS, type RuntimeConfig } from "../runtime/config";
-import { FilePayloadStore } from "../runtime/payload/file";
-import type { Runtime } from "../runtime/runtime";
+import { createRuntime, type Runtime } from "../runtime/runtime";
 import { ensureTables, type TableName } from "../runtime/tables";
-import { DynamoEventLog, DynamoTaskStore } from "../runtime/tasks/store";
 
 export interface ApiFixture {
   runtime: Runtime;
@@ -61,26 +59,9 @@ export async function apiFixture(blueprints: Record<string, { backend?: "local" 
       dispatched.push(taskId);
     },
   };
-  const repos = {
-    async get(repoUrl: string) {
-      const bp = blueprints[repoUrl];
-      return bp ? { repo_url: repoUrl, ...bp } : undefined;
-    },
-  };
-  const runtime = {
-    config,
-    tasks: new DynamoTaskStore(config),
-    events: new DynamoEventLog(config),
-    payloads: new FilePayloadStore(config),
-    repos,
-    get leases(): never {
-      throw new Error("the API never touches EC2 leases");
-    },
-    strategy(): never {
-      throw new Error("the API never starts compute");
-    },
-    now: () => new Date(),
-  } as unknown as Runtime;
+  // The real runtime over moto: stores, blueprints and all. The API never starts compute itself.
+  const runtime = createRuntime(config);
+  for (const [repo_url, bp] of Object.entries(blueprints)) await runtime.repos.put({ repo_url, ...bp });
   return {
     runtime,
     config,
