@@ -32,7 +32,7 @@ describe("local platform", function () {
       expect(p.url).to.match(/^http:\/\/127\.0\.0\.1:\d+$/);
       const other = await fetch(`${p.url}/tasks`, { method: "POST", body: JSON.stringify({ repo_url: "https://github.com/a/b", prompt: "x", backend: "ecs" }) });
       expect(other.status).to.equal(400);
-      expect((await other.json()).field).to.equal("backend");
+      expect(((await other.json()) as { field: string }).field).to.equal("backend");
     } finally {
       await p.close();
     }
@@ -52,7 +52,7 @@ describe("local platform", function () {
     try {
       const res = await fetch(`${p.url}/tasks`, { method: "POST", body: "x".repeat(MAX_BODY_BYTES + 1) });
       expect(res.status).to.equal(413);
-      expect((await res.json()).field).to.equal("body");
+      expect(((await res.json()) as { field: string }).field).to.equal("body");
     } finally {
       await p.close();
     }
@@ -69,7 +69,7 @@ describe("local platform", function () {
         body: JSON.stringify({ repo_url: "https://github.com/a/b", prompt: "long", context: { work_seconds: 600 } }),
       });
       expect(res.status).to.equal(201);
-      taskId = (await res.json()).task.task_id;
+      taskId = ((await res.json()) as { task: { task_id: string } }).task.task_id;
       const end = Date.now() + 30_000;
       for (;;) {
         const t = await p.runtime.tasks.get(taskId);
