@@ -122,7 +122,7 @@ async function submitTask(runtime: Runtime, dispatcher: TaskDispatcher, req: Api
 
   if (key) {
     const existing = (await runtime.tasks.get(taskId)) as SubmittedRecord | undefined;
-    if (existing) return replay(existing, requestHash, key);
+    if (existing) return replay(dispatcher, existing, requestHash, key);
   }
 
   const blueprint = await runtime.repos.get(input.repo_url);
@@ -187,7 +187,7 @@ async function submitTask(runtime: Runtime, dispatcher: TaskDispatcher, req: Api
     const winner = (await runtime.tasks.get(taskId)) as SubmittedRecord | undefined;
     if (winner?.payload_uri !== payloadUri) await runtime.payloads.delete(payloadUri);
     if (!winner) throw err;
-    return replay(winner, requestHash, key);
+    return replay(dispatcher, winner, requestHash, key);
   }
 
   const where = choice.fleet ? `${choice.backend} (fleet ${choice.fleet})` : choice.backend;
@@ -220,7 +220,7 @@ async function failUndispatched(runtime: Runtime, record: TaskRecord, message: s
   return failed;
 }
 
-function replay(existing: SubmittedRecord, requestHash: string, key: string): ApiResponse {
+async function replay(dispatcher: TaskDispatcher, existing: SubmittedRecord, requestHash: string, key: string): Promise<ApiResponse> {
   if (existing.request_hash !== requestHash) {
     throw new HttpError(
       409,
@@ -229,6 +229,10 @@ function replay(existing: SubmittedRecord, requestHash: string, key: string): Ap
       { task_id: existing.task_id },
     );
   }
+  // A client retries with its key when it got no answer — perhaps because the first request died between
+  // writing the task and dispatching it. Dispatch is idempotent (one durable execution per task id; the local
+  // dispatcher runs a task once), so a task still SUBMITTED is dispatched again rather than left stranded.
+  if (existing.status === "SUBMITTED") await dispatcher.dispatch(existing.task_id);
   return json(200, { task: toTaskView(existing) }, { "Idempotency-Replayed": "true" });
 }
 
