@@ -143,6 +143,18 @@ describe("local backend (embedded store + real agent processes)", function () {
     expect(await other.startSession(req)).to.deep.equal(handle);
   });
 
+  it("stopSession from another process leaves alone a live pid that is not this task's agent", async () => {
+    const { spawn } = await import("node:child_process");
+    const stranger = spawn("sleep", ["30"], { detached: true, stdio: "ignore" });
+    try {
+      const runDir = path.join(workDir, "runs", "recycled-task");
+      await new LocalStrategy(config, { stopGraceMs: 50 }).stopSession({ type: "local", pid: stranger.pid!, runDir }, "test");
+      expect(gone(stranger.pid!)).to.equal(false);
+    } finally {
+      stranger.kill("SIGKILL");
+    }
+  });
+
   it("a process that is gone without an exit record is LOST", async () => {
     const dead = spawnSync(process.execPath, ["-e", "0"]).pid;
     const runDir = path.join(workDir, "runs", "lost-task");

@@ -200,8 +200,9 @@ export class LocalStrategy implements ComputeStrategy<"local"> {
   }
 
   async stopSession(handle: LocalHandle, _reason: string): Promise<void> {
-    if (!signalGroup(handle.pid, "SIGTERM")) return;
     const mine = this.children.get(handle.pid);
+    if (!mine && pidRecycled(handle.pid, path.basename(handle.runDir))) return;
+    if (!signalGroup(handle.pid, "SIGTERM")) return;
     if (!(await this.waitGone(handle.pid, mine, this.stopGraceMs))) {
       signalGroup(handle.pid, "SIGKILL");
       await this.waitGone(handle.pid, mine, Math.max(1000, this.stopPollMs * 20));
@@ -256,6 +257,16 @@ export function processRunsTask(pid: number, taskId: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** The pid is alive but is not this task's agent (Linux only): its group is someone else's. */
+function pidRecycled(pid: number, taskId: string): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  return !processRunsTask(pid, taskId);
 }
 
 function readJson<T>(file: string): T | undefined {
