@@ -23,7 +23,7 @@ function zipBytes(dir: string): number {
 
 function coldLoadMs(dir: string): number {
   const script = "const t=process.hrtime.bigint();const m=require('./__index.js');if(typeof m.handler!=='function')process.exit(3);console.log(Number(process.hrtime.bigint()-t)/1e6)";
-  const env = { ...process.env, AGENT_COMPUTE_CONFIG: "{}" };
+  const env: NodeJS.ProcessEnv = { ...process.env, AGENT_COMPUTE_CONFIG: "{}" };
   delete env.NODE_OPTIONS;
   const times: number[] = [];
   for (let i = 0; i < 5; i++) {

@@ -75,7 +75,7 @@ describe("the orchestrator's Lambda archive", function () {
         (t) => console.log(JSON.stringify(t)),
         (e) => { console.error(e); process.exit(1); });
     `;
-    const env = { ...process.env, AGENT_COMPUTE_CONFIG: JSON.stringify(config) };
+    const env: NodeJS.ProcessEnv = { ...process.env, AGENT_COMPUTE_CONFIG: JSON.stringify(config) };
     delete env.NODE_OPTIONS;
     delete env.NODE_PATH;
     delete env.TS_NODE_PROJECT;
