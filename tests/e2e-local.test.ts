@@ -78,10 +78,15 @@ describe("end to end on the local platform via the CLI", function () {
   });
 
   it("submit, then watch to COMPLETED (exit 0), showing RUNNING, a heartbeat and the events", async () => {
-    const submitted = await cli("submit", "https://github.com/acme/app", "Add a CHANGELOG entry", "--context", '{"work_seconds": 3}');
+    const promptFile = path.join(stateDir, "prompt.md");
+    await fs.writeFile(promptFile, "Add a CHANGELOG entry\n'quotes' \"and\" $(not a command)\n");
+    const args = ["submit", "https://github.com/acme/app", "--prompt-file", promptFile, "--context", '{"work_seconds": 3}', "--idempotency-key", "e2e-1"];
+    const submitted = await cli(...args);
     expect(submitted.code, submitted.stderr).to.equal(0);
     const taskId = submitted.stdout.trim();
     expect(taskId).to.match(/^[0-9a-f]{32}$/);
+    const payload = await platform.runtime.payloads.get((await platform.runtime.tasks.get(taskId))!.payload_uri!);
+    expect(payload.prompt).to.equal(await fs.readFile(promptFile, "utf8"));
 
     const watched = await cli("watch", taskId, "--interval", "0.5");
     expect(watched.code, watched.stdout + watched.stderr).to.equal(0);
@@ -91,6 +96,9 @@ describe("end to end on the local platform via the CLI", function () {
 
     const record = await platform.runtime.tasks.get(taskId);
     expect(record).to.include({ status: "COMPLETED", user_id: platform.userId, exit_code: 0 });
+
+    const again = await cli(...args);
+    expect(again.stdout.trim(), "same idempotency key → same task").to.equal(taskId);
 
     const listed = await cli("list", "--status", "COMPLETED");
     expect(listed.stdout).to.contain(taskId);
