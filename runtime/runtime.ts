@@ -28,7 +28,7 @@ export type RuntimeOverrides = Partial<Omit<Runtime, "config" | "strategy">> & {
 };
 
 export function createRuntime(config: RuntimeConfig, overrides: RuntimeOverrides = {}): Runtime {
-  const strategies = new Map<BackendType, ComputeStrategy>(Object.entries(overrides.strategies ?? {}) as [BackendType, ComputeStrategy][]);
+  const strategies = new Map<string, unknown>(Object.entries(overrides.strategies ?? {}));
   let tasks = overrides.tasks;
   let events = overrides.events;
   let payloads = overrides.payloads;
@@ -52,12 +52,12 @@ export function createRuntime(config: RuntimeConfig, overrides: RuntimeOverrides
       return (leases ??= new LeaseTable(config));
     },
     strategy<T extends BackendType>(type: T): ComputeStrategy<T> {
-      let s = strategies.get(type);
+      let s = strategies.get(type) as ComputeStrategy<T> | undefined;
       if (!s) {
-        s = createStrategy(type, config) as ComputeStrategy;
+        s = createStrategy(type, config);
         strategies.set(type, s);
       }
-      return s as ComputeStrategy<T>;
+      return s;
     },
     now: overrides.now ?? (() => new Date()),
   };
