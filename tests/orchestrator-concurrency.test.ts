@@ -135,4 +135,21 @@ describe("per-user concurrency cap (local orchestrator, moto tables)", function 
     expect(h.strategy.starts).to.deep.equal([]);
     expect(await new ConcurrencySlots(config).holders("dave")).to.deep.equal([]);
   });
+
+  it("a task cancelled while QUEUED is finalized without ever starting", async () => {
+    const h = harness(config, "local", async () => ({ state: "RUNNING" }));
+    const slots = new ConcurrencySlots(config);
+    for (let i = 0; i < 10; i++) await slots.claim("gina", `other-${i}`, 10);
+    const task = await createTask(h.rt, { user_id: "gina", backend: "local" });
+    const gate = new Gate();
+    const run = runTaskLocally(h.rt, task.task_id, { sleep: gate.sleep, waitSeconds: 1 });
+    await eventually("the task to queue", async () => gate.parked === 1);
+    expect((await h.rt.tasks.get(task.task_id))!.status).to.equal("QUEUED");
+    const { cancelTask } = await import("../runtime/orchestrator/cancel");
+    await cancelTask(h.rt, task.task_id, { userId: "gina" });
+    gate.open();
+    expect((await run).status).to.equal("CANCELLED");
+    expect(h.strategy.starts).to.deep.equal([]);
+    expect(await slots.holders("gina")).to.have.length(10);
+  });
 });

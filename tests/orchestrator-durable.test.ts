@@ -144,6 +144,20 @@ const CASES: Case[] = [
     },
   },
   {
+    name: "cancel while STARTING (compute started, agent not yet RUNNING): cancel stops the compute",
+    script: (running) =>
+      poll(async ({ n, rt, taskId }) => {
+        if (n === 0) await cancelTask(rt, taskId, { userId: "alice" });
+        return { state: running === "UNOBSERVABLE" ? running : "PENDING" };
+      }),
+    status: "CANCELLED",
+    message: ["cancelled by alice"],
+    stopped: true,
+    check: async (h) => {
+      expect(h.strategy.stops[0].reason).to.equal("cancelled by alice");
+    },
+  },
+  {
     name: "cancel while RUNNING: cancel stops the compute, the orchestrator sees CANCELLED and finalizes",
     script: (running) =>
       poll(async ({ n, rt, taskId, clock }) => {
