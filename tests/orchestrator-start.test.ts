@@ -171,5 +171,28 @@ describe("start step", function () {
       expect(runner.getOperation("capacity-1").getWaitDetails()?.waitSeconds).to.equal(1);
       expect(existsSync(task.payload_uri!)).to.equal(false);
     });
+
+    it("a stop that fails after a cancel raced the start is completed by finalize: no compute is left running", async () => {
+      const h = harness(config, "ecs", async () => ({ state: "RUNNING" }));
+      const task = await createTask(h.rt, { backend: "ecs" });
+      h.strategy.onStart = async () => {
+        const { cancelTask } = await import("../runtime/orchestrator/cancel");
+        await cancelTask(h.rt, task.task_id);
+      };
+      const stop = h.strategy.stopSession.bind(h.strategy);
+      let failures = 1;
+      h.strategy.stopSession = async (handle, reason) => {
+        if (failures-- > 0) throw Object.assign(new Error("StopTask throttled"), { name: "ThrottlingException" });
+        return stop(handle, reason);
+      };
+      const runner = new LocalDurableTestRunner<WorkflowResult>({
+        handlerFunction: createOrchestratorHandler(() => h.rt, { waitSeconds: 1 }),
+      });
+      const execution = await runner.run({ payload: { task_id: task.task_id } });
+      expect(execution.getResult()!.status).to.equal("CANCELLED");
+      expect(h.strategy.starts).to.deep.equal([task.task_id]);
+      expect(h.strategy.live.has(task.task_id), "compute left running").to.equal(false);
+      expect((await h.rt.tasks.get(task.task_id))!.compute_type).to.equal("ecs");
+    });
   });
 });

@@ -73,21 +73,15 @@ export async function startTask(rt: Runtime, taskId: string): Promise<StartResul
     return end(rt, task, "FAILED", `could not start the ${what}: ${(err as Error).message}`);
   }
 
+  const handleFields = { compute_type: handle.type, compute_metadata: handle, session_id: sessionIdOf(handle) };
   try {
-    await rt.tasks.update(
-      taskId,
-      {
-        compute_type: handle.type,
-        compute_metadata: handle,
-        session_id: sessionIdOf(handle),
-        started_at: rt.now().toISOString(),
-      },
-      ["STARTING", "RUNNING"],
-    );
+    await rt.tasks.update(taskId, { ...handleFields, started_at: rt.now().toISOString() }, ["STARTING", "RUNNING"]);
   } catch (err) {
-    if (!(err instanceof IllegalTransitionError) || err.actual === undefined) throw err;
+    if (!(err instanceof IllegalTransitionError) || err.actual === undefined || !isTerminal(err.actual)) throw err;
     // The write is conditional on the status, so a cancel either landed before it (handled here: we stop what we
     // just started) or after it (the cancel sees the handle and stops the compute itself). No window is left.
+    // The handle goes on the finished record first, so that if this stop fails, finalize can still find and stop it.
+    await rt.tasks.update(taskId, handleFields, [err.actual]);
     if (err.actual === "CANCELLED") {
       await strategy.stopSession(handle, "task was cancelled while its compute was starting");
       await rt.events.append(taskId, "info", `stopped the ${what} that started as the task was cancelled`);
