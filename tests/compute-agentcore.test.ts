@@ -9,7 +9,7 @@ import {
   ThrottlingException,
   ValidationException,
 } from "@aws-sdk/client-bedrock-agentcore";
-import { mockClient } from "aws-sdk-client-mock";
+import { mockClient, type AwsClientStub } from "aws-sdk-client-mock";
 import { ConfigError, DEFAULT_LIMITS, type RuntimeConfig } from "../runtime/config";
 import type { TaskRecord } from "../runtime/tasks/record";
 import { AgentCoreStrategy, SESSION_ID_MAX, SESSION_ID_MIN, sessionIdForTask } from "../runtime/compute/agentcore";
@@ -81,7 +81,11 @@ describe("AgentCore strategy: sessionIdForTask", () => {
 });
 
 describe("AgentCore strategy: start, poll and stop (aws-sdk-client-mock)", () => {
-  const agentcore = mockClient(BedrockAgentCoreClient);
+  // Installed in before(), not at load time: a mock made while mocha loads files would be live in every other file.
+  let agentcore: AwsClientStub<BedrockAgentCoreClient>;
+  before(() => {
+    agentcore = mockClient(BedrockAgentCoreClient);
+  });
   beforeEach(() => agentcore.reset());
   after(() => agentcore.restore());
 

@@ -15,7 +15,7 @@ import {
   SSMClient,
   type SendCommandCommandInput,
 } from "@aws-sdk/client-ssm";
-import { mockClient } from "aws-sdk-client-mock";
+import { mockClient, type AwsClientStub } from "aws-sdk-client-mock";
 import { expect } from "chai";
 import { awsClient, resetClients } from "../runtime/aws/clients";
 import { Ec2Strategy } from "../runtime/compute/ec2";
@@ -100,7 +100,11 @@ function task(id: string, extra: Partial<TaskRecord> = {}): TaskRecord {
 const payloadUri = (id: string) => `s3://payload-bucket/tasks/${id}/payload.json`;
 
 describe("Ec2Strategy", () => {
-  const ssm = mockClient(SSMClient);
+  // Installed in before(), not at load time: a mock made while mocha loads files would be live in every other file.
+  let ssm: AwsClientStub<SSMClient>;
+  before(() => {
+    ssm = mockClient(SSMClient);
+  });
   before(() => resetClients());
   beforeEach(() => ssm.reset());
   after(() => ssm.restore());

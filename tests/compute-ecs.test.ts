@@ -10,7 +10,7 @@ import {
   type Task,
   type TaskStopCode,
 } from "@aws-sdk/client-ecs";
-import { mockClient } from "aws-sdk-client-mock";
+import { mockClient, type AwsClientStub } from "aws-sdk-client-mock";
 import type { RuntimeConfig } from "../runtime/config";
 import { DEFAULT_LIMITS, ConfigError } from "../runtime/config";
 import { isTransientError } from "../runtime/errors";
@@ -201,7 +201,11 @@ describe("ECS strategy: ids sent to RunTask", () => {
 });
 
 describe("ECS strategy: start, poll and stop (aws-sdk-client-mock)", () => {
-  const ecs = mockClient(ECSClient);
+  // Installed in before(), not at load time: a mock made while mocha loads files would be live in every other file.
+  let ecs: AwsClientStub<ECSClient>;
+  before(() => {
+    ecs = mockClient(ECSClient);
+  });
   beforeEach(() => ecs.reset());
   after(() => ecs.restore());
 

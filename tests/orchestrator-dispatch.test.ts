@@ -1,12 +1,16 @@
 /** LambdaDispatcher: one durable execution per task, named after it. */
 import { DurableExecutionAlreadyStartedException, InvokeCommand, LambdaClient } from "@aws-sdk/client-lambda";
-import { mockClient } from "aws-sdk-client-mock";
+import { mockClient, type AwsClientStub } from "aws-sdk-client-mock";
 import { expect } from "chai";
 import { ConfigError } from "../runtime/config";
 import { LambdaDispatcher } from "../runtime/orchestrator/dispatch";
 
 describe("LambdaDispatcher", () => {
-  const lambda = mockClient(LambdaClient);
+  // Installed in before(), not at load time: a mock made while mocha loads files would be live in every other file.
+  let lambda: AwsClientStub<LambdaClient>;
+  before(() => {
+    lambda = mockClient(LambdaClient);
+  });
   const functionArn = "arn:aws:lambda:us-east-1:123456789012:function:orchestrator:live";
   afterEach(() => lambda.reset());
   after(() => lambda.restore());
