@@ -3,6 +3,7 @@
  * field that is wrong and what would be right, so the handler can answer 400 before anything is written.
  */
 import { BACKEND_TYPES, isBackendType, type BackendType } from "../compute/handle";
+import type { AgentPayload } from "../ports";
 import { TASK_STATUSES, isTaskStatus, type TaskStatus } from "../tasks/status";
 
 export class ValidationError extends Error {
@@ -23,18 +24,10 @@ export const MAX_BUDGET_USD = 1000;
 export const LIST_LIMIT = { default: 20, max: 100 } as const;
 export const IDEMPOTENCY_KEY_MAX_LENGTH = 255;
 
-export interface SubmitRequest {
-  repo_url: string;
-  prompt: string;
+/** A submit body: what the agent's payload will carry, plus where to run it. */
+export interface SubmitRequest extends Omit<AgentPayload, "task_id"> {
   backend?: BackendType;
   fleet?: string;
-  branch?: string;
-  issue_number?: number;
-  model?: string;
-  max_turns?: number;
-  max_budget_usd?: number;
-  /** Free-form context handed to the agent in its payload (e.g. the reference agent's work_seconds). */
-  context?: Record<string, unknown>;
 }
 
 const SUBMIT_FIELDS = [
