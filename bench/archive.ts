@@ -1,30 +1,30 @@
 /**
- * `npm run bench:archive`: the orchestrator's Lambda archive as this program builds it (handler graph + only the
- * packages it needs) beside the same handler packaged with CallbackFunction's defaults (every `dependencies`
- * entry), measured in the same run: zipped bytes (deflate) and cold module-load time (fresh Node process,
- * median of 5 requires of __index.js).
+ * `npm run bench:archive`: each callback Lambda's archive as this program builds it (the handler bundled with
+ * exactly the modules it reaches, no node_modules) beside the same handler packaged with CallbackFunction's
+ * defaults (the handler's own code, every npm package left to node_modules, every `dependencies` entry shipped),
+ * measured in the same run: zipped bytes (deflate, every file in the archive, source map included) and cold
+ * module-load time (fresh Node process with the function's NODE_OPTIONS, median of 5 requires of __index.js).
  */
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import * as esbuild from "esbuild";
 import * as pulumi from "@pulumi/pulumi";
-import { COMBINATIONS, materializeArchive, runProgram } from "../tests/pulumi-mocks";
+import { COMBINATIONS, materializeArchive, ROOT, runProgram, zipBytes } from "../tests/pulumi-mocks";
 
-function zipBytes(dir: string): number {
-  const zip = path.join(os.tmpdir(), `bench-${process.pid}-${Math.random().toString(36).slice(2)}.zip`);
-  const py = "import os,sys,zipfile\nz=zipfile.ZipFile(sys.argv[2],'w',zipfile.ZIP_DEFLATED)\nfor r,_,fs in os.walk(sys.argv[1]):\n  for f in fs:\n    p=os.path.join(r,f); z.write(p, os.path.relpath(p, sys.argv[1]))\nz.close()";
-  const res = spawnSync("python3", ["-c", py, dir, zip], { encoding: "utf8" });
-  if (res.status !== 0) throw new Error(`zip failed: ${res.stderr}`);
-  const size = fs.statSync(zip).size;
-  fs.rmSync(zip);
-  return size;
-}
+const HANDLERS = [
+  { resource: "orchestrator", source: "runtime/orchestrator/durable-handler.ts" },
+  { resource: "api", source: "runtime/api/lambda.ts" },
+  { resource: "fleet-manager", source: "runtime/fleet/lambda.ts" },
+];
 
-function coldLoadMs(dir: string): number {
+function coldLoadMs(dir: string, nodeOptions: string | undefined): number {
   const script = "const t=process.hrtime.bigint();const m=require('./__index.js');if(typeof m.handler!=='function')process.exit(3);console.log(Number(process.hrtime.bigint()-t)/1e6)";
   const env: NodeJS.ProcessEnv = { ...process.env, AGENT_COMPUTE_CONFIG: "{}" };
   delete env.NODE_OPTIONS;
+  delete env.NODE_PATH;
+  if (nodeOptions) env.NODE_OPTIONS = nodeOptions;
   const times: number[] = [];
   for (let i = 0; i < 5; i++) {
     const r = spawnSync(process.execPath, ["-e", script], { cwd: dir, env, encoding: "utf8" });
@@ -34,30 +34,49 @@ function coldLoadMs(dir: string): number {
   return times.sort((a, b) => a - b)[2];
 }
 
-async function main(): Promise<void> {
-  const run = await runProgram(COMBINATIONS["ecs alone"]);
-  if (run.error) throw run.error;
-  const fn = run.one("aws:lambda/function:Function", "orchestrator");
-  const ours = fs.mkdtempSync(path.join(os.tmpdir(), "bench-ours-"));
-  const entries = await materializeArchive(fn.inputs.code, ours);
-  // Defaults: the same serialized entry and handler graph, with every dependency CallbackFunction would ship.
-  const defaults = fs.mkdtempSync(path.join(os.tmpdir(), "bench-defaults-"));
-  const codeDir = entries.find((e) => e.startsWith("dist/lambda/")) as string;
-  const all = await pulumi.runtime.computeCodePaths({ extraIncludePaths: [codeDir], extraExcludePackages: ["aws-sdk"] });
+function topLevelPackages(dir: string): number {
+  const nm = path.join(dir, "node_modules");
+  if (!fs.existsSync(nm)) return 0;
+  return fs.readdirSync(nm).flatMap((n) => (n.startsWith("@") ? fs.readdirSync(path.join(nm, n)) : [n])).length;
+}
+
+/** The defaults: the same serialized entry, the handler's code with every package required from node_modules, all dependencies. */
+async function defaultsArchive(ours: string, codeDir: string, source: string, into: string): Promise<void> {
+  const built = esbuild.buildSync({
+    absWorkingDir: ROOT, entryPoints: [path.join(ROOT, source)], bundle: true, packages: "external", platform: "node",
+    target: "node22", format: "cjs", write: false, outfile: path.join(into, codeDir, "index.js"), logLevel: "silent",
+  });
+  fs.mkdirSync(path.join(into, codeDir), { recursive: true });
+  fs.writeFileSync(path.join(into, codeDir, "index.js"), built.outputFiles[0].contents);
+  const all = await pulumi.runtime.computeCodePaths({ extraExcludePackages: ["aws-sdk"] });
   const assets: Record<string, unknown> = { "__index.js": new pulumi.asset.StringAsset(fs.readFileSync(path.join(ours, "__index.js"), "utf8")) };
   for (const [k, v] of all) assets[k] = v;
-  await materializeArchive({ assets }, defaults);
-  const rows = [
-    ["this program (handler + needed packages)", ours],
-    ["CallbackFunction defaults (all dependencies)", defaults],
-  ] as const;
-  console.log("orchestrator Lambda archive (runtime/orchestrator/durable-handler.ts)");
-  for (const [label, dir] of rows) {
-    const bytes = zipBytes(dir);
-    const packages = fs.readdirSync(path.join(dir, "node_modules")).flatMap((n) => (n.startsWith("@") ? fs.readdirSync(path.join(dir, "node_modules", n)).map((s) => `${n}/${s}`) : [n])).length;
-    console.log(`  ${label.padEnd(46)} zipped ${String(bytes).padStart(10)} bytes (${(bytes / 1048576).toFixed(2)} MiB), ${packages} top-level packages, cold module load ${coldLoadMs(dir).toFixed(0)} ms`);
+  await materializeArchive({ assets }, into);
+}
+
+async function main(): Promise<void> {
+  const run = await runProgram(COMBINATIONS["all three"]);
+  if (run.error) throw run.error;
+  for (const h of HANDLERS) {
+    const fn = run.one("aws:lambda/function:Function", h.resource);
+    const nodeOptions = fn.inputs.environment?.variables?.NODE_OPTIONS as string | undefined;
+    const ours = fs.mkdtempSync(path.join(os.tmpdir(), "bench-ours-"));
+    const entries = await materializeArchive(fn.inputs.code, ours);
+    const codeDir = entries.find((e) => e.startsWith("dist/lambda/")) as string;
+    const defaults = fs.mkdtempSync(path.join(os.tmpdir(), "bench-defaults-"));
+    await defaultsArchive(ours, codeDir, h.source, defaults);
+    const figures = [
+      { label: "this program (bundle, no node_modules)", dir: ours },
+      { label: "CallbackFunction defaults (all dependencies)", dir: defaults },
+    ].map((r) => ({ ...r, bytes: zipBytes(r.dir), ms: coldLoadMs(r.dir, nodeOptions), packages: topLevelPackages(r.dir) }));
+    console.log(`${h.resource} Lambda archive (${h.source}; NODE_OPTIONS=${nodeOptions ?? ""})`);
+    for (const f of figures) {
+      console.log(`  ${f.label.padEnd(46)} zipped ${String(f.bytes).padStart(10)} bytes (${(f.bytes / 1048576).toFixed(2)} MiB), ${String(f.packages).padStart(2)} node_modules packages, cold module load ${f.ms.toFixed(0)} ms`);
+    }
+    const [a, b] = figures;
+    console.log(`  ratio ours/defaults: size ${(a.bytes / b.bytes).toFixed(3)}, cold load ${(a.ms / b.ms).toFixed(2)}`);
+    for (const dir of [ours, defaults]) fs.rmSync(dir, { recursive: true, force: true });
   }
-  for (const dir of [ours, defaults]) fs.rmSync(dir, { recursive: true, force: true });
 }
 
 main().catch((err) => {

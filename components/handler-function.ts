@@ -1,6 +1,6 @@
 /**
  * A runtime handler deployed as an aws.lambda.CallbackFunction: arm64, Node 22, its own log group, its own role,
- * the code from lambda-code.ts (the transpiled handler graph + only the packages it needs).
+ * the code from lambda-code.ts (the handler bundled with only the modules it reaches; no node_modules).
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
@@ -39,7 +39,7 @@ export function createHandlerFunction(name: string, args: HandlerFunctionArgs, p
       publish: args.publish ?? false,
       durableConfig: args.durableConfig,
       loggingConfig: { logFormat: "JSON", logGroup: args.logGroup.name },
-      environment: { variables: { [CONFIG_ENV]: pulumi.jsonStringify(args.runtimeConfig), NODE_OPTIONS: "--enable-source-maps" } },
+      environment: { variables: { [CONFIG_ENV]: pulumi.jsonStringify(args.runtimeConfig) } },
     },
     { parent },
   );

@@ -3,6 +3,9 @@
  * gets fresh mocks, fresh config and a fresh copy of the program's modules, so several stacks can be checked in
  * one mocha run. Records every resource with its inputs and its parent's URN.
  */
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 
@@ -218,7 +221,6 @@ export const COMBINATIONS: Record<string, Record<string, unknown>> = {
  * assets copied, folder archives copied whole at their archive path.
  */
 export async function materializeArchive(archive: any, dir: string): Promise<string[]> {
-  const fs = await import("node:fs");
   const assets: Record<string, any> = await archive.assets;
   const written: string[] = [];
   for (const [key, asset] of Object.entries(assets)) {
@@ -238,4 +240,15 @@ export async function materializeArchive(archive: any, dir: string): Promise<str
     written.push(key);
   }
   return written.sort();
+}
+
+/** Bytes of `dir` zipped with deflate (every file, paths relative to `dir`), as Lambda receives an archive. */
+export function zipBytes(dir: string): number {
+  const zip = path.join(os.tmpdir(), `bench-${process.pid}-${Math.random().toString(36).slice(2)}.zip`);
+  const py = "import os,sys,zipfile\nz=zipfile.ZipFile(sys.argv[2],'w',zipfile.ZIP_DEFLATED)\nfor r,_,fs in os.walk(sys.argv[1]):\n  for f in fs:\n    p=os.path.join(r,f); z.write(p, os.path.relpath(p, sys.argv[1]))\nz.close()";
+  const res = spawnSync("python3", ["-c", py, dir, zip], { encoding: "utf8" });
+  if (res.status !== 0) throw new Error(`zip failed: ${res.stderr}`);
+  const size = fs.statSync(zip).size;
+  fs.rmSync(zip);
+  return size;
 }
