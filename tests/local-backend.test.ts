@@ -215,6 +215,21 @@ describe("local backend (embedded store + real agent processes)", function () {
     });
   });
 
+  it("an agent whose run folder was removed while it ran still exits cleanly: no uncaught error in this process", async () => {
+    // Before the fix, writing exit.json into the vanished folder threw inside the child's exit listener, an
+    // uncaught exception that would end the platform process (mocha reports it as a failure of this test).
+    const strategy = new LocalStrategy({
+      ...config,
+      local: { ...config.local!, command: [process.execPath, "-e", "setTimeout(() => process.exit(5), 300)"] },
+    });
+    const req = await prepare("run folder removed", {});
+    const handle = await strategy.startSession(req);
+    await fs.rm(handle.runDir, { recursive: true, force: true });
+    expect((await exitOf(strategy, handle)).exitCode).to.equal(5);
+    await new Promise((r) => setImmediate(r));
+    expect(existsSync(handle.runDir)).to.equal(false);
+  });
+
   it("a command that cannot start fails startSession with a message naming it", async () => {
     const strategy = new LocalStrategy({ ...config, local: { ...config.local!, command: ["/nonexistent/agent-binary"] } });
     const req = await prepare("x", {});

@@ -97,5 +97,14 @@ describe("local backend: a hostile prompt", function () {
     const messages = (await new DynamoEventLog(config).list(task.task_id, { limit: 100 })).items.map((e) => e.message);
     expect(messages).to.include(`prompt sha256 ${digest}`);
     expect(existsSync(marker)).to.equal(false);
+
+    // The process ends too, with exit 0, before after() removes its run folder.
+    let exited: Awaited<ReturnType<LocalStrategy["pollSession"]>> | undefined;
+    for (const until = Date.now() + 20_000; Date.now() < until; ) {
+      exited = await strategy.pollSession(handle);
+      if (exited.state !== "RUNNING") break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(exited).to.include({ state: "EXITED", exitCode: 0 });
   });
 });

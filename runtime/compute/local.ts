@@ -170,7 +170,13 @@ export class LocalStrategy implements ComputeStrategy<"local"> {
         child.once("exit", (code, signal) => {
           entry.exit = { code, signal };
           // Any other process (a CLI invocation, a recovering orchestrator) learns the outcome from this file.
-          writeAtomic(path.join(runDir, EXIT_FILE), entry.exit);
+          // A throw here would be uncaught and end the whole platform process; if the run folder was removed
+          // (workDir cleaned up) this process still knows the exit, and others rightly see the run as LOST.
+          try {
+            writeAtomic(path.join(runDir, EXIT_FILE), entry.exit);
+          } catch {
+            // nothing to record into
+          }
           resolve(entry.exit);
         });
       }),
