@@ -203,6 +203,22 @@ describe("EC2 lease table (moto)", () => {
       expect((await tagsOf(id))[TASK_ID_TAG]).to.equal("t2");
     });
 
+    it("a claim whose tag/scale-in-protection mirror fails is released, never left busy", async () => {
+      const fleet = `f${suffix()}`;
+      // An Auto Scaling group that does not exist: SetInstanceProtection fails right after the conditional write.
+      const config = fleetConfig({ [fleet]: { autoScalingGroupName: `missing-asg-${suffix()}` } });
+      await createLeaseTable(config);
+      const table = new LeaseTable(config);
+      const [id] = await readyFleet(table, fleet, 1);
+
+      let error: Error | undefined;
+      await table.claimInstance(fleet, "t-mirror").catch((e) => (error = e));
+      expect(error?.message).to.contain(`claimed instance ${id} for task t-mirror but could not tag/protect it`);
+      expect(await table.get(id)).to.include({ state: "READY" }).and.not.have.property("taskId");
+      expect(await table.leaseOfTask("t-mirror")).to.equal(undefined);
+      expect((await tagsOf(id))[LEASE_TAG]).to.equal("ready");
+    });
+
     it("recordCommand stores the command on the task's lease and refuses a lease the task does not hold", async () => {
       const fleet = `f${suffix()}`;
       const config = fleetConfig({ [fleet]: {} });
