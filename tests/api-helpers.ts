@@ -22,6 +22,8 @@ export interface ApiFixture {
   dispatcher: TaskDispatcher & { fail?: Error };
   /** Items in the tasks table. */
   taskCount(): Promise<number>;
+  /** Items in the events table. */
+  eventCount(): Promise<number>;
   /** Payload files on disk. */
   payloadFiles(): Promise<string[]>;
   cleanup(): Promise<void>;
@@ -70,6 +72,10 @@ export async function apiFixture(blueprints: Record<string, { backend?: "local" 
     dispatcher,
     async taskCount() {
       const out = await ddb.send(new ScanCommand({ TableName: tables.tasks, Select: "COUNT" }));
+      return out.Count ?? 0;
+    },
+    async eventCount() {
+      const out = await ddb.send(new ScanCommand({ TableName: tables.events, Select: "COUNT" }));
       return out.Count ?? 0;
     },
     async payloadFiles() {

@@ -46,9 +46,17 @@ describe("API validation (pure)", () => {
     "https://github.com/acme/..",
     "not a url",
     "",
+    // The URL parser forgives these, but the raw text is what is stored and handed to the agent.
+    "https://github.com/acme/app\n",
+    " https://github.com/acme/app",
+    "https://github.com/ac\tme/app",
+    "https://github.com/acme/app\r\nX-Injected: 1",
+    "https://git%68ub.com/acme/app",
+    "https://github.com\\acme\\app",
+    "https://github.com/acme/app#",
   ];
   for (const url of rejectedUrls) {
-    it(`refuses the repo URL '${url}' naming repo_url`, () => {
+    it(`refuses the repo URL ${JSON.stringify(url)} naming repo_url`, () => {
       expect(fieldOf(() => validateRepoUrl(url))).to.equal("repo_url");
     });
   }
@@ -131,6 +139,8 @@ describe("API submit: each bad input is a 4xx naming the field, and nothing is w
     { name: "a missing repo_url", body: { prompt: "x" }, status: 400, field: "repo_url" },
     { name: "an http repo URL", body: { ...GOOD_SUBMIT, repo_url: "http://github.com/acme/app" }, status: 400, field: "repo_url" },
     { name: "a repo URL without owner/repo", body: { ...GOOD_SUBMIT, repo_url: "https://github.com/acme" }, status: 400, field: "repo_url" },
+    { name: "a repo URL with a trailing newline", body: { ...GOOD_SUBMIT, repo_url: "https://github.com/acme/app\n" }, status: 400, field: "repo_url" },
+    { name: "a non-string repo URL", body: { ...GOOD_SUBMIT, repo_url: 5 }, status: 400, field: "repo_url" },
     { name: "a repo URL with credentials", body: { ...GOOD_SUBMIT, repo_url: "https://x:y@github.com/a/b" }, status: 400, field: "repo_url" },
     { name: "a missing prompt", body: { repo_url: GOOD_SUBMIT.repo_url }, status: 400, field: "prompt" },
     { name: "an empty prompt", body: { ...GOOD_SUBMIT, prompt: "" }, status: 400, field: "prompt" },
@@ -154,6 +164,15 @@ describe("API submit: each bad input is a 4xx naming the field, and nothing is w
     { name: "issue_number 1.5", body: { ...GOOD_SUBMIT, issue_number: 1.5 }, status: 400, field: "issue_number" },
     { name: "a branch with '..'", body: { ...GOOD_SUBMIT, branch: "a..b" }, status: 400, field: "branch" },
     { name: "a branch with a shell substitution", body: { ...GOOD_SUBMIT, branch: "$(touch /tmp/x)" }, status: 400, field: "branch" },
+    { name: "a malformed model id", body: { ...GOOD_SUBMIT, model: "bad model" }, status: 400, field: "model" },
+    { name: "a non-string fleet", body: { ...GOOD_SUBMIT, backend: "ec2", fleet: 5 }, status: 400, field: "fleet" },
+    { name: "a null backend", body: { ...GOOD_SUBMIT, backend: null }, status: 400, field: "backend" },
+    { name: "a null max_turns", body: { ...GOOD_SUBMIT, max_turns: null }, status: 400, field: "max_turns" },
+    { name: "max_budget_usd as text", body: { ...GOOD_SUBMIT, max_budget_usd: "5" }, status: 400, field: "max_budget_usd" },
+    { name: "a non-string branch", body: { ...GOOD_SUBMIT, branch: 3 }, status: 400, field: "branch" },
+    { name: "a null context", body: { ...GOOD_SUBMIT, context: null }, status: 400, field: "context" },
+    { name: "a __proto__ key", raw: `{"__proto__": {"admin": true}, "repo_url": "${GOOD_SUBMIT.repo_url}", "prompt": "x"}`, status: 400, field: "__proto__" },
+    { name: "an Idempotency-Key of 256 characters", body: GOOD_SUBMIT, headers: { "Idempotency-Key": "k".repeat(256) }, status: 400, field: "Idempotency-Key" },
     { name: "a context that is not an object", body: { ...GOOD_SUBMIT, context: [1, 2] }, status: 400, field: "context" },
     { name: "a body that is not JSON", raw: "{repo_url:", status: 400, field: "body" },
     { name: "a JSON array body", raw: "[]", status: 400, field: "body" },
@@ -170,6 +189,7 @@ describe("API submit: each bad input is a 4xx naming the field, and nothing is w
   for (const c of cases) {
     it(`${c.name} → ${c.status} naming '${c.field}', nothing written`, async () => {
       const tasksBefore = await fx.taskCount();
+      const eventsBefore = await fx.eventCount();
       const filesBefore = await fx.payloadFiles();
       const res = await handleApiRequest(fx.runtime, fx.dispatcher, {
         method: "POST",
@@ -183,6 +203,7 @@ describe("API submit: each bad input is a 4xx naming the field, and nothing is w
       expect(body.field).to.equal(c.field);
       expect(body.error).to.be.a("string").and.not.empty;
       expect(await fx.taskCount()).to.equal(tasksBefore);
+      expect(await fx.eventCount()).to.equal(eventsBefore);
       expect(await fx.payloadFiles()).to.deep.equal(filesBefore);
       expect(fx.dispatched).to.deep.equal([]);
     });

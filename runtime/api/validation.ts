@@ -146,6 +146,12 @@ export function validateRepoUrl(value: unknown): string {
   if (segments.length !== 2 || !segments.every((s) => segment.test(s) && s !== "." && s !== "..")) {
     throw new ValidationError(field, `repo_url path ${show(url.pathname)} must be /owner/repo; expected https://host/owner/repo`);
   }
+  // The URL parser forgives what the stored text keeps: it drops tabs, newlines and surrounding spaces, decodes
+  // %xx in the host and reads a backslash as '/'. The value travels as is (record, payload, SSM parameters), so it
+  // must be exactly what was checked: plain URL characters only.
+  if (!/^[A-Za-z0-9._:\/-]+$/.test(value)) {
+    throw new ValidationError(field, `repo_url ${show(value)} has characters a plain https://host/owner/repo URL does not (whitespace, control characters, %, \\ or #)`);
+  }
   return value;
 }
 
