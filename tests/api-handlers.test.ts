@@ -250,10 +250,46 @@ describe("task API: list pagination and cancel", () => {
     ["GET", "/tasks/abc/logs", 404],
     ["GET", "/jobs", 404],
     ["GET", "/tasks/bad%20id", 400],
+    ["GET", "/tasks/%E0%A4%A", 400],
+    ["POST", "/tasks/%ZZ/cancel", 400],
   ];
   for (const [method, path, status] of badRoutes) {
     it(`${method} ${path} → ${status}`, async () => {
-      expect((await call(fx, { method, path, userId: ALICE })).statusCode).to.equal(status);
+      const res = await call(fx, { method, path, userId: ALICE });
+      expect(res.statusCode).to.equal(status);
+      if (status === 400) expect(res.json.field).to.equal("task_id");
+    });
+  }
+});
+
+describe("task API: a malformed cancel body or query is a 400 naming the field, and changes nothing", () => {
+  let fx: ApiFixture;
+  let id: string;
+  before(async () => {
+    fx = await apiFixture();
+    id = (await submit(fx, ALICE)).json.task.task_id;
+  });
+  after(async () => fx.cleanup());
+
+  const cases: { name: string; method: string; suffix: string; body?: string; query?: Record<string, string>; field: string }[] = [
+    { name: "cancel with an unknown field", method: "POST", suffix: "/cancel", body: '{"why": "x"}', field: "why" },
+    { name: "cancel with a non-text reason", method: "POST", suffix: "/cancel", body: '{"reason": 5}', field: "reason" },
+    { name: "cancel with a reason over 1000 characters", method: "POST", suffix: "/cancel", body: JSON.stringify({ reason: "r".repeat(1001) }), field: "reason" },
+    { name: "cancel with a JSON array body", method: "POST", suffix: "/cancel", body: "[]", field: "body" },
+    { name: "cancel with a body that is not JSON", method: "POST", suffix: "/cancel", body: "stop it", field: "body" },
+    { name: "events with limit 0", method: "GET", suffix: "/events", query: { limit: "0" }, field: "limit" },
+    { name: "events with an unknown parameter", method: "GET", suffix: "/events", query: { since: "1" }, field: "since" },
+    { name: "events with an empty next_token", method: "GET", suffix: "/events", query: { next_token: "" }, field: "next_token" },
+    { name: "events with a forged next_token", method: "GET", suffix: "/events", query: { next_token: "zzz" }, field: "next_token" },
+  ];
+  for (const c of cases) {
+    it(`${c.name} → 400 naming '${c.field}'`, async () => {
+      const eventsBefore = await fx.eventCount();
+      const res = await call(fx, { method: c.method, path: `/tasks/${id}${c.suffix}`, body: c.body, query: c.query, userId: ALICE });
+      expect(res.statusCode, res.body).to.equal(400);
+      expect(res.json.field).to.equal(c.field);
+      expect((await fx.runtime.tasks.get(id))!.status).to.equal("SUBMITTED");
+      expect(await fx.eventCount()).to.equal(eventsBefore);
     });
   }
 });

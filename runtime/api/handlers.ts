@@ -91,7 +91,7 @@ async function route(runtime: Runtime, dispatcher: TaskDispatcher, req: ApiReque
     if (method === "GET") return listTasks(runtime, req.userId, query);
     throw methodNotAllowed(method, req.path, ["GET", "POST"]);
   }
-  const taskId = validateTaskId(decodeURIComponent(parts[1]));
+  const taskId = validateTaskId(decodePathSegment(parts[1]));
   if (parts.length === 2) {
     if (method !== "GET") throw methodNotAllowed(method, req.path, ["GET"]);
     return json(200, { task: toTaskView(await ownTask(runtime, taskId, req.userId)) });
@@ -309,6 +309,15 @@ function header(headers: Record<string, string | undefined> | undefined, name: s
   if (!headers) return undefined;
   for (const [k, v] of Object.entries(headers)) if (k.toLowerCase() === name) return v;
   return undefined;
+}
+
+/** A malformed %-escape (e.g. /tasks/%E0%A4%A) is the caller's error, not a 500. */
+function decodePathSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new ValidationError("task_id", `task id '${segment.slice(0, 80)}' is not validly %-encoded; expected letters, digits, '-' or '_'`);
+  }
 }
 
 function methodNotAllowed(method: string, path: string, allowed: string[]): HttpError {
