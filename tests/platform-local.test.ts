@@ -1,4 +1,5 @@
-import { promises as fs } from "node:fs";
+import { createHash, randomBytes } from "node:crypto";
+import { existsSync, promises as fs } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { expect } from "chai";
@@ -33,6 +34,42 @@ describe("local platform", function () {
       const other = await fetch(`${p.url}/tasks`, { method: "POST", body: JSON.stringify({ repo_url: "https://github.com/a/b", prompt: "x", backend: "ecs" }) });
       expect(other.status).to.equal(400);
       expect(((await other.json()) as { field: string }).field).to.equal("backend");
+    } finally {
+      await p.close();
+    }
+  });
+
+  it("a hostile 1 MiB prompt submitted over HTTP reaches the agent byte for byte and runs nothing", async () => {
+    const marker = path.join(os.tmpdir(), `pwned-${randomBytes(6).toString("hex")}`);
+    const head = [
+      `it's "quoted" $(touch ${marker}) and \`touch ${marker}\``,
+      `; touch ${marker} && echo pwned | sh`,
+      `\${IFS}$(touch\${IFS}${marker})\r\n\t\u0000 -- --help`,
+      "",
+    ].join("\n");
+    const prompt = head + "y".repeat(1024 * 1024 - Buffer.byteLength(head));
+    expect(Buffer.byteLength(prompt)).to.equal(1024 * 1024);
+    const p = await startLocalPlatform({ stateDir, userId: "mallory" });
+    try {
+      const res = await fetch(`${p.url}/tasks`, {
+        method: "POST",
+        body: JSON.stringify({ repo_url: "https://github.com/a/b", prompt, context: { work_seconds: 0 } }),
+      });
+      expect(res.status).to.equal(201);
+      const taskId = ((await res.json()) as { task: { task_id: string } }).task.task_id;
+      const end = Date.now() + 30_000;
+      let status = "";
+      while (!["COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"].includes(status)) {
+        if (Date.now() > end) throw new Error(`task did not finish: ${status}`);
+        await new Promise((r) => setTimeout(r, 200));
+        status = (await p.runtime.tasks.get(taskId))!.status;
+      }
+      expect(status).to.equal("COMPLETED");
+      const events = (await p.runtime.events.list(taskId, { limit: 100 })).items.map((e) => e.message);
+      // The agent's own digest of the prompt it read from the payload file.
+      expect(events).to.include(`prompt sha256 ${createHash("sha256").update(prompt, "utf8").digest("hex")}`);
+      expect(events).to.include("reference agent started: prompt of 1048576 bytes, 5 lines");
+      expect(existsSync(marker), "a command in the prompt ran").to.equal(false);
     } finally {
       await p.close();
     }
