@@ -19,7 +19,7 @@ import { mockClient, type AwsClientStub } from "aws-sdk-client-mock";
 import { expect } from "chai";
 import { awsClient, resetClients } from "../runtime/aws/clients";
 import { Ec2Strategy } from "../runtime/compute/ec2";
-import { checkRuntimeConfig, type RuntimeConfig } from "../runtime/config";
+import { checkRuntimeConfig, ConfigError, type RuntimeConfig } from "../runtime/config";
 import { NoCapacityError } from "../runtime/errors";
 import { AGENT_TASK_DOCUMENT_PARAMETERS } from "../runtime/fleet/document";
 import { LeaseTable } from "../runtime/fleet/lease";
@@ -216,6 +216,19 @@ describe("Ec2Strategy", () => {
       expect(ssm.commandCalls(SendCommandCommand)).to.have.length(0);
       expect((await leases.list()).every((l) => l.state === "READY")).to.equal(true);
     });
+
+    for (const deliveryTimeoutSeconds of [undefined, 0, 29, 90.5, 2_592_001]) {
+      it(`a delivery timeout of ${String(deliveryTimeoutSeconds)} fails naming the setting, before any instance is claimed`, async () => {
+        const { config, leases } = await setup({ default: 1 });
+        const strategy = new Ec2Strategy({ ...config, ec2: { ...config.ec2!, deliveryTimeoutSeconds: deliveryTimeoutSeconds as number } }, leases);
+        let error: Error | undefined;
+        await strategy.startSession({ task: task("t1"), payloadUri: payloadUri("t1") }).catch((e) => (error = e));
+        expect(error).to.be.instanceOf(ConfigError);
+        expect(error?.message).to.contain(`ec2.deliveryTimeoutSeconds is ${String(deliveryTimeoutSeconds)}`).and.contain("between 30 and 2592000");
+        expect(ssm.commandCalls(SendCommandCommand)).to.have.length(0);
+        expect((await leases.list()).every((l) => l.state === "READY")).to.equal(true);
+      });
+    }
 
     it("a hostile prompt, repo URL and branch never reach the command: only validated ids and the payload URI do", async () => {
       const { strategy } = await setup({ default: 1 });

@@ -22,6 +22,12 @@ import type { ComputeStrategy, SessionStatus, StartRequest } from "./strategy";
 /** SendCommand Comment: at most 100 characters. */
 const COMMENT_MAX = 100;
 
+/**
+ * SendCommand TimeoutSeconds (delivery) accepts 30–2,592,000 s; left out, SSM waits an hour for an unreachable
+ * instance. It is required here so that no command goes out with the default.
+ */
+export const DELIVERY_TIMEOUT_BOUNDS = { min: 30, max: 2_592_000 } as const;
+
 /** CancelCommand errors that mean there is nothing left to cancel. */
 const NOTHING_TO_CANCEL = new Set(["InvalidCommandId", "InvalidInstanceId"]);
 
@@ -53,6 +59,12 @@ export class Ec2Strategy implements ComputeStrategy<"ec2"> {
       throw new ConfigError(`EC2 fleet '${fleet}' does not exist in this stack; fleets: ${Object.keys(settings.fleets).join(", ") || "(none)"}`);
     }
     // Checked before claiming, so that a value SSM would refuse never costs an instance.
+    const delivery = settings.deliveryTimeoutSeconds;
+    if (!Number.isInteger(delivery) || delivery < DELIVERY_TIMEOUT_BOUNDS.min || delivery > DELIVERY_TIMEOUT_BOUNDS.max) {
+      throw new ConfigError(
+        `ec2.deliveryTimeoutSeconds is ${String(delivery)}; it must be an integer between ${DELIVERY_TIMEOUT_BOUNDS.min} and ${DELIVERY_TIMEOUT_BOUNDS.max} seconds (SendCommand TimeoutSeconds; unset, SSM would use its 1-hour default)`,
+      );
+    }
     const parameters = agentTaskParameters({
       taskId: task.task_id,
       payloadUri,
