@@ -97,19 +97,30 @@ describe("stack config validation", () => {
 
 describe("a bad stack config in the program", function () {
   this.timeout(120_000);
-  const cases: [string, Record<string, unknown>, string][] = [
-    ["unknown backend", { image: IMAGE, backends: ["ecs", "batch"] }, "backends[1]"],
-    ["default backend not enabled", { image: IMAGE, backends: ["ec2"], defaultBackend: "ecs" }, "defaultBackend"],
-    ["min above max", { image: IMAGE, backends: ["ec2"], fleets: { default: { minSize: 5, maxSize: 1 } } }, "fleets.default.maxSize"],
-    ["missing image", { backends: ["ecs"] }, "image"],
-    ["subnets without a VPC", { image: IMAGE, network: { privateSubnetIds: ["subnet-0123456789abcdef0"] } }, "network.vpcId"],
+  /** [case, stack config, key that must be named, what the reason must offer instead (allowed values or rule)] */
+  const cases: [string, Record<string, unknown>, string, string][] = [
+    ["unknown backend", { image: IMAGE, backends: ["ecs", "batch"] }, "backends[1]", "allowed: agentcore, ecs, ec2"],
+    ["default backend not enabled", { image: IMAGE, backends: ["ec2"], defaultBackend: "ecs" }, "defaultBackend", "enabled backends: ec2"],
+    ["min above max", { image: IMAGE, backends: ["ec2"], fleets: { default: { minSize: 5, maxSize: 1 } } }, "fleets.default.maxSize", "below minSize (5)"],
+    ["a bad Fargate size", { image: IMAGE, ecs: { cpu: 1024, memory: 16384 } }, "ecs.memory", "Fargate allows: 2048, 3072"],
+    ["a bad root volume size", { image: IMAGE, backends: ["ec2"], fleets: { default: { rootVolumeGiB: 8 } } }, "fleets.default.rootVolumeGiB", "between 30 and 16384"],
+    ["missing image", { backends: ["ecs"] }, "image", "required"],
+    ["subnets without a VPC", { image: IMAGE, network: { privateSubnetIds: ["subnet-0123456789abcdef0"] } }, "network.vpcId", "required when network.privateSubnetIds"],
   ];
-  for (const [name, config, key] of cases) {
+  for (const [name, config, key, reason] of cases) {
     it(`fails on ${name} naming ${key}, before any resource is registered`, async () => {
       const run = await runProgram(config);
       expect(pulumi.InputPropertiesError.isInstance(run.error), String(run.error)).to.equal(true);
-      expect((run.error as pulumi.InputPropertiesError).errors.map((e) => e.propertyPath)).to.include(key);
+      const errors = (run.error as pulumi.InputPropertiesError).errors;
+      expect(errors.map((e) => e.propertyPath)).to.include(key);
+      expect(errors.find((e) => e.propertyPath === key)?.reason).to.include(reason);
       expect(run.resources.map((r) => `${r.type} ${r.name}`)).to.deep.equal([]);
     });
   }
+
+  it("the harness sees a resource registered before a program error (so the check above can fail)", async () => {
+    const run = await runProgram({ image: IMAGE }, path.join(__dirname, "pulumi-fixture-early-error.ts"));
+    expect(String(run.error)).to.include("fails after registering one resource");
+    expect(run.resources.map((r) => `${r.type} ${r.name}`)).to.deep.equal(["aws:s3/bucket:Bucket registered-before-the-error"]);
+  });
 });

@@ -97,7 +97,7 @@ export function runProgramCached(stackConfig: Record<string, unknown>): Promise<
   return run;
 }
 
-export async function runProgram(stackConfig: Record<string, unknown>): Promise<ProgramRun> {
+export async function runProgram(stackConfig: Record<string, unknown>, program: string = PROGRAM): Promise<ProgramRun> {
   const resources: RecordedResource[] = [];
   const parents = new Map<string, string>();
   const config: Record<string, string> = { "aws:region": REGION };
@@ -138,13 +138,20 @@ export async function runProgram(stackConfig: Record<string, unknown>): Promise<
     return register(req, cb);
   };
   freshProgramModules();
+  delete require.cache[program];
   let outputs: Record<string, unknown> = {};
   let error: unknown;
   try {
-    outputs = (await pulumi.runtime.runInPulumiStack(async () => ({ ...(require(PROGRAM) as object) }))) as Record<string, unknown>;
-    await (pulumi.runtime as unknown as { waitForRPCs(): Promise<void> }).waitForRPCs();
+    outputs = (await pulumi.runtime.runInPulumiStack(async () => ({ ...(require(program) as object) }))) as Record<string, unknown>;
   } catch (err) {
     error = err;
+  }
+  // Also after a program error: a registration started before the error reaches the mocks only once its inputs
+  // resolve, so without this wait "no resource was registered before the error" could never fail.
+  try {
+    await (pulumi.runtime as unknown as { waitForRPCs(): Promise<void> }).waitForRPCs();
+  } catch (err) {
+    error ??= err;
   }
   // Fill URNs from the monitor's own record (same scheme the engine uses: parent type chain + name).
   const registered: Map<string, { urn: string }> = monitor.getRegisteredResources?.() ?? new Map();
