@@ -11,6 +11,7 @@ import {
   GetCommandInvocationCommand,
   InvalidCommandId,
   InvocationDoesNotExist,
+  ListCommandsCommand,
   SendCommandCommand,
   SSMClient,
   type SendCommandCommandInput,
@@ -141,6 +142,38 @@ describe("Ec2Strategy", () => {
       const first = await strategy.startSession({ task: task("t1"), payloadUri: payloadUri("t1") });
       const again = await strategy.startSession({ task: task("t1"), payloadUri: payloadUri("t1") });
       expect(again).to.deep.equal(first);
+      expect(ssm.commandCalls(SendCommandCommand)).to.have.length(1);
+    });
+
+    it("a start replayed after a crash between SendCommand and recording it finds that command and sends no second one", async () => {
+      const { strategy, leases, config } = await setup({ default: 1 });
+      // The first run claimed the instance and sent the command, then died before recordCommand.
+      const first = await leases.claimInstance(config.ec2!.defaultFleet, "t-crash");
+      if (!first.ok) throw new Error("expected a claim");
+      ssm.on(ListCommandsCommand).resolves({
+        Commands: [
+          { CommandId: "cmd-cancelled", Status: "Cancelled", Parameters: { taskId: ["t-crash"] } },
+          { CommandId: "cmd-other", Status: "Success", Parameters: { taskId: ["another-task"] } },
+          { CommandId: "cmd-sent", Status: "InProgress", Parameters: { taskId: ["t-crash"] } },
+        ],
+      });
+      const handle = await strategy.startSession({ task: task("t-crash"), payloadUri: payloadUri("t-crash") });
+      expect(handle).to.include({ instanceId: first.lease.instanceId, commandId: "cmd-sent" });
+      expect(ssm.commandCalls(SendCommandCommand)).to.have.length(0);
+      expect(ssm.commandCalls(ListCommandsCommand)[0].args[0].input).to.deep.equal({
+        InstanceId: first.lease.instanceId,
+        Filters: [{ key: "DocumentName", value: config.ec2!.documentName }],
+      });
+      expect(await leases.get(first.lease.instanceId)).to.include({ taskId: "t-crash", commandId: "cmd-sent" });
+    });
+
+    it("a replayed start whose first run never sent a live command sends one now", async () => {
+      const { strategy, leases, config } = await setup({ default: 1 });
+      await leases.claimInstance(config.ec2!.defaultFleet, "t-unsent");
+      ssm.on(ListCommandsCommand).resolves({ Commands: [{ CommandId: "cmd-old", Status: "Cancelled", Parameters: { taskId: ["t-unsent"] } }] });
+      ssm.on(SendCommandCommand).resolves({ Command: { CommandId: "cmd-new" } });
+      const handle = await strategy.startSession({ task: task("t-unsent"), payloadUri: payloadUri("t-unsent") });
+      expect(handle.commandId).to.equal("cmd-new");
       expect(ssm.commandCalls(SendCommandCommand)).to.have.length(1);
     });
 
