@@ -47,3 +47,39 @@ describe("the IAM audit over every policy document the program builds", function
     });
   }
 });
+
+describe("the IAM audit on the program's own documents, each weakened by one rule", function () {
+  this.timeout(180_000);
+  /** [rule, sid of a statement the program builds, how to weaken it, what the audit must say] */
+  const weakenings: [string, string, (s: any) => void, RegExp][] = [
+    ["mutating action on * without a condition", "EcsRunTask", (s) => { s.Resource = "*"; delete s.Condition; }, /mutating action\(s\) ecs:RunTask on "\*"/],
+    ["iam:PassRole without iam:PassedToService", "EcsPassTaskRoles", (s) => { delete s.Condition; }, /without a StringEquals iam:PassedToService/],
+    ["iam:PassRole on *", "EcsPassTaskRoles", (s) => { s.Resource = "*"; }, /PassRole on a wildcard/],
+    ["ssm:SendCommand on AWS-RunShellScript", "SsmSendOurDocument", (s) => { s.Resource = ["arn:aws:ssm:us-east-1::document/AWS-RunShellScript"]; }, /AWS-RunShellScript/],
+    ["ssm:SendCommand on untagged instances", "SsmSendFleetInstances", (s) => { delete s.Condition; }, /fleet-tag condition/],
+    ["an instance role tagging other instances", "TagOnlyItself", (s) => { delete s.Condition.StringEquals; }, /other than itself/],
+  ];
+  for (const [rule, sid, weaken, expected] of weakenings) {
+    it(`flags ${rule} (${sid} weakened)`, async () => {
+      const run = await runProgramCached(COMBINATIONS["ec2 + ecs"]);
+      if (run.error) throw run.error;
+      const docs = policyDocuments(run);
+      const holders = docs.filter((d) => d.document.Statement.some((s) => s.Sid === sid));
+      expect(holders, `documents with ${sid}`).to.have.length.greaterThan(0);
+      expect(auditDocuments(holders).flatMap((f) => f.violations), "as built").to.deep.equal([]);
+      for (const d of holders) d.document = JSON.parse(JSON.stringify(d.document));
+      for (const d of holders) d.document.Statement.filter((s) => s.Sid === sid).forEach(weaken);
+      const flagged = auditDocuments(holders).filter((f) => f.sid === sid && f.violations.length);
+      expect(flagged, "weakened statements flagged").to.have.length(holders.length);
+      for (const f of flagged) expect(f.violations.join("; ")).to.match(expected);
+    });
+  }
+
+  it("knows each fleet's instance role trusts EC2, so the self-tagging rule applies to it", async () => {
+    const run = await runProgramCached(COMBINATIONS["two named ec2 fleets"]);
+    if (run.error) throw run.error;
+    const instancePolicies = policyDocuments(run).filter((d) => d.kind === "identity" && d.document.Statement.some((s) => s.Sid === "TagOnlyItself"));
+    expect(instancePolicies.map((d) => d.resource).sort()).to.deep.equal(["agent-compute-test-fleet-default-policy", "agent-compute-test-fleet-gpu-policy"]);
+    for (const d of instancePolicies) expect(d.trustedServices).to.deep.equal(["ec2.amazonaws.com"]);
+  });
+});
