@@ -4,7 +4,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { expect } from "chai";
 import { startLocalPlatform } from "../runtime/local/platform";
-import { MAX_BODY_BYTES } from "../runtime/local/http-server";
+import { MAX_BODY_BYTES, foreignRequestRefusal } from "../runtime/local/http-server";
 
 function isAlive(pid: number): boolean {
   try {
@@ -74,6 +74,33 @@ describe("local platform", function () {
       await p.close();
     }
   });
+
+  it("refuses browser and foreign-host requests before reading them (a web page or DNS rebinding cannot submit)", async () => {
+    const p = await startLocalPlatform({ stateDir });
+    try {
+      const body = JSON.stringify({ repo_url: "https://github.com/a/b", prompt: "x" });
+      const fromPage = await fetch(`${p.url}/tasks`, { method: "POST", headers: { origin: "https://evil.example" }, body });
+      expect(fromPage.status).to.equal(403);
+      expect(((await fromPage.json()) as { error: string }).error).to.match(/Origin/);
+      expect((await p.runtime.tasks.listByUser(p.userId)).items).to.have.length(0);
+    } finally {
+      await p.close();
+    }
+  });
+
+  const hostCases: Array<[string, Record<string, string | undefined>, boolean]> = [
+    ["the served host and port", { host: "127.0.0.1:4000" }, true],
+    ["localhost on the same port", { host: "localhost:4000" }, true],
+    ["a rebinding host name", { host: "evil.example:4000" }, false],
+    ["another port", { host: "127.0.0.1:4001" }, false],
+    ["no Host header", {}, false],
+    ["any Origin, even local", { host: "127.0.0.1:4000", origin: "http://127.0.0.1:4000" }, false],
+  ];
+  for (const [name, headers, accepted] of hostCases) {
+    it(`local API guard: ${name} is ${accepted ? "accepted" : "refused"}`, () => {
+      expect(foreignRequestRefusal(headers, "127.0.0.1", 4000) === undefined).to.equal(accepted);
+    });
+  }
 
   it("writes local.json for the CLI and removes it on close", async () => {
     const p = await startLocalPlatform({ stateDir, writeStateFile: true });

@@ -18,11 +18,18 @@ export async function serveApi(
   handle: (request: ApiRequest) => Promise<ApiResponse>,
   options: { host: string; port: number; userId: string; log?: (line: string) => void },
 ): Promise<LocalHttpServer> {
+  let port = options.port;
   const server: Server = createServer((req, res) => {
     const reply = (r: ApiResponse) => {
       res.writeHead(r.statusCode, r.headers);
       res.end(r.body);
     };
+    const refusal = foreignRequestRefusal(req.headers, options.host, port);
+    if (refusal) {
+      req.resume();
+      reply({ statusCode: 403, headers: { "content-type": "application/json" }, body: JSON.stringify({ error: refusal, field: "headers" }) });
+      return;
+    }
     readBody(req)
       .then((body) => {
         const url = new URL(req.url ?? "/", "http://local");
@@ -47,7 +54,7 @@ export async function serveApi(
     );
     server.listen(options.port, options.host, () => resolve());
   });
-  const { port } = server.address() as AddressInfo;
+  port = (server.address() as AddressInfo).port;
   return {
     url: `http://${options.host}:${port}`,
     close: () =>
@@ -56,6 +63,24 @@ export async function serveApi(
         server.closeAllConnections();
       }),
   };
+}
+
+/**
+ * Loopback alone does not keep other callers out: any web page the user opens can send a POST to 127.0.0.1, and
+ * DNS rebinding can point a foreign host name at it. The CLI sends neither an Origin header nor another Host, so
+ * a request that does is refused before it is read.
+ */
+export function foreignRequestRefusal(
+  headers: Record<string, string | string[] | undefined>,
+  host: string,
+  port: number,
+): string | undefined {
+  if (headers.origin !== undefined) return "the local API does not accept browser (Origin) requests";
+  const allowed = new Set([`${host}:${port}`, `localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`]);
+  if (typeof headers.host !== "string" || !allowed.has(headers.host.toLowerCase())) {
+    return `the local API answers only to Host ${host}:${port}; got ${JSON.stringify(headers.host ?? "")}`;
+  }
+  return undefined;
 }
 
 function readBody(req: IncomingMessage): Promise<string> {
