@@ -35,6 +35,8 @@ export class Ec2AgentFleet extends pulumi.ComponentResource {
 
   constructor(name: string, args: Ec2AgentFleetArgs, opts?: pulumi.ComponentResourceOptions) {
     super("agent-compute:ec2:Ec2AgentFleet", name, {}, opts);
+    const errors = fleetArgumentErrors(args);
+    if (errors.length) throw new pulumi.InputPropertiesError({ message: `Ec2AgentFleet ${name}: invalid arguments`, errors });
     const built = createFleet(name, args, this);
     this.launchTemplate = built.launchTemplate;
     this.autoScalingGroup = built.autoScalingGroup;
@@ -44,6 +46,23 @@ export class Ec2AgentFleet extends pulumi.ComponentResource {
     this.autoScalingGroupArn = built.autoScalingGroup.arn;
     this.registerOutputs({ autoScalingGroupName: this.autoScalingGroupName, launchTemplateId: this.launchTemplate.id });
   }
+}
+
+/** Sizes the ASG and launch template would reject, or that would strand the fleet manager; checked before any child. */
+export function fleetArgumentErrors(args: Ec2AgentFleetArgs): pulumi.InputPropertyErrorDetails[] {
+  const s = args.settings;
+  const errors: pulumi.InputPropertyErrorDetails[] = [];
+  const whole = (v: number, min: number) => Number.isInteger(v) && v >= min;
+  if (!args.fleet) errors.push({ propertyPath: "fleet", reason: "must name the fleet (its instances carry it as a tag)" });
+  if (!whole(s.minSize, 0)) errors.push({ propertyPath: "settings.minSize", reason: `must be a whole number ≥ 0, got ${s.minSize}` });
+  if (!whole(s.maxSize, 1) || s.maxSize < s.minSize) {
+    errors.push({ propertyPath: "settings.maxSize", reason: `must be a whole number ≥ 1 and ≥ minSize (${s.minSize}), got ${s.maxSize}` });
+  }
+  if (!whole(s.warmBuffer, 0) || s.warmBuffer > s.maxSize) {
+    errors.push({ propertyPath: "settings.warmBuffer", reason: `must be a whole number from 0 to maxSize (${s.maxSize}), got ${s.warmBuffer}` });
+  }
+  if (!whole(s.rootVolumeGiB, 8)) errors.push({ propertyPath: "settings.rootVolumeGiB", reason: `must be a whole number of GiB ≥ 8, got ${s.rootVolumeGiB}` });
+  return errors;
 }
 
 /** The instance may set its own boot tag and nothing else, on no other instance. */

@@ -6,7 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
 import { ecrPullStatements, logsStatement, payloadStatement, roleWithPolicy, tableStatement, type TableArns } from "./iam";
 import { egressHttpsOnly } from "./security-group";
-import type { EcsSettings } from "./config";
+import { FARGATE_SIZES, type EcsSettings } from "./config";
 
 export const AGENT_CONTAINER = "agent";
 
@@ -32,6 +32,8 @@ export class EcsAgentCluster extends pulumi.ComponentResource {
 
   constructor(name: string, args: EcsAgentClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     super("agent-compute:ecs:EcsAgentCluster", name, {}, opts);
+    const errors = ecsArgumentErrors(args.settings);
+    if (errors.length) throw new pulumi.InputPropertiesError({ message: `EcsAgentCluster ${name}: invalid arguments`, errors });
     const built = createEcsCluster(name, args, this);
     this.cluster = built.cluster;
     this.taskDefinition = built.taskDefinition;
@@ -41,6 +43,21 @@ export class EcsAgentCluster extends pulumi.ComponentResource {
     this.family = built.taskDefinition.family;
     this.registerOutputs({ clusterArn: this.cluster.arn, family: this.family });
   }
+}
+
+/** Task sizes Fargate would refuse at RegisterTaskDefinition; checked before any child. */
+export function ecsArgumentErrors(s: EcsSettings): pulumi.InputPropertyErrorDetails[] {
+  const errors: pulumi.InputPropertyErrorDetails[] = [];
+  const memories = FARGATE_SIZES[s.cpu];
+  if (!memories) {
+    errors.push({ propertyPath: "settings.cpu", reason: `is ${s.cpu}; Fargate allows: ${Object.keys(FARGATE_SIZES).join(", ")}` });
+  } else if (!memories.includes(s.memory)) {
+    errors.push({ propertyPath: "settings.memory", reason: `is ${s.memory}; with cpu ${s.cpu} Fargate allows: ${memories.join(", ")}` });
+  }
+  if (!Number.isInteger(s.ephemeralStorageGiB) || s.ephemeralStorageGiB < 21 || s.ephemeralStorageGiB > 200) {
+    errors.push({ propertyPath: "settings.ephemeralStorageGiB", reason: `must be a whole number from 21 to 200 (Fargate's range), got ${s.ephemeralStorageGiB}` });
+  }
+  return errors;
 }
 
 export function createEcsCluster(name: string, args: EcsAgentClusterArgs, parent: pulumi.Resource) {
