@@ -160,11 +160,25 @@ describe("Ec2Strategy", () => {
       const handle = await strategy.startSession({ task: task("t-crash"), payloadUri: payloadUri("t-crash") });
       expect(handle).to.include({ instanceId: first.lease.instanceId, commandId: "cmd-sent" });
       expect(ssm.commandCalls(SendCommandCommand)).to.have.length(0);
-      expect(ssm.commandCalls(ListCommandsCommand)[0].args[0].input).to.deep.equal({
-        InstanceId: first.lease.instanceId,
-        Filters: [{ key: "DocumentName", value: config.ec2!.documentName }],
-      });
+      const listInput = ssm.commandCalls(ListCommandsCommand)[0].args[0].input;
+      expect(listInput.InstanceId).to.equal(first.lease.instanceId);
+      expect(listInput.Filters).to.deep.equal([{ key: "DocumentName", value: config.ec2!.documentName }]);
       expect(await leases.get(first.lease.instanceId)).to.include({ taskId: "t-crash", commandId: "cmd-sent" });
+    });
+
+    it("the crash-recovery lookup reads past the first page of the instance's commands", async () => {
+      const { strategy, leases, config } = await setup({ default: 1 });
+      const first = await leases.claimInstance(config.ec2!.defaultFleet, "t-paged");
+      if (!first.ok) throw new Error("expected a claim");
+      ssm
+        .on(ListCommandsCommand)
+        .resolvesOnce({ Commands: [{ CommandId: "cmd-1", Status: "Success", Parameters: { taskId: ["older"] } }], NextToken: "p2" })
+        .resolvesOnce({ Commands: [{ CommandId: "cmd-paged", Status: "InProgress", Parameters: { taskId: ["t-paged"] } }] });
+      const handle = await strategy.startSession({ task: task("t-paged"), payloadUri: payloadUri("t-paged") });
+      expect(handle.commandId).to.equal("cmd-paged");
+      expect(ssm.commandCalls(ListCommandsCommand)).to.have.length(2);
+      expect(ssm.commandCalls(ListCommandsCommand)[1].args[0].input.NextToken).to.equal("p2");
+      expect(ssm.commandCalls(SendCommandCommand)).to.have.length(0);
     });
 
     it("a replayed start whose first run never sent a live command sends one now", async () => {

@@ -6,7 +6,7 @@
 import {
   CancelCommandCommand,
   GetCommandInvocationCommand,
-  ListCommandsCommand,
+  paginateListCommands,
   SendCommandCommand,
   SSMClient,
 } from "@aws-sdk/client-ssm";
@@ -173,12 +173,17 @@ export class Ec2Strategy implements ComputeStrategy<"ec2"> {
   }
 
   private async findSentCommand(instanceId: string, taskId: string): Promise<string | undefined> {
-    const out = await this.ssm.send(
-      new ListCommandsCommand({ InstanceId: instanceId, Filters: [{ key: "DocumentName", value: this.settings.documentName }] }),
+    // Every page: on a busy instance the command sent before the crash may not be on the first one.
+    const pages = paginateListCommands(
+      { client: this.ssm },
+      { InstanceId: instanceId, Filters: [{ key: "DocumentName", value: this.settings.documentName }] },
     );
-    const sent = (out.Commands ?? []).find(
-      (c) => c.Parameters?.taskId?.[0] === taskId && c.Status !== "Cancelled" && c.Status !== "Cancelling",
-    );
-    return sent?.CommandId;
+    for await (const page of pages) {
+      const sent = (page.Commands ?? []).find(
+        (c) => c.Parameters?.taskId?.[0] === taskId && c.Status !== "Cancelled" && c.Status !== "Cancelling",
+      );
+      if (sent?.CommandId) return sent.CommandId;
+    }
+    return undefined;
   }
 }
