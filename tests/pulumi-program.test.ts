@@ -1,4 +1,5 @@
 import { expect } from "chai";
+import { bootScript } from "../runtime/fleet/boot-script";
 import { COMBINATIONS, IMAGE, runProgram, runProgramCached, type ProgramRun, type RecordedResource } from "./pulumi-mocks";
 
 const T = {
@@ -153,7 +154,9 @@ describe("security settings of the built resources", function () {
       expect(lt.inputs.blockDeviceMappings.every((b: any) => b.ebs.encrypted === "true")).to.equal(true);
       expect(lt.inputs.keyName).to.equal(undefined);
       expect(lt.inputs.networkInterfaces.every((n: any) => n.associatePublicIpAddress === "false")).to.equal(true);
-      expect(Buffer.from(lt.inputs.userData, "base64").toString()).to.include("#!/bin/bash");
+      // The fleet's own boot script (runtime/fleet/boot-script.ts: pulls the image, then tags the instance ready).
+      const fleet = /fleet-([a-z0-9-]+)-lt$/.exec(lt.name)?.[1] as string;
+      expect(Buffer.from(lt.inputs.userData, "base64").toString()).to.equal(bootScript({ fleet, image: IMAGE }));
     }
   });
 
