@@ -134,6 +134,33 @@ describe("start step", function () {
     expect((await h.rt.payloads.get(seen!)).prompt).to.equal(task.prompt);
   });
 
+  it("a failed payload upload starts no compute: no instance is claimed before the payload exists", async () => {
+    const failingPayloads = {
+      maxBytes: 2 * 1024 * 1024,
+      put: async () => {
+        throw Object.assign(new Error("Access Denied"), { name: "AccessDenied" });
+      },
+      get: async () => {
+        throw new Error("no payload");
+      },
+      delete: async () => undefined,
+    };
+    const h = harness({ ...config, enabledBackends: [...config.enabledBackends, "ec2"] }, "ec2", async () => ({ state: "RUNNING" }), {
+      payloads: failingPayloads,
+    });
+    const task = await createTask(harness(config, "local", async () => ({ state: "RUNNING" })).rt, { backend: "ec2" });
+    const { UpdateCommand } = await import("@aws-sdk/lib-dynamodb");
+    const { documentClient } = await import("../runtime/tasks/store");
+    await documentClient(config).send(
+      new UpdateCommand({ TableName: config.tables.tasks, Key: { task_id: task.task_id }, UpdateExpression: "REMOVE payload_uri" }),
+    );
+    await h.rt.tasks.transition(task.task_id, "STARTING");
+    const err = await startTask(h.rt, task.task_id).catch((e) => e);
+    expect(err).to.be.instanceOf(Error).with.property("message", "Access Denied");
+    expect(h.strategy.starts, "the EC2 strategy (which claims an instance) was called").to.deep.equal([]);
+    expect((await h.rt.tasks.get(task.task_id))!.compute_metadata).to.equal(undefined);
+  });
+
   it("refuses to start a task that was never admitted", async () => {
     const h = harness(config, "local", async () => ({ state: "RUNNING" }));
     const task = await createTask(h.rt, { backend: "local" });
