@@ -5,7 +5,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
 import { FLEET_TAG } from "../runtime/fleet/tags";
-import { logsStatement, policyDocument, assumeRolePolicy, tableStatement, type TableArns } from "./iam";
+import { tableStatement, type TableArns } from "./iam";
 import { createHandlerFunction } from "./handler-function";
 
 export const FLEET_MANAGER_HANDLER = "runtime/fleet/lambda.ts";
@@ -32,14 +32,15 @@ export class FleetManager extends pulumi.ComponentResource {
 }
 
 export function createFleetManager(name: string, args: FleetManagerArgs, parent: pulumi.Resource) {
-  const role = new aws.iam.Role(`${name}-role`, { assumeRolePolicy: assumeRolePolicy("lambda.amazonaws.com") }, { parent });
-  const logGroup = new aws.cloudwatch.LogGroup(`${name}-logs`, { retentionInDays: args.logRetentionDays }, { parent });
-  new aws.iam.RolePolicy(
-    `${name}-policy`,
+  const { fn, role } = createHandlerFunction(
+    name,
     {
-      role: role.id,
-      policy: policyDocument([
-        logsStatement("OwnLogs", logGroup.arn),
+      handlerFile: FLEET_MANAGER_HANDLER,
+      runtimeConfig: args.runtimeConfig,
+      timeoutSeconds: 120,
+      memoryMiB: 256,
+      logRetentionDays: args.logRetentionDays,
+      statements: () => [
         tableStatement("LeasesAndQueue", args.tableArns, ["leases", "tasks"], true),
         {
           Sid: "ObserveFleets",
@@ -55,13 +56,8 @@ export function createFleetManager(name: string, args: FleetManagerArgs, parent:
           Resource: [pulumi.interpolate`arn:aws:ec2:${args.region}:${args.accountId}:instance/*`],
           Condition: { StringEquals: { [`aws:ResourceTag/${FLEET_TAG}`]: args.fleetNames } },
         },
-      ]),
+      ],
     },
-    { parent },
-  );
-  const { fn } = createHandlerFunction(
-    name,
-    { handlerFile: FLEET_MANAGER_HANDLER, role, runtimeConfig: args.runtimeConfig, timeoutSeconds: 120, memoryMiB: 256, logGroup },
     parent,
   );
   const rule = new aws.cloudwatch.EventRule(`${name}-schedule`, { scheduleExpression: args.schedule, description: "agent-compute fleet manager" }, { parent });

@@ -4,7 +4,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
-import { computeStatements, logsStatement, payloadStatement, policyDocument, assumeRolePolicy, tableStatement, type ComputeGrants, type TableArns } from "./iam";
+import { computeStatements, payloadStatement, tableStatement, type ComputeGrants, type TableArns } from "./iam";
 import { createHandlerFunction } from "./handler-function";
 
 export const API_HANDLER = "runtime/api/lambda.ts";
@@ -36,25 +36,21 @@ export class TaskApi extends pulumi.ComponentResource {
 }
 
 export function createTaskApi(name: string, args: TaskApiArgs, parent: pulumi.Resource) {
-  const role = new aws.iam.Role(`${name}-role`, { assumeRolePolicy: assumeRolePolicy("lambda.amazonaws.com") }, { parent });
-  const logGroup = new aws.cloudwatch.LogGroup(`${name}-logs`, { retentionInDays: args.logRetentionDays }, { parent });
-  new aws.iam.RolePolicy(
-    `${name}-policy`,
+  const { fn, role } = createHandlerFunction(
+    name,
     {
-      role: role.id,
-      policy: policyDocument([
-        logsStatement("OwnLogs", logGroup.arn),
+      handlerFile: API_HANDLER,
+      runtimeConfig: args.runtimeConfig,
+      timeoutSeconds: 29,
+      memoryMiB: 512,
+      logRetentionDays: args.logRetentionDays,
+      statements: () => [
         tableStatement("TaskTables", args.tableArns, ["tasks", "events", "leases", "concurrency", "repos"], true),
         payloadStatement("Payloads", args.payloadBucketArn, ["put", "delete"]),
         { Sid: "StartOrchestration", Effect: "Allow", Action: ["lambda:InvokeFunction"], Resource: [args.orchestratorAliasArn] },
         ...computeStatements(args.grants, false),
-      ]),
+      ],
     },
-    { parent },
-  );
-  const { fn } = createHandlerFunction(
-    name,
-    { handlerFile: API_HANDLER, role, runtimeConfig: args.runtimeConfig, timeoutSeconds: 29, memoryMiB: 512, logGroup },
     parent,
   );
   const api = new aws.apigatewayv2.Api(`${name}`, { protocolType: "HTTP", description: "agent-compute task API (SigV4)" }, { parent });

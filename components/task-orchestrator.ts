@@ -5,7 +5,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
-import { computeStatements, logsStatement, payloadStatement, policyDocument, assumeRolePolicy, tableStatement, type ComputeGrants, type TableArns } from "./iam";
+import { computeStatements, payloadStatement, tableStatement, type ComputeGrants, type TableArns } from "./iam";
 import { createHandlerFunction } from "./handler-function";
 import type { HandlerCode } from "./lambda-code";
 
@@ -43,42 +43,31 @@ export class TaskOrchestrator extends pulumi.ComponentResource {
 }
 
 export function createOrchestrator(name: string, args: TaskOrchestratorArgs, parent: pulumi.Resource) {
-  const role = new aws.iam.Role(`${name}-role`, { assumeRolePolicy: assumeRolePolicy("lambda.amazonaws.com") }, { parent });
-  const logGroup = new aws.cloudwatch.LogGroup(`${name}-logs`, { retentionInDays: args.logRetentionDays }, { parent });
-  const { fn, code } = createHandlerFunction(
+  const { fn, code, role, logGroup } = createHandlerFunction(
     name,
     {
       handlerFile: ORCHESTRATOR_HANDLER,
-      role,
       runtimeConfig: args.runtimeConfig,
       timeoutSeconds: 300,
       memoryMiB: 512,
-      logGroup,
+      logRetentionDays: args.logRetentionDays,
       publish: true,
       // A whole task (up to the task timeout) is one durable execution; an hour more covers stop + finalize.
       durableConfig: { executionTimeout: args.taskTimeoutSeconds + 3600, retentionPeriod: 14 },
-    },
-    parent,
-  );
-  new aws.iam.RolePolicy(
-    `${name}-policy`,
-    {
-      role: role.id,
-      policy: policyDocument([
-        logsStatement("OwnLogs", logGroup.arn),
+      statements: (self) => [
         {
           Sid: "OwnDurableExecutions",
           Effect: "Allow",
           Action: ["lambda:CheckpointDurableExecution", "lambda:GetDurableExecutionState"],
           // Durable execution ARNs extend a qualified function ARN; ":*" matches every version's executions.
-          Resource: [pulumi.interpolate`${fn.arn}:*`],
+          Resource: [pulumi.interpolate`${self.arn}:*`],
         },
         tableStatement("TaskTables", args.tableArns, ["tasks", "events", "leases", "concurrency", "repos"], true),
         payloadStatement("Payloads", args.payloadBucketArn, ["get", "delete"]),
         ...computeStatements(args.grants, true),
-      ]),
+      ],
     },
-    { parent },
+    parent,
   );
   const alias = new aws.lambda.Alias(`${name}-alias`, { name: ORCHESTRATOR_ALIAS, functionName: fn.name, functionVersion: fn.version }, { parent });
   return { fn, alias, role, logGroup, code };
