@@ -8,6 +8,7 @@ import { LocalStrategy, nodeEntryCommand, referenceAgentCommand, statusOfExit } 
 import type { LocalHandle } from "../runtime/compute/handle";
 import { DEFAULT_LIMITS, type RuntimeConfig } from "../runtime/config";
 import { startEmbeddedStore, type EmbeddedStore } from "../runtime/local/embedded-store";
+import { localRuntimeConfig } from "../runtime/local/platform";
 import { FilePayloadStore } from "../runtime/payload";
 import type { AgentPayload } from "../runtime/ports";
 import type { TaskRecord } from "../runtime/tasks/record";
@@ -45,16 +46,7 @@ describe("local backend (embedded store + real agent processes)", function () {
   before(async () => {
     store = await startEmbeddedStore({ tablePrefix: `local-${randomBytes(3).toString("hex")}` });
     workDir = await fs.mkdtemp(path.join(os.tmpdir(), "local-backend-"));
-    config = {
-      region: "us-east-1",
-      endpoints: { dynamodb: store.endpoint },
-      tables: store.tableNames,
-      payload: { kind: "file", dir: path.join(workDir, "payloads") },
-      defaultBackend: "local",
-      enabledBackends: ["local"],
-      local: { workDir: path.join(workDir, "runs"), env: { ...store.agentEnv, AGENT_HEARTBEAT_SECONDS: "0.2" } },
-      limits: DEFAULT_LIMITS,
-    };
+    config = localRuntimeConfig(store, workDir, { heartbeatSeconds: 0.2, limits: DEFAULT_LIMITS });
     tasks = new DynamoTaskStore(config);
     events = new DynamoEventLog(config);
     payloads = new FilePayloadStore(config);

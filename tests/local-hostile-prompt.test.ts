@@ -7,6 +7,7 @@ import type { ChildProcess } from "node:child_process";
 import { LocalStrategy } from "../runtime/compute/local";
 import { DEFAULT_LIMITS, type RuntimeConfig } from "../runtime/config";
 import { startEmbeddedStore, type EmbeddedStore } from "../runtime/local/embedded-store";
+import { localRuntimeConfig } from "../runtime/local/platform";
 import { FilePayloadStore } from "../runtime/payload";
 import type { TaskRecord } from "../runtime/tasks/record";
 import { DynamoEventLog, DynamoTaskStore } from "../runtime/tasks/store";
@@ -36,16 +37,7 @@ describe("local backend: a hostile prompt", function () {
     const prompt = hostileHead + "y".repeat(1024 * 1024 - Buffer.byteLength(hostileHead));
     expect(Buffer.byteLength(prompt)).to.equal(1024 * 1024);
 
-    const config: RuntimeConfig = {
-      region: "us-east-1",
-      endpoints: { dynamodb: store.endpoint },
-      tables: store.tableNames,
-      payload: { kind: "file", dir: path.join(workDir, "payloads") },
-      defaultBackend: "local",
-      enabledBackends: ["local"],
-      local: { workDir: path.join(workDir, "runs"), env: { ...store.agentEnv, AGENT_HEARTBEAT_SECONDS: "0.2" } },
-      limits: DEFAULT_LIMITS,
-    };
+    const config: RuntimeConfig = localRuntimeConfig(store, workDir, { heartbeatSeconds: 0.2, limits: DEFAULT_LIMITS });
     const tasks = new DynamoTaskStore(config);
     const now = new Date().toISOString();
     const task: TaskRecord = {

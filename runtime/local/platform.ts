@@ -75,6 +75,32 @@ export function localUserName(): string {
   }
 }
 
+/**
+ * The runtime config of a local run: only the local backend, payloads as files under `stateDir`, the embedded
+ * store as the task store. The agent reaches that store with the SDK's ordinary endpoint and credential variables.
+ */
+export function localRuntimeConfig(
+  store: EmbeddedStore,
+  stateDir: string,
+  options: { agentCommand?: string[]; heartbeatSeconds?: number; limits?: Partial<LimitsConfig> } = {},
+): RuntimeConfig {
+  return checkRuntimeConfig({
+    region: store.region,
+    endpoints: { dynamodb: store.endpoint },
+    tables: store.tableNames,
+    payload: { kind: "file", dir: path.join(stateDir, "payloads") },
+    defaultBackend: "local",
+    enabledBackends: ["local"],
+    local: {
+      workDir: path.join(stateDir, "runs"),
+      // A 2 s heartbeat by default (the contract's ceiling is 45 s) so a short local run shows its heartbeats.
+      env: { ...store.agentEnv, AWS_REGION: store.region, AGENT_HEARTBEAT_SECONDS: String(options.heartbeatSeconds ?? LOCAL_HEARTBEAT_SECONDS) },
+      ...(options.agentCommand ? { command: options.agentCommand } : {}),
+    },
+    limits: { ...DEFAULT_LIMITS, ...options.limits },
+  });
+}
+
 export async function startLocalPlatform(options: LocalPlatformOptions = {}): Promise<LocalPlatform> {
   const stateDir = path.resolve(options.stateDir ?? ".agent-compute");
   const log = options.log ?? (() => undefined);
@@ -83,22 +109,7 @@ export async function startLocalPlatform(options: LocalPlatformOptions = {}): Pr
   const store = await startEmbeddedStore({ region: "us-east-1" });
   const cleanups: (() => Promise<void>)[] = [() => store.close()];
   try {
-    const config = checkRuntimeConfig({
-      region: store.region,
-      endpoints: { dynamodb: store.endpoint },
-      tables: store.tableNames,
-      payload: { kind: "file", dir: path.join(stateDir, "payloads") },
-      defaultBackend: "local",
-      enabledBackends: ["local"],
-      local: {
-        workDir: path.join(stateDir, "runs"),
-        // The agent reaches the embedded store with the SDK's ordinary endpoint and credential variables.
-        // A 2 s heartbeat (the contract's ceiling is 45 s) so a short local run shows its heartbeats.
-        env: { ...store.agentEnv, AWS_REGION: store.region, AGENT_HEARTBEAT_SECONDS: String(LOCAL_HEARTBEAT_SECONDS) },
-        ...(options.agentCommand ? { command: options.agentCommand } : {}),
-      },
-      limits: { ...LOCAL_LIMITS, ...options.limits },
-    });
+    const config = localRuntimeConfig(store, stateDir, { agentCommand: options.agentCommand, limits: { ...LOCAL_LIMITS, ...options.limits } });
     const runtime = createRuntime(config);
     const pollSeconds = options.pollSeconds ?? LOCAL_POLL_SECONDS;
     const dispatcher = new LocalDispatcher(runtime, { waitSeconds: pollSeconds, log });
