@@ -1,4 +1,5 @@
 import type { RuntimeConfig } from "./config";
+import { NO_REPO_CREDENTIALS, type RepoCredentialsProvider } from "./channel/credentials";
 import { createStrategy } from "./compute/resolve";
 import type { BackendType } from "./compute/handle";
 import type { ComputeStrategy } from "./compute/strategy";
@@ -19,6 +20,8 @@ export interface Runtime {
   readonly payloads: PayloadStore;
   readonly repos: RepoBlueprints;
   readonly leases: LeaseTable;
+  /** Repository credentials handed to agents through the channel (none by default). */
+  readonly repoCredentials: RepoCredentialsProvider;
   strategy<T extends BackendType>(type: T): ComputeStrategy<T>;
   now(): Date;
 }
@@ -51,6 +54,7 @@ export function createRuntime(config: RuntimeConfig, overrides: RuntimeOverrides
     get leases() {
       return (leases ??= new LeaseTable(config));
     },
+    repoCredentials: overrides.repoCredentials ?? NO_REPO_CREDENTIALS,
     strategy<T extends BackendType>(type: T): ComputeStrategy<T> {
       let s = strategies.get(type) as ComputeStrategy<T> | undefined;
       if (!s) {

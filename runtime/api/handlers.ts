@@ -8,8 +8,10 @@
  *   GET  /tasks/{id}             one task
  *   POST /tasks/{id}/cancel      cancel it (body: optional {reason})
  *   GET  /tasks/{id}/events      its events, oldest first (?limit=&next_token=)
+ *   *    /agent/v1/…             the agent channel (runtime/channel/server.ts): token auth, no user
  */
 import { createHash, randomUUID } from "node:crypto";
+import { isChannelPath } from "../channel/paths";
 import { BackendResolutionError, resolveBackend } from "../compute/resolve";
 import { IllegalTransitionError, PayloadTooLargeError, TaskExistsError } from "../errors";
 import type { Dispatcher } from "../orchestrator/dispatch";
@@ -41,7 +43,7 @@ export interface ApiRequest {
   /** Header names in any case. */
   headers?: Record<string, string | undefined>;
   body?: string;
-  /** The authenticated caller; the API never trusts a user named in the body. */
+  /** The authenticated caller (empty on agent routes); the API never trusts a user named in the body. */
   userId: string;
 }
 
@@ -80,6 +82,11 @@ export async function handleApiRequest(runtime: Runtime, dispatcher: TaskDispatc
 }
 
 async function route(runtime: Runtime, dispatcher: TaskDispatcher, req: ApiRequest): Promise<ApiResponse> {
+  if (isChannelPath(req.path)) {
+    // Loaded on use: submit and list never need the channel.
+    const { handleAgentRequest } = await import("../channel/server");
+    return handleAgentRequest(runtime, req);
+  }
   if (!req.userId) throw new HttpError(403, "no caller identity: requests must be signed (AWS IAM)");
   const method = req.method.toUpperCase();
   const parts = req.path.replace(/\/+$/, "").split("/").filter(Boolean);
@@ -281,7 +288,16 @@ async function ownTask(runtime: Runtime, taskId: string, userId: string): Promis
 
 /** What the API shows of a record: everything but internal bookkeeping. */
 export function toTaskView(record: TaskRecord): Record<string, unknown> {
-  const { ttl: _ttl, request_hash: _hash, payload_uri: _payload, ...view } = record as SubmittedRecord;
+  const {
+    ttl: _ttl,
+    request_hash: _hash,
+    payload_uri: _payload,
+    agent_token_sha256: _token,
+    agent_report_tokens: _bucket,
+    agent_report_at_ms: _bucketAt,
+    waiting_since: _waiting,
+    ...view
+  } = record as SubmittedRecord & Record<string, unknown>;
   return view;
 }
 

@@ -8,7 +8,8 @@
 import { promises as fs } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { handleApiRequest } from "../api/handlers";
+import { handleApiRequest, type ApiRequest, type ApiResponse } from "../api/handlers";
+import type { RepoCredentialsProvider } from "../channel/credentials";
 import { checkRuntimeConfig, DEFAULT_LIMITS, type LimitsConfig, type RuntimeConfig } from "../config";
 import { createRuntime, type Runtime } from "../runtime";
 import { ACTIVE_STATUSES } from "../tasks/status";
@@ -48,6 +49,8 @@ export interface LocalPlatformOptions {
   /** argv of the agent process; the reference agent when omitted. */
   agentCommand?: string[];
   limits?: Partial<LimitsConfig>;
+  /** Repository credentials agents may fetch through the channel (none by default). */
+  repoCredentials?: RepoCredentialsProvider;
   log?: (line: string) => void;
 }
 
@@ -77,12 +80,13 @@ export function localUserName(): string {
 
 /**
  * The runtime config of a local run: only the local backend, payloads as files under `stateDir`, the embedded
- * store as the task store. The agent reaches that store with the SDK's ordinary endpoint and credential variables.
+ * store as the task store. The agent never touches that store: it reports through the agent channel of the local
+ * API at `channelUrl`, and its environment holds no store endpoint or credentials.
  */
 export function localRuntimeConfig(
   store: EmbeddedStore,
   stateDir: string,
-  options: { agentCommand?: string[]; heartbeatSeconds?: number; limits?: Partial<LimitsConfig> } = {},
+  options: { agentCommand?: string[]; heartbeatSeconds?: number; limits?: Partial<LimitsConfig>; channelUrl?: string } = {},
 ): RuntimeConfig {
   return checkRuntimeConfig({
     region: store.region,
@@ -94,9 +98,10 @@ export function localRuntimeConfig(
     local: {
       workDir: path.join(stateDir, "runs"),
       // A 2 s heartbeat by default (the contract's ceiling is 45 s) so a short local run shows its heartbeats.
-      env: { ...store.agentEnv, AWS_REGION: store.region, AGENT_HEARTBEAT_SECONDS: String(options.heartbeatSeconds ?? LOCAL_HEARTBEAT_SECONDS) },
+      env: { AGENT_HEARTBEAT_SECONDS: String(options.heartbeatSeconds ?? LOCAL_HEARTBEAT_SECONDS) },
       ...(options.agentCommand ? { command: options.agentCommand } : {}),
     },
+    ...(options.channelUrl ? { agentChannel: { url: options.channelUrl } } : {}),
     limits: { ...DEFAULT_LIMITS, ...options.limits },
   });
 }
@@ -109,19 +114,22 @@ export async function startLocalPlatform(options: LocalPlatformOptions = {}): Pr
   const store = await startEmbeddedStore({ region: "us-east-1" });
   const cleanups: (() => Promise<void>)[] = [() => store.close()];
   try {
-    const config = localRuntimeConfig(store, stateDir, { agentCommand: options.agentCommand, limits: { ...LOCAL_LIMITS, ...options.limits } });
-    const runtime = createRuntime(config);
+    // The API listens first: its URL is the agents' channel, which the config hands to every agent. Nobody can
+    // call it before it answers with its URL, so the handler's runtime is always set by then.
+    let handler: ((request: ApiRequest) => Promise<ApiResponse>) | undefined;
+    const userId = options.userId ?? localUserName();
+    const http = await serveApi((request) => handler!(request), { host: "127.0.0.1", port: options.port ?? 0, userId, log });
+    cleanups.unshift(() => http.close());
+    const config = localRuntimeConfig(store, stateDir, {
+      agentCommand: options.agentCommand,
+      limits: { ...LOCAL_LIMITS, ...options.limits },
+      channelUrl: http.url,
+    });
+    const runtime = createRuntime(config, options.repoCredentials ? { repoCredentials: options.repoCredentials } : {});
     const pollSeconds = options.pollSeconds ?? LOCAL_POLL_SECONDS;
     const dispatcher = new LocalDispatcher(runtime, { waitSeconds: pollSeconds, log });
     cleanups.unshift(() => dispatcher.close());
-    const userId = options.userId ?? localUserName();
-    const http = await serveApi((request) => handleApiRequest(runtime, dispatcher, request), {
-      host: "127.0.0.1",
-      port: options.port ?? 0,
-      userId,
-      log,
-    });
-    cleanups.unshift(() => http.close());
+    handler = (request) => handleApiRequest(runtime, dispatcher, request);
 
     const stateFile = path.join(stateDir, LOCAL_STATE_FILE);
     if (options.writeStateFile) {

@@ -4,6 +4,7 @@
  * task id (ECS clientToken, EC2 lease per task, AgentCore session id, local run folder), so a step re-run after
  * a crash between "started" and "persisted" finds the same session instead of starting a second one.
  */
+import { prepareAgentChannel } from "../channel/dispatch";
 import { BACKEND_NAMES, type SessionHandle } from "../compute/handle";
 import type { BackendChoice } from "../compute/resolve";
 import type { ComputeStrategy } from "../compute/strategy";
@@ -63,7 +64,14 @@ export async function startTask(rt: Runtime, taskId: string): Promise<StartResul
   const what = BACKEND_NAMES[choice.backend];
   const strategy = rt.strategy(choice.backend) as ComputeStrategy;
   const payloadUri = task.payload_uri ?? (await writePayload(rt, task));
-  const request = { task: { ...task, backend: choice.backend, fleet: choice.fleet, payload_uri: payloadUri }, payloadUri };
+  let payloadUrl: string;
+  try {
+    payloadUrl = await prepareAgentChannel(rt, task, payloadUri);
+  } catch (err) {
+    if (isTransientError(err)) throw err;
+    return end(rt, task, "FAILED", `could not prepare the agent's payload: ${(err as Error).message}`);
+  }
+  const request = { task: { ...task, backend: choice.backend, fleet: choice.fleet, payload_uri: payloadUri }, payloadUrl };
 
   let handle: SessionHandle;
   try {

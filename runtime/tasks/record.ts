@@ -31,6 +31,11 @@ export interface TaskRecord {
   error_message?: string;
   cost_usd?: number;
   exit_code?: number;
+  /** Agent turns and its closing summary, as the agent reported them. */
+  turns?: number;
+  summary?: string;
+  /** SHA-256 (hex) of the agent's capability token; the token itself is never stored. */
+  agent_token_sha256?: string;
   /** Epoch seconds; DynamoDB TTL removes finished records after the retention period. */
   ttl?: number;
 }
@@ -50,10 +55,13 @@ export type TaskResultFields = Partial<
     | "compute_metadata"
     | "session_id"
     | "payload_uri"
+    | "turns"
+    | "summary"
+    | "agent_token_sha256"
   >
 >;
 
-export type TaskEventType = "status" | "dispatch" | "heartbeat" | "error" | "info";
+export type TaskEventType = "status" | "dispatch" | "heartbeat" | "error" | "info" | "progress";
 
 export interface TaskEvent {
   task_id: string;
@@ -64,5 +72,7 @@ export interface TaskEvent {
   status?: TaskStatus;
   at: string;
   data?: Record<string, unknown>;
+  /** "agent" when the agent wrote it through the channel: what the platform says and what an agent says stay apart. */
+  source?: "agent";
   ttl?: number;
 }

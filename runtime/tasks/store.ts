@@ -337,7 +337,7 @@ export class DynamoEventLog implements TaskEventLog {
     taskId: string,
     type: TaskEventType,
     message: string,
-    extra: { status?: TaskStatus; data?: Record<string, unknown> } = {},
+    extra: { status?: TaskStatus; data?: Record<string, unknown>; source?: "agent" } = {},
   ): Promise<TaskEvent> {
     const { id, at } = this.ids.next();
     const event: TaskEvent = {
@@ -348,6 +348,7 @@ export class DynamoEventLog implements TaskEventLog {
       at,
       ...(extra.status ? { status: extra.status } : {}),
       ...(extra.data ? { data: extra.data } : {}),
+      ...(extra.source ? { source: extra.source } : {}),
       ttl: epochSeconds(new Date(at)) + this.config.limits.retentionDays * 86400,
     };
     await this.doc.send(
