@@ -81,7 +81,8 @@ describe("local backend (embedded store + real agent processes)", function () {
 
   it("runs the reference agent: RUNNING, advancing heartbeats, then COMPLETED with exit 0", async () => {
     const strategy = new LocalStrategy(config);
-    const req = await prepare("add a README\nplease", { work_seconds: 1.5 });
+    // The channel writes at most one heartbeat a second (MIN_HEARTBEAT_WRITE_MS), so three need over two seconds.
+    const req = await prepare("add a README\nplease", { work_seconds: 3.5 });
     const handle = await strategy.startSession(req);
     expect(handle.type).to.equal("local");
     expect(handle.runDir).to.equal(path.join(workDir, "runs", req.task.task_id));
@@ -103,7 +104,8 @@ describe("local backend (embedded store + real agent processes)", function () {
     expect(done?.exit_code).to.equal(0);
     expect(done?.finished_at).to.be.a("string");
     const messages = (await events.list(req.task.task_id, { limit: 100 })).items.map((e) => e.message);
-    expect(messages[0]).to.match(/^reference agent started/);
+    expect(messages[0]).to.equal("the agent is running");
+    expect(messages[1]).to.match(/^reference agent started/);
     expect(messages.some((m) => m.startsWith("prompt sha256 "))).to.equal(true);
     expect(JSON.parse(readFileSync(path.join(handle.runDir, "exit.json"), "utf8"))).to.deep.equal({ code: 0, signal: null });
     expect(readFileSync(path.join(handle.runDir, "agent.log"), "utf8")).to.contain("COMPLETED");

@@ -157,6 +157,11 @@ export async function runReferenceAgent(env: NodeJS.ProcessEnv, deps: AgentDeps 
     log(`task is already ${answer.body.status}; nothing to do`);
     return EXIT.OK;
   }
+  if (answer.status === 401) {
+    // A token dies with its task: the task ended before this agent started (cancelled while starting, say).
+    log(`the channel refused this agent's token (${String(answer.body.error ?? "")}); nothing to do`);
+    return EXIT.OK;
+  }
   if (answer.status !== 200) {
     log(`the channel refused RUNNING (HTTP ${answer.status}${answer.body.status ? `, task ${answer.body.status}` : ""}); an agent runs only tasks the platform started`);
     return EXIT.SETUP;
