@@ -10,7 +10,7 @@ import {
   runReferenceAgent,
 } from "../runtime/agent/reference-agent";
 import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
-import { handleApiRequest } from "../runtime/api/handlers";
+import { handleApiRequest } from "../runtime/api/router";
 import { awsClient } from "../runtime/aws/clients";
 import { prepareAgentChannel } from "../runtime/channel/dispatch";
 import { DEFAULT_LIMITS, type RuntimeConfig } from "../runtime/config";
@@ -18,7 +18,7 @@ import { serveApi, type LocalHttpServer } from "../runtime/local/http-server";
 import { createRuntime, type Runtime } from "../runtime/runtime";
 import { ensureTables, type TableName } from "../runtime/tables";
 import type { TaskStatus } from "../runtime/tasks/status";
-import { documentClient } from "../runtime/tasks/store";
+import { documentClient } from "../runtime/aws/dynamodb";
 
 const fullEnv = {
   TASK_ID: "t1",

@@ -3,7 +3,7 @@
  * channel served on a loopback port (the same handler the platform serves), and what the orchestrator's start step
  * does before a strategy runs (payload written, token issued, locator handed out).
  */
-import { handleApiRequest } from "../runtime/api/handlers";
+import { handleApiRequest } from "../runtime/api/router";
 import { prepareAgentChannel } from "../runtime/channel/dispatch";
 import type { LimitsConfig, RuntimeConfig } from "../runtime/config";
 import type { EmbeddedStore } from "../runtime/local/embedded-store";

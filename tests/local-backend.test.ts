@@ -11,7 +11,8 @@ import { startEmbeddedStore, type EmbeddedStore } from "../runtime/local/embedde
 import type { AgentPayload } from "../runtime/ports";
 import { startLocalChannel, type LocalChannel } from "./channel-helpers";
 import type { TaskRecord } from "../runtime/tasks/record";
-import { DynamoEventLog, DynamoTaskStore } from "../runtime/tasks/store";
+import { DynamoEventLog } from "../runtime/tasks/events";
+import { DynamoTaskStore } from "../runtime/tasks/store";
 
 /** Wait for a real child process; these tests run real agents, so real time passes (briefly). */
 async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, withinMs = 20_000): Promise<T> {

@@ -9,7 +9,8 @@ import { DEFAULT_LIMITS, type RuntimeConfig } from "../runtime/config";
 import { startEmbeddedStore, type EmbeddedStore } from "../runtime/local/embedded-store";
 import { startLocalChannel } from "./channel-helpers";
 import type { TaskRecord } from "../runtime/tasks/record";
-import { DynamoEventLog, DynamoTaskStore } from "../runtime/tasks/store";
+import { DynamoEventLog } from "../runtime/tasks/events";
+import { DynamoTaskStore } from "../runtime/tasks/store";
 
 describe("local backend: a hostile prompt", function () {
   this.timeout(60_000);

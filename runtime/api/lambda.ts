@@ -10,7 +10,7 @@
 import { isChannelPath } from "../channel/paths";
 import { userOf } from "../identity";
 import type { Runtime } from "../runtime";
-import type { ApiResponse, TaskDispatcher } from "./handlers";
+import type { ApiResponse, TaskDispatcher } from "./router";
 
 /** The subset of the v2 event this adapter reads. */
 export interface HttpApiEventV2 {
@@ -51,7 +51,7 @@ export function createLambdaHandler(load: () => Promise<ApiDependencies>) {
       if (!user.ok) return refuse(403, user.reason);
       userId = user.userId;
     }
-    const { handleApiRequest } = await import("./handlers");
+    const { handleApiRequest } = await import("./router");
     return handleApiRequest(runtime, dispatcher, {
       method: event.requestContext?.http?.method ?? "GET",
       path,

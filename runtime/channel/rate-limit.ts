@@ -3,11 +3,10 @@
  * every Lambda instance that serves the channel. The decision is a pure function; the write that takes a token is
  * conditional on the bucket being as it was read, so two concurrent reports cannot both spend the same token.
  */
-import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
 import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import type { Runtime } from "../runtime";
 import type { TaskRecord } from "../tasks/record";
-import { documentClient } from "../tasks/store";
+import { documentClient, isConditionalCheckFailed } from "../aws/dynamodb";
 
 export interface RateRule {
   /** Tokens added per minute. */
@@ -84,7 +83,7 @@ export async function spendReportToken(rt: Runtime, task: TaskRecord, rule: Rate
       );
       return decision;
     } catch (err) {
-      if (!(err instanceof ConditionalCheckFailedException)) throw err;
+      if (!isConditionalCheckFailed(err)) throw err;
       current = await rt.tasks.get(task.task_id);
     }
   }

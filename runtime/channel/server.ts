@@ -12,7 +12,7 @@
  * The deployed API serves these without IAM auth (the token is the auth) and the local platform on its loopback
  * server: both route here. Nothing an agent sends, and no token, is ever written to a log.
  */
-import type { ApiResponse } from "../api/handlers";
+import type { ApiResponse } from "../api/http";
 import { ValidationError, validateTaskId } from "../api/validation";
 import { IllegalTransitionError } from "../errors";
 import type { Runtime } from "../runtime";

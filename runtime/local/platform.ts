@@ -8,7 +8,8 @@
 import { promises as fs } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { handleApiRequest, type ApiRequest, type ApiResponse } from "../api/handlers";
+import { handleApiRequest } from "../api/router";
+import type { ApiRequest, ApiResponse } from "../api/http";
 import type { RepoCredentialsProvider } from "../channel/credentials";
 import { checkRuntimeConfig, DEFAULT_LIMITS, type LimitsConfig, type RuntimeConfig } from "../config";
 import { createRuntime, type Runtime } from "../runtime";
