@@ -13,6 +13,7 @@ import { AgentCoreRuntime } from "./components/agentcore-runtime";
 import { Ec2AgentFleet } from "./components/ec2-agent-fleet";
 import { CommandDocument } from "./components/command-document";
 import { TaskOrchestrator } from "./components/task-orchestrator";
+import { ApiEndpoint } from "./components/api-endpoint";
 import { TaskApi } from "./components/task-api";
 import { FleetManager } from "./components/fleet-manager";
 import type { ComputeGrants } from "./components/iam";
@@ -30,14 +31,15 @@ const accountId = aws.getCallerIdentityOutput().accountId;
 const network = new Network(`${stack}-net`, { settings: config.network });
 const tables = new TaskTables(`${stack}-tables`, { repos: config.repos });
 const payloads = new PayloadBucket(`${stack}-payloads`, { expirationDays: config.payloadExpirationDays });
-const agentData = { tableNames: { tasks: tables.names.tasks, events: tables.names.events }, tableArns: tables.arns, payloadBucketArn: payloads.arn };
+// The API's endpoint exists before the Lambdas: it is the agents' channel, named in every agent's payload.
+const endpoint = new ApiEndpoint(`${stack}-api-endpoint`);
 
 // 3. Backends: only the enabled ones.
 const ecs = has("ecs")
-  ? new EcsAgentCluster(`${stack}-ecs`, { settings: config.ecs, image: config.image, vpcId: network.vpcId, region, accountId, logRetentionDays: config.logRetentionDays, ...agentData })
+  ? new EcsAgentCluster(`${stack}-ecs`, { settings: config.ecs, image: config.image, vpcId: network.vpcId, region, accountId, logRetentionDays: config.logRetentionDays })
   : undefined;
 const agentcore = has("agentcore")
-  ? new AgentCoreRuntime(`${stack}-agentcore`, { settings: config.agentcore, vpcId: network.vpcId, subnetIds: network.privateSubnetIds, region, accountId, ...agentData })
+  ? new AgentCoreRuntime(`${stack}-agentcore`, { settings: config.agentcore, vpcId: network.vpcId, subnetIds: network.privateSubnetIds, region, accountId })
   : undefined;
 const document = has("ec2") ? new CommandDocument(`${stack}-agent-task`, { content: agentTaskDocument() }) : undefined;
 const fleets = Object.entries(config.fleets).map(
@@ -49,8 +51,6 @@ const fleets = Object.entries(config.fleets).map(
       vpcId: network.vpcId,
       subnetIds: network.privateSubnetIds,
       userData: bootScript({ fleet, image: config.image }),
-      tableArns: tables.arns,
-      payloadBucketArn: payloads.arn,
       tags: { "agent-compute:stack": stack },
     })] as const,
 );
@@ -83,6 +83,8 @@ const runtimeConfig = {
     },
   }),
   ...(agentcore && { agentcore: { runtimeArn: agentcore.runtimeArn } }),
+  agentChannel: { url: endpoint.url },
+  identity: config.identity,
   limits: { ...config.limits, maxPollErrors: 5, maxFinishedPolls: 3 },
 };
 const grants: ComputeGrants = {
@@ -104,6 +106,7 @@ const grants: ComputeGrants = {
 const common = { tableArns: tables.arns, payloadBucketArn: payloads.arn, logRetentionDays: config.logRetentionDays };
 const orchestrator = new TaskOrchestrator(`${stack}-orchestrator`, { runtimeConfig, grants, taskTimeoutSeconds: config.limits.taskTimeoutSeconds, ...common });
 const api = new TaskApi(`${stack}-api`, {
+  api: endpoint.api,
   runtimeConfig: { ...runtimeConfig, orchestrator: { functionArn: orchestrator.aliasArn } },
   orchestratorAliasArn: orchestrator.aliasArn,
   grants,

@@ -29,7 +29,9 @@ const SHARED: [string, string[]][] = [
   [T.tables, ["aws:dynamodb/table:Table"]],
   [T.bucket, ["aws:s3/bucket:Bucket", "aws:s3/bucketPolicy:BucketPolicy", "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"]],
   [T.orchestrator, ["aws:lambda/function:Function", "aws:lambda/alias:Alias", "aws:iam/rolePolicy:RolePolicy"]],
-  [T.api, ["aws:lambda/function:Function", "aws:apigatewayv2/api:Api", "aws:apigatewayv2/route:Route", "aws:apigatewayv2/stage:Stage"]],
+  // The Api resource itself is made before the orchestrator (its endpoint is the agents' channel URL).
+  ["agent-compute:api:ApiEndpoint", ["aws:apigatewayv2/api:Api"]],
+  [T.api, ["aws:lambda/function:Function", "aws:apigatewayv2/route:Route", "aws:apigatewayv2/stage:Stage"]],
 ];
 
 const runs = new Map<string, ProgramRun>();
@@ -200,16 +202,22 @@ describe("security settings of the built resources", function () {
     expect(td.inputs.runtimePlatform).to.deep.equal({ cpuArchitecture: "ARM64", operatingSystemFamily: "LINUX" });
     expect(td.inputs.requiresCompatibilities).to.deep.equal(["FARGATE"]);
     const env = JSON.parse(td.inputs.containerDefinitions)[0].environment.map((e: any) => e.name);
-    expect(env).to.include.members(["TASK_TABLE_NAME", "TASK_EVENTS_TABLE_NAME", "AWS_REGION"]);
+    // No table names: the agent knows the platform only through the channel URL inside its payload.
+    expect(env).to.deep.equal(["AWS_REGION"]);
     expect(r.one("aws:ecs/cluster:Cluster").inputs.settings).to.deep.include({ name: "containerInsights", value: "enabled" });
     const vpc = r.one("awsx:ec2:Vpc");
     expect(vpc.inputs.subnetSpecs.map((s: any) => s.type)).to.deep.equal(["Private", "Public"]);
   });
 
-  it("the API accepts only SigV4-signed (AWS_IAM) requests over HTTPS", async () => {
+  it("the API accepts only SigV4-signed (AWS_IAM) requests over HTTPS, except the agent channel, whose token the Lambda checks", async () => {
     const r = await run("ecs alone");
-    for (const route of r.byType("aws:apigatewayv2/route:Route")) expect(route.inputs.authorizationType).to.equal("AWS_IAM");
+    const auth = Object.fromEntries(r.byType("aws:apigatewayv2/route:Route").map((route) => [route.inputs.routeKey, route.inputs.authorizationType]));
+    expect(auth).to.deep.equal({ "ANY /{proxy+}": "AWS_IAM", "ANY /agent/v1/{proxy+}": "NONE" });
     expect(r.one("aws:apigatewayv2/api:Api").inputs.protocolType).to.equal("HTTP");
+    // The orchestrator hands agents the API's own endpoint as their channel.
+    const orchestratorConfig = r.byType("aws:lambda/function:Function").map((f) => f.inputs.environment?.variables?.AGENT_COMPUTE_CONFIG).filter(Boolean).map((c) => JSON.parse(c));
+    expect(orchestratorConfig.length).to.be.greaterThan(0);
+    for (const c of orchestratorConfig.filter((c) => !c.orchestrator)) expect(c.agentChannel?.url).to.match(/^https:\/\//);
     expect(String((await run("ecs alone")).outputs.apiUrl)).to.match(/^https:\/\//);
   });
 });
