@@ -1,4 +1,5 @@
 import { BACKEND_TYPES, isBackendType, type BackendType } from "./compute/handle";
+import { identityConfigProblems } from "./identity";
 
 /**
  * Everything the runtime needs to know about its stack. The Pulumi program writes it, as JSON, into
@@ -165,6 +166,8 @@ export function checkRuntimeConfig(config: RuntimeConfig): RuntimeConfig {
   for (const b of enabled) {
     if (b !== "local" && !config[b]) problems.push(`backend '${b}' is enabled but its '${b}' settings are missing`);
   }
+  problems.push(...identityConfigProblems(config.identity));
+  if (config.agentChannel && !/^https?:\/\/[^\s/]+/.test(config.agentChannel.url ?? "")) problems.push("agentChannel.url must be an http(s) URL");
   if (problems.length) throw new ConfigError(`invalid runtime config: ${problems.join("; ")}`);
   return { ...config, limits: { ...DEFAULT_LIMITS, ...config.limits } };
 }
