@@ -107,7 +107,7 @@ export function runFleetEconomics(spec: WorkloadSpec = WORKDAY): FleetEconomics 
   ];
 
   const dominance: Dominance[] = [];
-  for (const o of ours) {
+  for (const o of [...ours, ...whatIf]) {
     for (const p of peers) {
       const verdict = dominates(o, p) ? "ours dominates" : dominates(p, o) ? "peer dominates" : "trade-off";
       dominance.push({ ours: label(o), peer: label(p), verdict });
@@ -138,6 +138,6 @@ export function runFleetEconomics(spec: WorkloadSpec = WORKDAY): FleetEconomics 
     peers,
     staticSizedFor: { p95Target: target, size: lo },
     dominance,
-    svg: frontierSvg(points, `Fleet frontier: one working day, ${trace.length} tasks (seed ${spec.seed})`, "instance-hours", "p95 wait for capacity (s)"),
+    svg: frontierSvg(points, `Fleet frontier: one working day, ${trace.length} tasks (seed ${spec.seed})`, "instance-hours (log scale)", "p95 wait for capacity (s)"),
   };
 }
