@@ -189,7 +189,7 @@ again every ${f.mechanics.claim.kind === "retry" ? f.mechanics.claim.retrySecond
 capacity at the manager's next pass, and a finished task frees its instance when the orchestrator's next poll finalizes it (or the
 reconciler sees it terminal first). The peers run on the same trace with the mechanics of systems whose runners pull work: a
 free runner takes the oldest waiting job at once. The static fleet is the smallest that waits no longer at p95 than our default
-(buffer 1: ${f.staticSizedFor.p95Target} s), up all day (${f.staticSizedFor.size} instances). Everything is billed per second with EC2's
+(the stack's default buffer, ${f.defaultBuffer}: ${f.staticSizedFor.p95Target} s), up all day (${f.staticSizedFor.size} instances). Everything is billed per second with EC2's
 60 s minimum over the same window (the day, longer if a task runs past midnight).
 
 Against each peer, per buffer (dominates = no worse on both instance-hours and p95 wait, better on one):

@@ -18,7 +18,7 @@ import { GetCommandInvocationCommand, SendCommandCommand } from "@aws-sdk/client
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { SetInstanceProtectionCommand } from "@aws-sdk/client-auto-scaling";
 import { DEFAULT_HEARTBEAT_SECONDS } from "../../runtime/agent/reference-agent";
-import { handleApiRequest } from "../../runtime/api/handlers";
+import { handleApiRequest } from "../../runtime/api/router";
 import { awsClient, resetClients } from "../../runtime/aws/clients";
 import { DEFAULT_LIMITS, type RuntimeConfig } from "../../runtime/config";
 import { LeaseTable } from "../../runtime/fleet/lease";
@@ -27,7 +27,8 @@ import { startEmbeddedStore, type EmbeddedStore } from "../../runtime/local/embe
 import { LambdaDispatcher } from "../../runtime/orchestrator/dispatch";
 import { runWorkflow, type WorkflowDriver } from "../../runtime/orchestrator/workflow";
 import { createRuntime } from "../../runtime/runtime";
-import { DynamoEventLog, DynamoTaskStore } from "../../runtime/tasks/store";
+import { DynamoEventLog } from "../../runtime/tasks/events";
+import { DynamoTaskStore } from "../../runtime/tasks/store";
 import { emptyTally, meterDynamo, mockedRequests, mockServices, resetHistories, restoreMocks, type ServiceMocks, type Tally } from "./meter";
 import { LAMBDA_MEMORY_GB, PRICES } from "./prices";
 

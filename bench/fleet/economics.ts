@@ -4,7 +4,7 @@
  * peer each of our points dominates (no worse on both axes, better on one) or is dominated by; an SVG frontier.
  */
 import { DEFAULT_LIMITS } from "../../runtime/config";
-import { DEFAULTS } from "../../components/config";
+import { DEFAULT_FLEET, DEFAULTS } from "../../components/config/defaults";
 import { frontierSvg, type ChartPoint } from "./chart";
 import { agentScaler, ephemeralRunners, PULL_MECHANICS, staticFleet } from "./peers";
 import { productPolicy, simulate, type Mechanics, type SimulationResult } from "./simulate";
@@ -34,7 +34,7 @@ export function productMechanics(): Mechanics {
 
 /** The product's default fleet settings, as the stack config fills them in. */
 export const PRODUCT_DEFAULTS = {
-  warmBuffer: 1,
+  warmBuffer: DEFAULT_FLEET.warmBuffer,
   managerLoopSeconds: rateSeconds(DEFAULTS.fleetManagerSchedule),
 };
 
@@ -48,6 +48,8 @@ export interface FleetEconomics {
   workload: { tasks: number; seed: number; peakConcurrency: number; firstArrival: number; lastArrival: number; durationMedian: number; durationP95: number };
   mechanics: Mechanics;
   managerLoopSeconds: number;
+  /** The stack's default warm buffer: the point the static fleet is sized against. */
+  defaultBuffer: number;
   ours: SimulationResult[];
   /** Our decision function under pull-style mechanics: what the scaling decision gives once hand-out and wake exist. */
   whatIf: SimulationResult[];
@@ -133,6 +135,7 @@ export function runFleetEconomics(spec: WorkloadSpec = WORKDAY): FleetEconomics 
     },
     mechanics,
     managerLoopSeconds: loop,
+    defaultBuffer: PRODUCT_DEFAULTS.warmBuffer,
     ours,
     whatIf,
     peers,

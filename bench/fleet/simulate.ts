@@ -10,7 +10,8 @@
  * Peers (static fleet, ephemeral runners, agent-scaler) run on the same trace with their own scaling and hand-out.
  */
 import type { Instance } from "@aws-sdk/client-ec2";
-import { notReadyReason, type Lease } from "../../runtime/fleet/lease";
+import type { Lease } from "../../runtime/fleet/lease";
+import { notReadyReason } from "../../runtime/fleet/lease-mirror";
 import { planReconcile } from "../../runtime/fleet/reconcile";
 import { desiredCapacity } from "../../runtime/fleet/scaling";
 import { BOOT_READY, BOOT_TAG, FLEET_TAG } from "../../runtime/fleet/tags";

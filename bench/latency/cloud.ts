@@ -19,7 +19,7 @@ import {
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { handleApiRequest } from "../../runtime/api/handlers";
+import { handleApiRequest } from "../../runtime/api/router";
 import { awsClient, resetClients } from "../../runtime/aws/clients";
 import { checkRuntimeConfig, DEFAULT_LIMITS, type RuntimeConfig } from "../../runtime/config";
 import { agentTaskDocument } from "../../runtime/fleet/document";
