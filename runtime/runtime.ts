@@ -5,6 +5,7 @@ import type { ComputeStrategy } from "./compute/strategy";
 import { LeaseTable } from "./fleet/lease";
 import { createPayloadStore } from "./payload";
 import type { PayloadStore, TaskEventLog, TaskStore } from "./ports";
+import { LambdaDurableCallbacks, type DurableCallbacks } from "./orchestrator/wake";
 import { RepoBlueprints } from "./repos/blueprints";
 import { DynamoEventLog, DynamoTaskStore } from "./tasks/store";
 
@@ -19,6 +20,8 @@ export interface Runtime {
   readonly payloads: PayloadStore;
   readonly repos: RepoBlueprints;
   readonly leases: LeaseTable;
+  /** Completes the durable callbacks orchestrators wait on (runtime/orchestrator/wake.ts). */
+  readonly callbacks: DurableCallbacks;
   strategy<T extends BackendType>(type: T): ComputeStrategy<T>;
   now(): Date;
 }
@@ -34,6 +37,7 @@ export function createRuntime(config: RuntimeConfig, overrides: RuntimeOverrides
   let payloads = overrides.payloads;
   let repos = overrides.repos;
   let leases = overrides.leases;
+  let callbacks = overrides.callbacks;
   return {
     config,
     get tasks() {
@@ -50,6 +54,9 @@ export function createRuntime(config: RuntimeConfig, overrides: RuntimeOverrides
     },
     get leases() {
       return (leases ??= new LeaseTable(config));
+    },
+    get callbacks() {
+      return (callbacks ??= new LambdaDurableCallbacks(config));
     },
     strategy<T extends BackendType>(type: T): ComputeStrategy<T> {
       let s = strategies.get(type) as ComputeStrategy<T> | undefined;
