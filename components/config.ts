@@ -4,7 +4,7 @@
  * (pulumi.InputPropertiesError), not halfway through an update.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { DEFAULT_LIMITS, POLL_INTERVAL_BOUNDS } from "../runtime/config";
+import { DEFAULT_LIMITS, POLL_INTERVAL_BOUNDS, STARTUP_GRACE_BOUNDS } from "../runtime/config";
 import { AGENT_TASK_DOCUMENT_PARAMETERS } from "../runtime/fleet/document";
 
 export const PROJECT = "agent-compute";
@@ -39,6 +39,7 @@ export interface RepoSettings {
   maxTurns?: number;
   maxBudgetUsd?: number;
   pollIntervalSeconds?: number;
+  startupGraceSeconds?: number;
 }
 
 export type NetworkSettings =
@@ -66,6 +67,7 @@ export interface StackLimits {
   pollIntervalSeconds: number;
   heartbeatTimeoutSeconds: number;
   retentionDays: number;
+  startupGraceSeconds: number;
 }
 
 export interface StackConfig {
@@ -83,6 +85,8 @@ export interface StackConfig {
   /** Seconds SSM may take to deliver a command to an instance. */
   dispatchTimeoutSeconds: number;
   fleetManagerSchedule: string;
+  /** EventBridge schedule of the task reconciler (one pass per run). */
+  reconcilerSchedule: string;
   logRetentionDays: number;
 }
 
@@ -103,6 +107,7 @@ export const DEFAULTS = {
   payloadExpirationDays: 7,
   dispatchTimeoutSeconds: 600,
   fleetManagerSchedule: "rate(1 minute)",
+  reconcilerSchedule: "rate(5 minutes)",
   logRetentionDays: 30,
 };
 
@@ -133,16 +138,18 @@ export const CONFIG_KEYS = {
   pollIntervalSeconds: "json",
   heartbeatTimeoutSeconds: "json",
   retentionDays: "json",
+  startupGraceSeconds: "json",
   payloadExpirationDays: "json",
   dispatchTimeoutSeconds: "json",
   fleetManagerSchedule: "string",
+  reconcilerSchedule: "string",
   logRetentionDays: "json",
 } as const;
 export type ConfigKey = keyof typeof CONFIG_KEYS;
 export type RawConfig = Partial<Record<string, unknown>>;
 
 const FLEET_KEYS = ["instanceType", "minSize", "maxSize", "warmBuffer", "rootVolumeGiB", "spot", "amiParameter"];
-const REPO_KEYS = ["backend", "fleet", "model", "maxTurns", "maxBudgetUsd", "pollIntervalSeconds"];
+const REPO_KEYS = ["backend", "fleet", "model", "maxTurns", "maxBudgetUsd", "pollIntervalSeconds", "startupGraceSeconds"];
 const ECS_KEYS = ["cpu", "memory", "fargateSpot", "ephemeralStorageGiB"];
 const AGENTCORE_KEYS = ["image", "networkMode", "idleTimeoutSeconds", "maxLifetimeSeconds"];
 const NETWORK_KEYS = ["vpcId", "privateSubnetIds", "cidrBlock", "availabilityZones", "natGateways"];
@@ -419,6 +426,8 @@ function validateRepos(p: Problems, raw: unknown, backends: CloudBackend[], flee
     if (maxBudgetUsd !== undefined) repo.maxBudgetUsd = maxBudgetUsd;
     const poll = optionalNumber(p, `${path}.pollIntervalSeconds`, b.pollIntervalSeconds, POLL_INTERVAL_BOUNDS.min, POLL_INTERVAL_BOUNDS.max, true);
     if (poll !== undefined) repo.pollIntervalSeconds = poll;
+    const grace = optionalNumber(p, `${path}.startupGraceSeconds`, b.startupGraceSeconds, STARTUP_GRACE_BOUNDS.min, STARTUP_GRACE_BOUNDS.max, true);
+    if (grace !== undefined) repo.startupGraceSeconds = grace;
     repos.push(repo);
   }
   return repos;
@@ -506,6 +515,7 @@ export function validateStackConfig(raw: RawConfig): StackConfig {
     pollIntervalSeconds: int(p, "pollIntervalSeconds", raw.pollIntervalSeconds, DEFAULT_LIMITS.pollIntervalSeconds, POLL_INTERVAL_BOUNDS.min, POLL_INTERVAL_BOUNDS.max),
     heartbeatTimeoutSeconds: int(p, "heartbeatTimeoutSeconds", raw.heartbeatTimeoutSeconds, DEFAULT_LIMITS.heartbeatTimeoutSeconds, 60, 3600),
     retentionDays: int(p, "retentionDays", raw.retentionDays, DEFAULT_LIMITS.retentionDays, 1, 3650),
+    startupGraceSeconds: int(p, "startupGraceSeconds", raw.startupGraceSeconds, DEFAULT_LIMITS.startupGraceSeconds, STARTUP_GRACE_BOUNDS.min, STARTUP_GRACE_BOUNDS.max),
   };
   if (backends.includes("agentcore") && taskTimeoutSeconds > agentcore.maxLifetimeSeconds) {
     p.add("taskTimeoutSeconds", `(${taskTimeoutSeconds}) exceeds agentcore.maxLifetimeSeconds (${agentcore.maxLifetimeSeconds}): AgentCore would end sessions first`);
@@ -513,6 +523,10 @@ export function validateStackConfig(raw: RawConfig): StackConfig {
   const schedule = raw.fleetManagerSchedule ?? DEFAULTS.fleetManagerSchedule;
   if (typeof schedule !== "string" || !SCHEDULE.test(schedule)) {
     p.add("fleetManagerSchedule", `must be an EventBridge rate(...) or cron(...) expression, got ${JSON.stringify(schedule)}`);
+  }
+  const reconcilerSchedule = raw.reconcilerSchedule ?? DEFAULTS.reconcilerSchedule;
+  if (typeof reconcilerSchedule !== "string" || !SCHEDULE.test(reconcilerSchedule)) {
+    p.add("reconcilerSchedule", `must be an EventBridge rate(...) or cron(...) expression, got ${JSON.stringify(reconcilerSchedule)}`);
   }
   const config: StackConfig = {
     backends,
@@ -528,6 +542,7 @@ export function validateStackConfig(raw: RawConfig): StackConfig {
     payloadExpirationDays: int(p, "payloadExpirationDays", raw.payloadExpirationDays, DEFAULTS.payloadExpirationDays, 1, 365),
     dispatchTimeoutSeconds: int(p, "dispatchTimeoutSeconds", raw.dispatchTimeoutSeconds, DEFAULTS.dispatchTimeoutSeconds, 30, 2592000),
     fleetManagerSchedule: schedule as string,
+    reconcilerSchedule: reconcilerSchedule as string,
     logRetentionDays: int(p, "logRetentionDays", raw.logRetentionDays, DEFAULTS.logRetentionDays, 1, 3653),
   };
   if (p.list.length) {

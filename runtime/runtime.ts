@@ -5,6 +5,7 @@ import type { ComputeStrategy } from "./compute/strategy";
 import { LeaseTable } from "./fleet/lease";
 import { createPayloadStore } from "./payload";
 import type { PayloadStore, TaskEventLog, TaskStore } from "./ports";
+import { createMetrics, type MetricsSink } from "./metrics";
 import { LambdaDurableCallbacks, type DurableCallbacks } from "./orchestrator/wake";
 import { RepoBlueprints } from "./repos/blueprints";
 import { DynamoEventLog, DynamoTaskStore } from "./tasks/store";
@@ -22,6 +23,8 @@ export interface Runtime {
   readonly leases: LeaseTable;
   /** Completes the durable callbacks orchestrators wait on (runtime/orchestrator/wake.ts). */
   readonly callbacks: DurableCallbacks;
+  /** CloudWatch metrics (EMF); whoever counts flushes, since a durable invocation can end at any wait. */
+  readonly metrics: MetricsSink;
   strategy<T extends BackendType>(type: T): ComputeStrategy<T>;
   now(): Date;
 }
@@ -38,6 +41,7 @@ export function createRuntime(config: RuntimeConfig, overrides: RuntimeOverrides
   let repos = overrides.repos;
   let leases = overrides.leases;
   let callbacks = overrides.callbacks;
+  let metrics = overrides.metrics;
   return {
     config,
     get tasks() {
@@ -57,6 +61,9 @@ export function createRuntime(config: RuntimeConfig, overrides: RuntimeOverrides
     },
     get callbacks() {
       return (callbacks ??= new LambdaDurableCallbacks(config));
+    },
+    get metrics() {
+      return (metrics ??= createMetrics("agent-compute"));
     },
     strategy<T extends BackendType>(type: T): ComputeStrategy<T> {
       let s = strategies.get(type) as ComputeStrategy<T> | undefined;

@@ -53,6 +53,8 @@ export async function finalizeTask(rt: Runtime, taskId: string, options: Finaliz
   await new ConcurrencySlots(rt.config).release(task.user_id, taskId);
   if (!(await hasFinalEvent(rt, taskId))) {
     await rt.events.append(taskId, "status", finalMessage(task), { status: task.status, data: { final: true } });
+    rt.metrics.count("TasksFinished", 1, { backend: task.compute_type ?? task.backend ?? "none", status: task.status });
+    rt.metrics.flush();
   }
   const graceLeft = await stopLeftoverCompute(rt, task, options.stopRunningCompute ?? false);
   // The lease and the payload stay while the compute may still use them.

@@ -92,6 +92,8 @@ export async function startTask(rt: Runtime, taskId: string): Promise<StartResul
   await rt.events.append(taskId, "dispatch", `started the ${what} ${sessionIdOf(handle)}`, {
     data: { compute_type: handle.type, session_id: sessionIdOf(handle) },
   });
+  rt.metrics.count("TasksStarted", 1, { backend: handle.type });
+  rt.metrics.flush();
   return { outcome: "started", handle };
 }
 
