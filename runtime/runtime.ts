@@ -8,7 +8,8 @@ import type { PayloadStore, TaskEventLog, TaskStore } from "./ports";
 import { createMetrics, type MetricsSink } from "./metrics";
 import { LambdaDurableCallbacks, type DurableCallbacks } from "./orchestrator/wake";
 import { RepoBlueprints } from "./repos/blueprints";
-import { DynamoEventLog, DynamoTaskStore } from "./tasks/store";
+import { DynamoEventLog } from "./tasks/events";
+import { DynamoTaskStore } from "./tasks/store";
 
 /**
  * Everything a handler needs, wired from one config. Stores and strategies are created on first use, so a

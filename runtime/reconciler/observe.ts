@@ -12,7 +12,7 @@ import { paginatedBatchGet, paginateQuery, paginateScan } from "@aws-sdk/lib-dyn
 import type { Runtime } from "../runtime";
 import { fleetState } from "../fleet/lease";
 import { LEASES_BY_FLEET_STATE_INDEX, TASKS_BY_STATUS_INDEX } from "../tables";
-import { documentClient } from "../tasks/store";
+import { documentClient } from "../aws/dynamodb";
 import { ACTIVE_STATUSES, TERMINAL_STATUSES, type TaskStatus } from "../tasks/status";
 import type { OrchestratorExecutions } from "./executions";
 import type { Observation, ObservedTask } from "./plan";
