@@ -259,7 +259,8 @@ async function runScenario(
       clock = target;
     }
   }
-  const workflowOptions = mode === "ours" ? {} : { waitSeconds: BASELINE_POLL_SECONDS };
+  // The baseline polls at a fixed interval, never stretching it (what the orchestrator did before wake callbacks).
+  const workflowOptions = mode === "ours" ? {} : { waitSeconds: BASELINE_POLL_SECONDS, maxWaitSeconds: BASELINE_POLL_SECONDS };
   const result = await runWorkflow(driver, rt, taskId, workflowOptions);
   closeInvocation();
   if (result.status !== "COMPLETED") throw new Error(`bench task on ${backend} ended ${result.status}: ${result.error_message ?? ""}`);
