@@ -15,6 +15,7 @@
 import type { ApiResponse } from "../api/http";
 import { ValidationError, validateTaskId } from "../api/validation";
 import { IllegalTransitionError } from "../errors";
+import { wakeOrchestrator } from "../orchestrator/wake";
 import type { Runtime } from "../runtime";
 import type { TaskRecord } from "../tasks/record";
 import { isTerminal, type TaskStatus } from "../tasks/status";
@@ -40,9 +41,8 @@ export interface AgentRequest {
 }
 
 export interface ChannelOptions {
+  /** Overrides the runtime's provider (tests). */
   credentials?: RepoCredentialsProvider;
-  /** Called after a terminal result is written, so the orchestrator stops waiting at once. */
-  onTerminal?: (taskId: string) => Promise<void>;
 }
 
 const ROUTES = { running: "POST", heartbeat: "POST", events: "POST", result: "POST", credentials: "GET" } as const;
@@ -99,7 +99,7 @@ async function route(rt: Runtime, req: AgentRequest, options: ChannelOptions): P
     case "events":
       return events(rt, task, req.body);
     case "result":
-      return result(rt, task, validateResultReport(req.body), options);
+      return result(rt, task, validateResultReport(req.body));
     case "credentials":
       return credentials(rt, task, options.credentials ?? rt.repoCredentials ?? NO_REPO_CREDENTIALS);
     default: {
@@ -167,14 +167,15 @@ async function events(rt: Runtime, task: TaskRecord, body: string | undefined): 
   return json(202, {});
 }
 
-async function result(rt: Runtime, task: TaskRecord, report: AgentResultReport, options: ChannelOptions): Promise<ApiResponse> {
+async function result(rt: Runtime, task: TaskRecord, report: AgentResultReport): Promise<ApiResponse> {
   const { status, ...fields } = report;
   try {
     await rt.tasks.transition(task.task_id, status, fields, ["STARTING", "RUNNING"]);
   } catch (err) {
     throw new ChannelError(409, "", { status: refusedStatus(err) });
   }
-  await options.onTerminal?.(task.task_id);
+  // The orchestrator finalizes at once instead of at its next poll (a lost wake costs one poll, never throws).
+  await wakeOrchestrator(rt, task.task_id);
   return json(200, { status });
 }
 

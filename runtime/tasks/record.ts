@@ -36,6 +36,14 @@ export interface TaskRecord {
   summary?: string;
   /** SHA-256 (hex) of the agent's capability token; the token itself is never stored. */
   agent_token_sha256?: string;
+  /** The durable execution driving this task (GetDurableExecution); absent on the local platform. */
+  execution_arn?: string;
+  /** The durable callback the orchestrator waits on between polls; completing it wakes it (orchestrator/wake.ts). */
+  wake_callback_id?: string;
+  /** When the start step was about to send the start request: a re-run can tell "maybe sent" from "not sent". */
+  start_sent_at?: string;
+  /** When finalize had given everything back (slot, lease, payload, compute); the reconciler re-finalizes tasks without it. */
+  released_at?: string;
   /** Epoch seconds; DynamoDB TTL removes finished records after the retention period. */
   ttl?: number;
 }
@@ -58,6 +66,10 @@ export type TaskResultFields = Partial<
     | "turns"
     | "summary"
     | "agent_token_sha256"
+    | "execution_arn"
+    | "wake_callback_id"
+    | "start_sent_at"
+    | "released_at"
   >
 >;
 
