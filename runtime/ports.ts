@@ -32,9 +32,16 @@ export interface TaskStore {
   listByUser(userId: string, options?: PageRequest & { status?: TaskStatus }): Promise<Page<TaskRecord>>;
   /** Oldest first: QUEUED tasks are admitted first-in first-out from here. */
   listByStatus(status: TaskStatus, options?: PageRequest): Promise<Page<TaskRecord>>;
-  /** Every task in one status (optionally only one user's), oldest first, read page by page as iterated. */
-  eachInStatus(status: TaskStatus, options?: { userId?: string }): AsyncIterable<TaskRecord>;
+  /** Every task in one status, oldest first, read page by page as iterated. */
+  eachInStatus(status: TaskStatus): AsyncIterable<TaskRecord>;
+  /** The user's oldest QUEUED task (its keys), read from that user's queue alone. */
+  oldestQueued(userId: string): Promise<QueuedTaskKey | undefined>;
+  /** How many tasks the user has waiting (SUBMITTED or QUEUED), counting no further than `atMost`. */
+  countWaiting(userId: string, atMost: number): Promise<number>;
 }
+
+/** What the user-queue index holds of a waiting task. */
+export type QueuedTaskKey = Pick<TaskRecord, "task_id" | "user_id" | "status" | "created_at">;
 
 export interface TaskEventLog {
   append(

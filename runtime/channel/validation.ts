@@ -2,7 +2,7 @@
  * Checks of what an agent sends over the channel. Pure. The agent is untrusted: every field is bounded, unknown
  * fields are refused, and each refusal names the field so an honest agent's author can fix it.
  */
-import { parseJsonBody, ValidationError } from "../api/validation";
+import { ValidationError } from "../api/validation";
 
 /** Any channel request body larger than this is refused (413) before it is parsed. */
 export const CHANNEL_BODY_MAX_BYTES = 64 * 1024;
@@ -48,13 +48,32 @@ function boundedString(body: Record<string, unknown>, field: string, max: number
   return v;
 }
 
+/**
+ * The body as a JSON object. Unlike the user API's parser, a refusal never quotes the body: JSON.parse's message
+ * does, and an agent's body may hold what it should not.
+ */
+function parseReport(raw: string | undefined, allowEmpty = false): Record<string, unknown> {
+  if (raw === undefined || raw.trim() === "") {
+    if (allowEmpty) return {};
+    throw new ValidationError("body", "request body is empty; expected a JSON object");
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw new ValidationError("body", "request body is not valid JSON");
+  }
+  if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) throw new ValidationError("body", "request body must be a JSON object");
+  return parsed as Record<string, unknown>;
+}
+
 /** A body with no fields: RUNNING and heartbeat. */
 export function validateEmptyReport(raw: string | undefined): void {
-  onlyFields(parseJsonBody(raw, true), []);
+  onlyFields(parseReport(raw, true), []);
 }
 
 export function validateEventReport(raw: string | undefined): AgentEventReport {
-  const body = parseJsonBody(raw);
+  const body = parseReport(raw);
   onlyFields(body, ["type", "message", "data"]);
   if (!(AGENT_EVENT_TYPES as readonly unknown[]).includes(body.type)) {
     throw new ValidationError("type", `type must be one of ${AGENT_EVENT_TYPES.join(", ")}`);
@@ -73,7 +92,7 @@ export function validateEventReport(raw: string | undefined): AgentEventReport {
 }
 
 export function validateResultReport(raw: string | undefined): AgentResultReport {
-  const body = parseJsonBody(raw);
+  const body = parseReport(raw);
   onlyFields(body, ["status", "exit_code", "error_message", "pr_url", "cost_usd", "turns", "summary"]);
   if (body.status !== "COMPLETED" && body.status !== "FAILED") {
     throw new ValidationError("status", "status must be COMPLETED or FAILED");
