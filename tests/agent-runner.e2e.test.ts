@@ -15,6 +15,7 @@ import { EXIT } from "../agent/src/outcome";
 import { runTask, type RunnerSettings } from "../agent/src/runner";
 import { startFakeChannel, type FakeChannel } from "./agent-fakes/channel-server";
 import { createBareRemote, type BareRemote } from "./agent-fakes/git-remote";
+import { startGitHttpServer } from "./agent-fakes/git-http-server";
 import { startFakeGitHub, type FakeGitHub } from "./agent-fakes/github-server";
 
 const SCRIPTED_AGENT = path.resolve(__dirname, "..", "agent", "scripted-agent.js");
@@ -145,6 +146,27 @@ describe("agent runner end to end (bare repo, fake GitHub, scripted command agen
     expect(readFileSync(path.join(r.workDir, "repo", ".git", "config"), "utf8")).not.to.contain(r.repoToken);
     // The private credential folder is removed at the end of the run.
     expect(readdirSync(tmpdir()).filter((n) => n.startsWith("agent-git-")).map((n) => readdirSync(path.join(tmpdir(), n))).flat()).not.to.include("credential");
+  });
+
+  it("over HTTP, git gets the token from the credential helper for clone and push, and is refused without it", async () => {
+    const r = await make();
+    const server = await startGitHttpServer(path.join(r.remote.dir, "github.com"), "x-access-token", r.repoToken);
+    try {
+      // https://github.com/ now leads to the authenticating smart-HTTP server instead of the folder.
+      r.env.GIT_CONFIG_KEY_0 = `url.${server.url}/.insteadOf`;
+      expect(await r.run("write a.txt: over http"), r.logs.join("\n")).to.equal(EXIT.OK);
+      expect(r.remote.git("show", `agent/${r.taskId}:a.txt`)).to.equal("over http\n");
+      expect(server.authenticated.length).to.be.greaterThan(1);
+      expect(everythingSaid(r)).not.to.contain(r.repoToken);
+      expect(readFileSync(path.join(r.workDir, "repo", ".git", "config"), "utf8")).to.contain("url = https://github.com/acme/app");
+
+      r.channel.task.status = "STARTING";
+      r.channel.credentials = undefined;
+      expect(await r.run("write a.txt: again")).to.equal(EXIT.CLONE);
+      expect(r.channel.task.result!.error_message).to.match(/^clone failed: .*(Authentication failed|could not read Username)/);
+    } finally {
+      await server.close();
+    }
   });
 
   it("updates the open pull request when the branch already has one", async () => {
