@@ -4,13 +4,10 @@
  * set the Auto Scaling group's desired capacity from the demand.
  */
 import { Logger } from "@aws-lambda-powertools/logger";
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { DynamoDBDocumentClient, GetCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
-import { awsClient } from "../aws/clients";
 import { loadRuntimeConfig, type RuntimeConfig } from "../config";
-import { TASKS_BY_STATUS_INDEX } from "../tables";
-import type { TaskRecord } from "../tasks/record";
+import type { TaskStore } from "../ports";
 import type { TaskStatus } from "../tasks/status";
+import { DynamoTaskStore } from "../tasks/store";
 import { LeaseTable } from "./lease";
 import { executeReconcile, planReconcile, type ReconcileOutcome } from "./reconcile";
 import { applyScaling, type ScalingOutcome } from "./scaling";
@@ -26,65 +23,43 @@ export interface FleetReport {
   scaling: ScalingOutcome;
 }
 
-function documents(config: RuntimeConfig): DynamoDBDocumentClient {
-  return DynamoDBDocumentClient.from(awsClient(DynamoDBClient, { region: config.region, endpoint: config.endpoints?.dynamodb }));
-}
-
 /** Task statuses by id (consistent reads); a task that does not exist maps to undefined. */
-async function readStatuses(config: RuntimeConfig, taskIds: readonly string[]): Promise<Map<string, TaskStatus | undefined>> {
-  const db = documents(config);
+async function readStatuses(tasks: TaskStore, taskIds: readonly string[]): Promise<Map<string, TaskStatus | undefined>> {
   const statuses = new Map<string, TaskStatus | undefined>();
-  for (const taskId of new Set(taskIds)) {
-    const out = await db.send(
-      new GetCommand({ TableName: config.tables.tasks, Key: { task_id: taskId }, ProjectionExpression: "#s", ExpressionAttributeNames: { "#s": "status" }, ConsistentRead: true }),
-    );
-    statuses.set(taskId, out.Item?.status as TaskStatus | undefined);
-  }
+  for (const taskId of new Set(taskIds)) statuses.set(taskId, (await tasks.get(taskId))?.status);
   return statuses;
 }
 
 /** Tasks of `fleet` that want an instance and hold none. */
-async function waitingTasks(config: RuntimeConfig, fleet: string, leasedTaskIds: ReadonlySet<string>): Promise<number> {
-  const db = documents(config);
+async function waitingTasks(config: RuntimeConfig, tasks: TaskStore, fleet: string, leasedTaskIds: ReadonlySet<string>): Promise<number> {
   let count = 0;
   for (const status of WAITING_STATUSES) {
-    let start: Record<string, unknown> | undefined;
-    do {
-      const out = await db.send(
-        new QueryCommand({
-          TableName: config.tables.tasks,
-          IndexName: TASKS_BY_STATUS_INDEX,
-          KeyConditionExpression: "#s = :s",
-          ExpressionAttributeNames: { "#s": "status" },
-          ExpressionAttributeValues: { ":s": status },
-          ProjectionExpression: "task_id, backend, fleet",
-          ExclusiveStartKey: start,
-        }),
-      );
-      for (const t of (out.Items ?? []) as Pick<TaskRecord, "task_id" | "backend" | "fleet">[]) {
-        const taskFleet = t.fleet ?? config.ec2?.defaultFleet;
-        if (t.backend === "ec2" && taskFleet === fleet && !leasedTaskIds.has(t.task_id)) count++;
-      }
-      start = out.LastEvaluatedKey;
-    } while (start);
+    for await (const t of tasks.eachInStatus(status)) {
+      const taskFleet = t.fleet ?? config.ec2?.defaultFleet;
+      if (t.backend === "ec2" && taskFleet === fleet && !leasedTaskIds.has(t.task_id)) count++;
+    }
   }
   return count;
 }
 
 /** One pass over every fleet. Exported for tests and for running it by hand. */
-export async function manageFleets(config: RuntimeConfig, leases = new LeaseTable(config)): Promise<FleetReport[]> {
+export async function manageFleets(
+  config: RuntimeConfig,
+  leases = new LeaseTable(config),
+  tasks: TaskStore = new DynamoTaskStore(config),
+): Promise<FleetReport[]> {
   const reports: FleetReport[] = [];
   for (const fleet of Object.keys(config.ec2?.fleets ?? {})) {
     const sync = await syncFleet(config, fleet, leases);
     const current = await leases.list(fleet);
     const busy = current.filter((l) => l.state === "BUSY" && l.taskId);
-    const statuses = await readStatuses(config, busy.map((l) => l.taskId!));
+    const statuses = await readStatuses(tasks, busy.map((l) => l.taskId!));
     const reconcile = await executeReconcile(leases, planReconcile({ leases: current, tasks: statuses }));
 
     const released = new Set(reconcile.released.map((r) => r.instanceId));
     const stillBusy = busy.filter((l) => !released.has(l.instanceId));
     const ready = current.length - stillBusy.length;
-    const queued = await waitingTasks(config, fleet, new Set(stillBusy.map((l) => l.taskId!)));
+    const queued = await waitingTasks(config, tasks, fleet, new Set(stillBusy.map((l) => l.taskId!)));
     const scaling = await applyScaling(config, fleet, { queued, busyInstanceIds: stillBusy.map((l) => l.instanceId), ready });
     reports.push({ fleet, sync, reconcile, scaling });
   }

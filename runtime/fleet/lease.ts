@@ -10,39 +10,24 @@
  *   It is written in the same transaction as the claim, so "one lease per task" is enforced by DynamoDB itself (a
  *   replayed or concurrent start of one task cannot claim a second instance), and a task's lease is found with a
  *   strongly consistent GetItem instead of an eventually consistent index.
+ * EC2 tags and scale-in protection follow each change through the mirror (lease-mirror.ts).
  */
-import { AutoScalingClient, SetInstanceProtectionCommand } from "@aws-sdk/client-auto-scaling";
-import { ConditionalCheckFailedException, DynamoDBClient, TransactionCanceledException } from "@aws-sdk/client-dynamodb";
-import {
-  CreateTagsCommand,
-  DeleteTagsCommand,
-  DescribeInstancesCommand,
-  EC2Client,
-  type Instance,
-} from "@aws-sdk/client-ec2";
+import type { Instance } from "@aws-sdk/client-ec2";
 import {
   DeleteCommand,
-  DynamoDBDocumentClient,
   GetCommand,
+  paginateQuery,
+  paginateScan,
   PutCommand,
   QueryCommand,
-  ScanCommand,
   TransactWriteCommand,
   UpdateCommand,
 } from "@aws-sdk/lib-dynamodb";
-import { awsClient } from "../aws/clients";
+import { documentClient, isConditionalCheckFailed, transactionCancellation } from "../aws/dynamodb";
 import type { RuntimeConfig } from "../config";
 import { LEASES_BY_FLEET_STATE_INDEX } from "../tables";
-import {
-  BOOT_READY,
-  BOOT_TAG,
-  FLEET_TAG,
-  INSTANCE_ID_PATTERN,
-  LEASE_BUSY,
-  LEASE_READY,
-  LEASE_TAG,
-  TASK_ID_TAG,
-} from "./tags";
+import { LeaseMirror, notReadyReason } from "./lease-mirror";
+import { INSTANCE_ID_PATTERN } from "./tags";
 
 export type LeaseState = "READY" | "BUSY";
 
@@ -80,6 +65,9 @@ const CANDIDATES_PER_QUERY = 25;
 const CLAIM_ROUNDS = 6;
 
 const TASK_KEY_PREFIX = "task#";
+
+/** The claim transaction's items, in the order written: TransactionCanceledException reports a reason for each. */
+const CLAIM_ITEMS = ["taskMarker", "instance"] as const;
 
 interface InstanceItem {
   instance_id: string;
@@ -122,32 +110,6 @@ function toLease(item: InstanceItem): Lease {
   };
 }
 
-function tagValue(instance: Instance, key: string): string | undefined {
-  return instance.Tags?.find((t) => t.Key === key)?.Value;
-}
-
-/** Why an observed instance may not be registered in `fleet`, or undefined if it may. */
-export function notReadyReason(fleet: string, instance: Instance): string | undefined {
-  const id = instance.InstanceId ?? "(unknown instance)";
-  if (instance.State?.Name !== "running") return `instance ${id} is ${instance.State?.Name ?? "in an unknown state"}, not running`;
-  const instanceFleet = tagValue(instance, FLEET_TAG);
-  if (instanceFleet !== fleet) return `instance ${id} has ${FLEET_TAG}=${instanceFleet ?? "(none)"}, not ${fleet}`;
-  const boot = tagValue(instance, BOOT_TAG);
-  if (boot !== BOOT_READY) return `instance ${id} has ${BOOT_TAG}=${boot ?? "(none)"}; only ${BOOT_READY} instances take tasks`;
-  return undefined;
-}
-
-function isConditionalFailure(err: unknown): boolean {
-  return err instanceof ConditionalCheckFailedException || (err as { name?: string })?.name === "ConditionalCheckFailedException";
-}
-
-function cancellationCodes(err: unknown): string[] | undefined {
-  if (!(err instanceof TransactionCanceledException) && (err as { name?: string })?.name !== "TransactionCanceledException") {
-    return undefined;
-  }
-  return ((err as TransactionCanceledException).CancellationReasons ?? []).map((r) => r.Code ?? "None");
-}
-
 function shuffle<T>(items: T[]): T[] {
   const out = [...items];
   for (let i = out.length - 1; i > 0; i--) {
@@ -159,25 +121,18 @@ function shuffle<T>(items: T[]): T[] {
 
 export class LeaseTable {
   private readonly tableName: string;
+  private readonly mirror: LeaseMirror;
 
   constructor(
     private readonly config: RuntimeConfig,
     private readonly now: () => Date = () => new Date(),
   ) {
     this.tableName = config.tables.leases;
+    this.mirror = new LeaseMirror(config);
   }
 
-  private get db(): DynamoDBDocumentClient {
-    const base = awsClient(DynamoDBClient, { region: this.config.region, endpoint: this.config.endpoints?.dynamodb });
-    return DynamoDBDocumentClient.from(base, { marshallOptions: { removeUndefinedValues: true } });
-  }
-
-  private get ec2(): EC2Client {
-    return awsClient(EC2Client, { region: this.config.region });
-  }
-
-  private get autoscaling(): AutoScalingClient {
-    return awsClient(AutoScalingClient, { region: this.config.region });
+  private get db() {
+    return documentClient(this.config);
   }
 
   /**
@@ -192,8 +147,7 @@ export class LeaseTable {
     }
     let instance = observed;
     if (!instance || instance.InstanceId !== instanceId) {
-      const out = await this.ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }));
-      instance = out.Reservations?.flatMap((r) => r.Instances ?? []).find((i) => i.InstanceId === instanceId);
+      instance = await this.mirror.describe(instanceId);
       if (!instance) return { registered: false, reason: `instance ${instanceId} does not exist` };
     }
     const reason = notReadyReason(fleet, instance);
@@ -211,12 +165,10 @@ export class LeaseTable {
         new PutCommand({ TableName: this.tableName, Item: item, ConditionExpression: "attribute_not_exists(instance_id)" }),
       );
     } catch (err) {
-      if (isConditionalFailure(err)) return { registered: true, created: false };
+      if (isConditionalCheckFailed(err)) return { registered: true, created: false };
       throw err;
     }
-    await this.ec2.send(
-      new CreateTagsCommand({ Resources: [instanceId], Tags: [{ Key: LEASE_TAG, Value: LEASE_READY }] }),
-    );
+    await this.mirror.registered(instanceId);
     return { registered: true, created: true };
   }
 
@@ -270,9 +222,9 @@ export class LeaseTable {
             }),
           );
         } catch (err) {
-          const codes = cancellationCodes(err);
-          if (!codes) throw err;
-          if (codes[0] === "ConditionalCheckFailed") {
+          const cancelled = transactionCancellation(err, CLAIM_ITEMS);
+          if (!cancelled) throw err;
+          if (cancelled.taskMarker === "ConditionalCheckFailed") {
             // A concurrent start of the same task won: its lease is this task's lease.
             const winner = await this.leaseOfTask(taskId);
             if (winner) return { ok: true, lease: winner, resumed: true };
@@ -291,7 +243,7 @@ export class LeaseTable {
           registeredAt: "",
         };
         try {
-          await this.mirrorBusy(lease);
+          await this.mirror.busy(instanceId, fleet, taskId);
         } catch (err) {
           await this.releaseInstance(instanceId, taskId).catch(() => undefined);
           throw new Error(
@@ -344,7 +296,7 @@ export class LeaseTable {
         }),
       );
     } catch (err) {
-      if (isConditionalFailure(err)) {
+      if (isConditionalCheckFailed(err)) {
         throw new Error(`cannot record command ${commandId}: instance ${instanceId} is not leased to task ${taskId}`, { cause: err });
       }
       throw err;
@@ -371,11 +323,11 @@ export class LeaseTable {
         );
         released = true;
       } catch (err) {
-        if (!isConditionalFailure(err)) throw err;
+        if (!isConditionalCheckFailed(err)) throw err;
       }
     }
     await this.deleteTaskMarker(taskId, instanceId);
-    if (released) await this.mirrorReady(instanceId, current!.fleet);
+    if (released) await this.mirror.ready(instanceId, current!.fleet);
     return { released };
   }
 
@@ -403,7 +355,7 @@ export class LeaseTable {
         ReturnValues: "ALL_OLD",
       }),
     ).catch((err) => {
-      if (isConditionalFailure(err)) return { Attributes: undefined };
+      if (isConditionalCheckFailed(err)) return { Attributes: undefined };
       throw err;
     });
     const old = out.Attributes as InstanceItem | undefined;
@@ -414,38 +366,25 @@ export class LeaseTable {
   /** Leases of one fleet (both states), or of every fleet. */
   async list(fleet?: string): Promise<Lease[]> {
     const items: InstanceItem[] = [];
+    const client = { client: this.db };
     if (fleet) {
       for (const state of ["READY", "BUSY"] as const) {
-        let start: Record<string, unknown> | undefined;
-        do {
-          const out = await this.db.send(
-            new QueryCommand({
-              TableName: this.tableName,
-              IndexName: LEASES_BY_FLEET_STATE_INDEX,
-              KeyConditionExpression: "fleet_state = :fs",
-              ExpressionAttributeValues: { ":fs": fleetState(fleet, state) },
-              ExclusiveStartKey: start,
-            }),
-          );
-          items.push(...((out.Items ?? []) as InstanceItem[]));
-          start = out.LastEvaluatedKey;
-        } while (start);
+        const pages = paginateQuery(client, {
+          TableName: this.tableName,
+          IndexName: LEASES_BY_FLEET_STATE_INDEX,
+          KeyConditionExpression: "fleet_state = :fs",
+          ExpressionAttributeValues: { ":fs": fleetState(fleet, state) },
+        });
+        for await (const page of pages) items.push(...((page.Items ?? []) as InstanceItem[]));
       }
     } else {
-      let start: Record<string, unknown> | undefined;
-      do {
-        const out = await this.db.send(
-          new ScanCommand({
-            TableName: this.tableName,
-            FilterExpression: "kind = :instance",
-            ExpressionAttributeValues: { ":instance": "instance" },
-            ExclusiveStartKey: start,
-            ConsistentRead: true,
-          }),
-        );
-        items.push(...((out.Items ?? []) as InstanceItem[]));
-        start = out.LastEvaluatedKey;
-      } while (start);
+      const pages = paginateScan(client, {
+        TableName: this.tableName,
+        FilterExpression: "kind = :instance",
+        ExpressionAttributeValues: { ":instance": "instance" },
+        ConsistentRead: true,
+      });
+      for await (const page of pages) items.push(...((page.Items ?? []) as InstanceItem[]));
     }
     return items.map(toLease).sort((a, b) => a.registeredAt.localeCompare(b.registeredAt) || a.instanceId.localeCompare(b.instanceId));
   }
@@ -475,41 +414,7 @@ export class LeaseTable {
         }),
       );
     } catch (err) {
-      if (!isConditionalFailure(err)) throw err;
-    }
-  }
-
-  private asgOf(fleet: string): string | undefined {
-    return this.config.ec2?.fleets[fleet]?.autoScalingGroupName;
-  }
-
-  /** Busy: tags say so, and the Auto Scaling group may not pick this instance for a scale-in. */
-  private async mirrorBusy(lease: BusyLease): Promise<void> {
-    const asg = this.asgOf(lease.fleet);
-    if (asg) {
-      await this.autoscaling.send(
-        new SetInstanceProtectionCommand({ AutoScalingGroupName: asg, InstanceIds: [lease.instanceId], ProtectedFromScaleIn: true }),
-      );
-    }
-    await this.ec2.send(
-      new CreateTagsCommand({
-        Resources: [lease.instanceId],
-        Tags: [
-          { Key: LEASE_TAG, Value: LEASE_BUSY },
-          { Key: TASK_ID_TAG, Value: lease.taskId },
-        ],
-      }),
-    );
-  }
-
-  private async mirrorReady(instanceId: string, fleet: string): Promise<void> {
-    await this.ec2.send(new CreateTagsCommand({ Resources: [instanceId], Tags: [{ Key: LEASE_TAG, Value: LEASE_READY }] }));
-    await this.ec2.send(new DeleteTagsCommand({ Resources: [instanceId], Tags: [{ Key: TASK_ID_TAG }] }));
-    const asg = this.asgOf(fleet);
-    if (asg) {
-      await this.autoscaling.send(
-        new SetInstanceProtectionCommand({ AutoScalingGroupName: asg, InstanceIds: [instanceId], ProtectedFromScaleIn: false }),
-      );
+      if (!isConditionalCheckFailed(err)) throw err;
     }
   }
 }
