@@ -19,4 +19,6 @@ export const DEFAULTS = {
   dispatchTimeoutSeconds: 600,
   fleetManagerSchedule: "rate(1 minute)",
   logRetentionDays: 30,
+  /** A cross-region (global) inference profile: on-demand Claude 4.x models are invoked through a profile. */
+  model: "global.anthropic.claude-sonnet-4-5-20250929-v1:0",
 };
