@@ -16,6 +16,7 @@ import { CommandDocument } from "./components/command-document";
 import { TaskOrchestrator } from "./components/task-orchestrator";
 import { TaskApi } from "./components/task-api";
 import { FleetManager } from "./components/fleet-manager";
+import { RepoCredentialSecrets } from "./components/repo-credentials";
 import type { ComputeGrants } from "./components/iam";
 import { agentTaskDocument } from "./runtime/fleet/document";
 import { bootScript } from "./runtime/fleet/boot-script";
@@ -112,13 +113,17 @@ const grants: ComputeGrants = {
   ...(agentcore && { agentcore: { runtimeArn: agentcore.runtimeArn } }),
 };
 
+// Repository credentials for agents, handed out by the task API's agent channel; only the API may read them.
+const credentialSecrets = new RepoCredentialSecrets(`${stack}-git`, { prefix: `${stack}/git`, region, accountId });
+
 // 5. Orchestrator, API, fleet manager.
 const common = { tableArns: tables.arns, payloadBucketArn: payloads.arn, logRetentionDays: config.logRetentionDays };
 const orchestrator = new TaskOrchestrator(`${stack}-orchestrator`, { runtimeConfig, grants, taskTimeoutSeconds: config.limits.taskTimeoutSeconds, ...common });
 const api = new TaskApi(`${stack}-api`, {
-  runtimeConfig: { ...runtimeConfig, orchestrator: { functionArn: orchestrator.aliasArn } },
+  runtimeConfig: { ...runtimeConfig, orchestrator: { functionArn: orchestrator.aliasArn }, credentials: { kind: "secrets-manager" as const, prefix: credentialSecrets.prefix } },
   orchestratorAliasArn: orchestrator.aliasArn,
   grants,
+  credentialSecrets,
   ...common,
 });
 if (document) {
@@ -147,3 +152,4 @@ export const agentCoreRuntimeArn = agentcore?.runtimeArn;
 export const ec2Fleets = Object.fromEntries(fleets.map(([fleet, f]) => [fleet, f.autoScalingGroupName]));
 export const ssmDocument = document?.documentName;
 export const agentImage = imageUri;
+export const repoCredentialSecretsPrefix = credentialSecrets.prefix;

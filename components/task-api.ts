@@ -6,6 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
 import { computeStatements, payloadStatement, tableStatement, type ComputeGrants, type TableArns } from "./iam";
 import { createHandlerFunction } from "./handler-function";
+import type { RepoCredentialSecrets } from "./repo-credentials";
 
 export const API_HANDLER = "runtime/api/lambda.ts";
 
@@ -18,6 +19,8 @@ export interface TaskApiArgs {
   /** Cancel stops compute directly: poll/stop rights only, never start. */
   readonly grants: ComputeGrants;
   readonly logRetentionDays: number;
+  /** The repository credential secrets: the API (the agent channel's credentials route) alone reads them. */
+  readonly credentialSecrets?: RepoCredentialSecrets;
 }
 
 export class TaskApi extends pulumi.ComponentResource {
@@ -49,10 +52,12 @@ export function createTaskApi(name: string, args: TaskApiArgs, parent: pulumi.Re
         payloadStatement("Payloads", args.payloadBucketArn, ["put", "delete"]),
         { Sid: "StartOrchestration", Effect: "Allow", Action: ["lambda:InvokeFunction"], Resource: [args.orchestratorAliasArn] },
         ...computeStatements(args.grants, false),
+        ...(args.credentialSecrets ? [args.credentialSecrets.readStatement()] : []),
       ],
     },
     parent,
   );
+  args.credentialSecrets?.restrictReadsTo([role.arn]);
   const api = new aws.apigatewayv2.Api(`${name}`, { protocolType: "HTTP", description: "agent-compute task API (SigV4)" }, { parent });
   const integration = new aws.apigatewayv2.Integration(
     `${name}-lambda`,

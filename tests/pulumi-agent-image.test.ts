@@ -117,3 +117,30 @@ describe("Bedrock grants", function () {
     expect(r.one("aws:bedrock/agentcoreAgentRuntime:AgentcoreAgentRuntime").inputs.environmentVariables.ANTHROPIC_MODEL).to.equal(DEFAULT);
   });
 });
+
+describe("repository credential secrets", function () {
+  this.timeout(300_000);
+
+  it("only the task API (the agent channel) may read them: its grant is the prefix, no other role has any Secrets Manager action", async () => {
+    const r = await run("all three");
+    const prefix = "agent-compute-test/git";
+    const policies = r.byType("aws:iam/rolePolicy:RolePolicy").map((p) => ({ name: p.name, statements: JSON.parse(p.inputs.policy).Statement as any[] }));
+    const readers = policies.filter((p) => p.statements.some((s) => [].concat(s.Action).some((a: string) => a.startsWith("secretsmanager:"))));
+    expect(readers.map((p) => p.name)).to.deep.equal(["agent-compute-test-api-policy"]);
+    expect(readers[0].statements.find((s) => s.Sid === "RepoCredentialSecrets")).to.deep.equal({
+      Sid: "RepoCredentialSecrets",
+      Effect: "Allow",
+      Action: ["secretsmanager:GetSecretValue"],
+      Resource: [`arn:aws:secretsmanager:${REGION}:${ACCOUNT}:secret:${prefix}/*`],
+    });
+    expect(r.byType("aws:secretsmanager/secret:Secret").map((s) => s.inputs.name)).to.have.members([`${prefix}/github-app`, `${prefix}/default`]);
+    const denies = r.byType("aws:secretsmanager/secretPolicy:SecretPolicy").map((p) => JSON.parse(p.inputs.policy).Statement[0]);
+    expect(denies).to.have.length(2);
+    for (const d of denies) {
+      expect(d).to.deep.include({ Effect: "Deny", Action: "secretsmanager:GetSecretValue" });
+      expect(d.Condition.StringNotEquals["aws:PrincipalArn"]).to.deep.equal([`arn:aws:iam::${ACCOUNT}:role/agent-compute-test-api-role`]);
+    }
+    const apiConfig = JSON.parse(r.one("aws:lambda/function:Function", "api").inputs.environment.variables.AGENT_COMPUTE_CONFIG);
+    expect(apiConfig.credentials).to.deep.equal({ kind: "secrets-manager", prefix });
+  });
+});
