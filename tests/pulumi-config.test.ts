@@ -50,8 +50,8 @@ describe("stack config validation", () => {
   }
 
   it("names every bad key at once", () => {
-    const found = problems({ backends: ["ecs", "gpu"], ecs: { cpu: 3000 }, pollIntervalSeconds: 0 });
-    expect(found.map((p) => p.split(":")[0])).to.include.members(["backends[1]", "image", "ecs.cpu", "pollIntervalSeconds"]);
+    const found = problems({ backends: ["ecs", "gpu"], ecs: { cpu: 3000 }, pollIntervalSeconds: 0, model: "no such model" });
+    expect(found.map((p) => p.split(":")[0])).to.include.members(["backends[1]", "model", "ecs.cpu", "pollIntervalSeconds"]);
   });
 
   it("fills every default for a minimal stack", () => {

@@ -9,6 +9,8 @@ import * as path from "node:path";
 /** The platform keeps payloads at or below this size. */
 export const MAX_PAYLOAD_BYTES = 2 * 1024 * 1024;
 
+/** The payload as the runner reads it: the AgentPayload fields (runtime/ports.ts) + the channel. agent/ is the image's
+ * whole build context, so it keeps its own copy of the shape instead of importing the runtime's. */
 export interface RunnerPayload {
   task_id: string;
   repo_url: string;

@@ -38,7 +38,8 @@ export function run(argv: string[], options: RunOptions): Promise<RunResult> {
   });
 }
 
-/** Signal every process of a group; false if the group is gone. */
+/** Signal every process of a group; false if the group is gone. (runtime/compute/local.ts has the same two helpers; agent/
+ * is the image's whole build context and imports nothing from runtime/.) */
 export function signalGroup(pgid: number, signal: NodeJS.Signals): boolean {
   try {
     process.kill(-pgid, signal);

@@ -5,7 +5,7 @@
  * Streaming (SSE) and plain JSON answers are both served, as Claude Code uses both.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import { listenLocal } from "./listen";
 
 export interface ScriptedEdit {
   filePath: string;
@@ -96,11 +96,6 @@ export async function startFakeAnthropic(edit: ScriptedEdit): Promise<FakeAnthro
       res.end();
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    requests,
-    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
-  };
+  const listening = await listenLocal(server);
+  return { url: listening.url, requests, close: listening.close };
 }

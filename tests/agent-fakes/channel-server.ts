@@ -4,7 +4,7 @@
  * credentials (or 404). Tests move the task (cancel) and read what the runner sent.
  */
 import { createServer, type IncomingHttpHeaders } from "node:http";
-import type { AddressInfo } from "node:net";
+import { listenLocal } from "./listen";
 
 export interface FakeTask {
   status: string;
@@ -98,12 +98,8 @@ export async function startFakeChannel(taskId: string, token: string, options: {
       }
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  state.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  state.close = () =>
-    new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    });
+  const listening = await listenLocal(server);
+  state.url = listening.url;
+  state.close = listening.close;
   return state;
 }

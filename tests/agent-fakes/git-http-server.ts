@@ -5,7 +5,7 @@
  */
 import { spawn } from "node:child_process";
 import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
+import { listenLocal } from "./listen";
 
 export interface GitHttpServer {
   url: string;
@@ -65,12 +65,8 @@ export async function startGitHttpServer(projectRoot: string, username: string, 
     cgi.stdout.on("end", () => res.end());
     cgi.stderr.resume();
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  state.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  state.close = () =>
-    new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    });
+  const listening = await listenLocal(server);
+  state.url = listening.url;
+  state.close = listening.close;
   return state;
 }

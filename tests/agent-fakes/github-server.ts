@@ -3,7 +3,7 @@
  * bearer token and answers with html_url the way GitHub does, so the runner's pr_url can be asserted.
  */
 import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
+import { listenLocal } from "./listen";
 
 export interface FakePull {
   number: number;
@@ -58,12 +58,8 @@ export async function startFakeGitHub(token: string): Promise<FakeGitHub> {
       return reply(405, { message: "Method Not Allowed" });
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  state.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  state.close = () =>
-    new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    });
+  const listening = await listenLocal(server);
+  state.url = listening.url;
+  state.close = listening.close;
   return state;
 }
