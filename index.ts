@@ -17,6 +17,7 @@ import { TaskOrchestrator } from "./components/task-orchestrator";
 import { TaskApi } from "./components/task-api";
 import { FleetManager } from "./components/fleet-manager";
 import { RepoCredentialSecrets } from "./components/repo-credentials";
+import { Reconciler } from "./components/reconciler";
 import type { ComputeGrants } from "./components/iam";
 import { agentTaskDocument } from "./runtime/fleet/document";
 import { bootScript } from "./runtime/fleet/boot-script";
@@ -116,14 +117,23 @@ const grants: ComputeGrants = {
 // Repository credentials for agents, handed out by the task API's agent channel; only the API may read them.
 const credentialSecrets = new RepoCredentialSecrets(`${stack}-git`, { prefix: `${stack}/git`, region, accountId });
 
-// 5. Orchestrator, API, fleet manager.
+// 5. Orchestrator, API, reconciler, fleet manager.
 const common = { tableArns: tables.arns, payloadBucketArn: payloads.arn, logRetentionDays: config.logRetentionDays };
 const orchestrator = new TaskOrchestrator(`${stack}-orchestrator`, { runtimeConfig, grants, taskTimeoutSeconds: config.limits.taskTimeoutSeconds, ...common });
 const api = new TaskApi(`${stack}-api`, {
   runtimeConfig: { ...runtimeConfig, orchestrator: { functionArn: orchestrator.aliasArn }, credentials: { kind: "secrets-manager" as const, prefix: credentialSecrets.prefix } },
   orchestratorAliasArn: orchestrator.aliasArn,
+  orchestratorFunctionArn: orchestrator.function.arn,
   grants,
   credentialSecrets,
+  ...common,
+});
+const reconciler = new Reconciler(`${stack}-reconciler`, {
+  runtimeConfig: { ...runtimeConfig, orchestrator: { functionArn: orchestrator.aliasArn } },
+  orchestratorAliasArn: orchestrator.aliasArn,
+  orchestratorFunctionArn: orchestrator.function.arn,
+  grants,
+  schedule: config.reconcilerSchedule,
   ...common,
 });
 if (document) {
