@@ -3,12 +3,16 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
-import { ecrPullStatements, roleWithPolicy } from "./iam";
+import { imageUri, type AgentImageRef, type AgentModels } from "./agent-image";
+import { bedrockInvokeStatement, ecrPullStatements, roleWithPolicy } from "./iam";
 import { egressHttpsOnly } from "./security-group";
 import type { AgentCoreSettings } from "./config/types";
 
 export interface AgentCoreRuntimeArgs {
   readonly settings: AgentCoreSettings;
+  /** The stack-built image, used when settings.image is unset. */
+  readonly image?: AgentImageRef;
+  readonly models: AgentModels;
   readonly vpcId: pulumi.Input<string>;
   readonly subnetIds: pulumi.Input<pulumi.Input<string>[]>;
   readonly region: pulumi.Input<string>;
@@ -38,13 +42,15 @@ export class AgentCoreRuntime extends pulumi.ComponentResource {
 
 export function createAgentCoreRuntime(name: string, args: AgentCoreRuntimeArgs, parent: pulumi.Resource) {
   const s = args.settings;
+  const image: string | AgentImageRef | undefined = s.image ?? args.image;
+  if (!image) throw new pulumi.InputPropertiesError({ message: `AgentCoreRuntime ${name}: invalid arguments`, errors: [{ propertyPath: "image", reason: "is required when settings.image is unset" }] });
   const { role } = roleWithPolicy(
     `${name}`,
     {
       service: "bedrock-agentcore.amazonaws.com",
       trustConditions: { StringEquals: { "aws:SourceAccount": args.accountId } },
       statements: [
-        ...ecrPullStatements("Runtime", s.image),
+        ...ecrPullStatements("Runtime", image),
         {
           Sid: "RuntimeLogs",
           Effect: "Allow",
@@ -52,6 +58,8 @@ export function createAgentCoreRuntime(name: string, args: AgentCoreRuntimeArgs,
           Resource: [pulumi.interpolate`arn:aws:logs:${args.region}:${args.accountId}:log-group:/aws/bedrock-agentcore/runtimes/*`],
         },
         // No task tables, no payloads: the invocation carries a presigned payload URL, the payload the channel token.
+        // Model access is the one thing an agent role holds.
+        bedrockInvokeStatement("AgentInvokeModels", args.models.allowed, args.region, args.accountId),
       ],
     },
     parent,
@@ -63,13 +71,13 @@ export function createAgentCoreRuntime(name: string, args: AgentCoreRuntimeArgs,
       agentRuntimeName: agentRuntimeName(name),
       description: "agent-compute coding agent",
       roleArn: role.arn,
-      agentRuntimeArtifact: { containerConfiguration: { containerUri: s.image } },
+      agentRuntimeArtifact: { containerConfiguration: { containerUri: imageUri(image) } },
       networkConfiguration: sg
         ? { networkMode: "VPC", networkModeConfig: { subnets: args.subnetIds, securityGroups: [sg.id] } }
         : { networkMode: "PUBLIC" },
       protocolConfiguration: { serverProtocol: "HTTP" },
       lifecycleConfigurations: [{ idleRuntimeSessionTimeout: s.idleTimeoutSeconds, maxLifetime: s.maxLifetimeSeconds }],
-      environmentVariables: { AWS_REGION: args.region },
+      environmentVariables: { AWS_REGION: args.region, ANTHROPIC_MODEL: args.models.default },
     },
     // The role's policy must exist before the service validates the runtime's access.
     { parent, dependsOn: [role] },

@@ -4,7 +4,8 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
-import { ecrPullStatements, logsStatement, roleWithPolicy } from "./iam";
+import { imageUri, type AgentImageRef, type AgentModels } from "./agent-image";
+import { bedrockInvokeStatement, ecrPullStatements, logsStatement, roleWithPolicy } from "./iam";
 import { egressHttpsOnly } from "./security-group";
 import { FARGATE_SIZES } from "./config/aws-tables";
 import type { EcsSettings } from "./config/types";
@@ -13,7 +14,8 @@ export const AGENT_CONTAINER = "agent";
 
 export interface EcsAgentClusterArgs {
   readonly settings: EcsSettings;
-  readonly image: string;
+  readonly image: string | AgentImageRef;
+  readonly models: AgentModels;
   readonly vpcId: pulumi.Input<string>;
   readonly region: pulumi.Input<string>;
   readonly accountId: pulumi.Input<string>;
@@ -87,8 +89,8 @@ export function createEcsCluster(name: string, args: EcsAgentClusterArgs, parent
       service: "ecs-tasks.amazonaws.com",
       trustConditions: trust,
       // Nothing of the platform's: the agent reads its payload by a presigned URL and reports through the
-      // channel with its task's token. Model access is the only grant an agent role should ever get.
-      statements: [],
+      // channel with its task's token. Model access is the only grant an agent role holds.
+      statements: [bedrockInvokeStatement("AgentInvokeModels", args.models.allowed, args.region, args.accountId)],
     },
     parent,
   );
@@ -108,12 +110,13 @@ export function createEcsCluster(name: string, args: EcsAgentClusterArgs, parent
       containerDefinitions: pulumi.jsonStringify([
         {
           name: AGENT_CONTAINER,
-          image: args.image,
+          image: imageUri(args.image),
           essential: true,
           // Container-level memory too: some tooling (and moto) require it even on Fargate.
           memory: s.memory,
           environment: [
             { name: "AWS_REGION", value: args.region },
+            { name: "ANTHROPIC_MODEL", value: args.models.default },
           ],
           logConfiguration: {
             logDriver: "awslogs",

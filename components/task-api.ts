@@ -8,6 +8,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
 import { computeStatements, payloadStatement, tableStatement, type ComputeGrants, type TableArns } from "./iam";
 import { createHandlerFunction } from "./handler-function";
+import type { RepoCredentialSecrets } from "./repo-credentials";
 import { orchestratorExecutionStatements } from "./task-orchestrator";
 
 export const API_HANDLER = "runtime/api/lambda.ts";
@@ -28,6 +29,8 @@ export interface TaskApiArgs {
   /** Cancel stops compute directly: poll/stop rights only, never start. */
   readonly grants: ComputeGrants;
   readonly logRetentionDays: number;
+  /** The repository credential secrets: the API (the agent channel's credentials route) alone reads them. */
+  readonly credentialSecrets?: RepoCredentialSecrets;
 }
 
 export class TaskApi extends pulumi.ComponentResource {
@@ -61,10 +64,12 @@ export function createTaskApi(name: string, args: TaskApiArgs, parent: pulumi.Re
         // Cancel wakes the task's orchestrator (runtime/orchestrator/wake.ts).
         ...orchestratorExecutionStatements(args.orchestratorFunctionArn, { wake: true }),
         ...computeStatements(args.grants, false),
+        ...(args.credentialSecrets ? [args.credentialSecrets.readStatement()] : []),
       ],
     },
     parent,
   );
+  args.credentialSecrets?.restrictReadsTo([role.arn]);
   const api = args.api;
   const integration = new aws.apigatewayv2.Integration(
     `${name}-lambda`,

@@ -1,5 +1,5 @@
 import type { RuntimeConfig } from "./config";
-import { NO_REPO_CREDENTIALS, type RepoCredentialsProvider } from "./channel/credentials";
+import { configuredRepoCredentials, type RepoCredentialsProvider } from "./channel/credentials";
 import { createStrategy } from "./compute/resolve";
 import type { BackendType } from "./compute/handle";
 import type { ComputeStrategy } from "./compute/strategy";
@@ -23,7 +23,7 @@ export interface Runtime {
   readonly payloads: PayloadStore;
   readonly repos: RepoBlueprints;
   readonly leases: LeaseTable;
-  /** Repository credentials handed to agents through the channel (none by default). */
+  /** Repository credentials handed to agents through the channel (RuntimeConfig.credentials; none when unset). */
   readonly repoCredentials: RepoCredentialsProvider;
   /** Completes the durable callbacks orchestrators wait on (runtime/orchestrator/wake.ts). */
   readonly callbacks: DurableCallbacks;
@@ -63,7 +63,7 @@ export function createRuntime(config: RuntimeConfig, overrides: RuntimeOverrides
     get leases() {
       return (leases ??= new LeaseTable(config));
     },
-    repoCredentials: overrides.repoCredentials ?? NO_REPO_CREDENTIALS,
+    repoCredentials: overrides.repoCredentials ?? configuredRepoCredentials(config),
     get callbacks() {
       return (callbacks ??= new LambdaDurableCallbacks(config));
     },

@@ -61,7 +61,7 @@ export interface LocalPlatformOptions {
   /** argv of the agent process; the reference agent when omitted. */
   agentCommand?: string[];
   limits?: Partial<LimitsConfig>;
-  /** Repository credentials agents may fetch through the channel (none by default). */
+  /** Repository credentials agents may fetch through the channel (default: the operator's token from the environment, if any). */
   repoCredentials?: RepoCredentialsProvider;
   /** Seconds between reconciler passes; default LOCAL_RECONCILE_SECONDS. */
   reconcileSeconds?: number;
@@ -116,6 +116,8 @@ export function localRuntimeConfig(
       ...(options.agentCommand ? { command: options.agentCommand } : {}),
     },
     ...(options.channelUrl ? { agentChannel: { url: options.channelUrl } } : {}),
+    // The operator's own token (AGENT_COMPUTE_GIT_TOKEN or _FILE), when set, through the channel's credentials route.
+    credentials: { kind: "local" },
     limits: { ...DEFAULT_LIMITS, ...options.limits },
   });
 }
