@@ -23,7 +23,7 @@ export class AgentChannelClient {
 
   constructor(
     channel: AgentChannelRef,
-    private readonly taskId: string,
+    taskId: string,
     private readonly fetchImpl: Fetch = fetch,
   ) {
     this.base = `${channel.url.replace(/\/+$/, "")}/agent/v1/tasks/${encodeURIComponent(taskId)}`;

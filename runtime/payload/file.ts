@@ -8,7 +8,7 @@ import { checkTaskIdForPath, decodePayload, encodePayload, PAYLOAD_MAX_BYTES } f
 
 /**
  * Payloads as files `${dir}/${taskId}/payload.json` (mode 0600, folder 0700): the local backend's store. The URI
- * is the absolute path, which the agent reads as AGENT_PAYLOAD_URI.
+ * is the absolute path, which the agent is handed as AGENT_PAYLOAD_URL (agentLocator).
  */
 export class FilePayloadStore implements PayloadStore {
   readonly maxBytes = PAYLOAD_MAX_BYTES;
