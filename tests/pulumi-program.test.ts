@@ -193,7 +193,15 @@ describe("security settings of the built resources", function () {
       expect(t.inputs.serverSideEncryption.enabled).to.equal(true);
     }
     expect(r.one("aws:dynamodb/table:Table", "tables-tasks").inputs.ttl).to.deep.equal({ attributeName: "ttl", enabled: true });
-    expect(r.one("aws:dynamodb/table:Table", "tables-tasks").inputs.globalSecondaryIndexes.map((g: any) => g.name)).to.have.members(["by-user", "by-status"]);
+    const indexes = r.one("aws:dynamodb/table:Table", "tables-tasks").inputs.globalSecondaryIndexes;
+    expect(indexes.map((g: any) => g.name)).to.have.members(["by-user", "by-status", "by-user-waiting"]);
+    // The per-user queue index holds keys and status only: reading a user's queue reads small items.
+    expect(indexes.find((g: any) => g.name === "by-user-waiting")).to.deep.include({
+      hashKey: "user_id",
+      rangeKey: "waiting_since",
+      projectionType: "INCLUDE",
+      nonKeyAttributes: ["status", "created_at"],
+    });
   });
 
   it("ECS tasks are Fargate ARM64 in private subnets; the created VPC puts only NAT in public subnets", async () => {
@@ -203,7 +211,7 @@ describe("security settings of the built resources", function () {
     expect(td.inputs.requiresCompatibilities).to.deep.equal(["FARGATE"]);
     const env = JSON.parse(td.inputs.containerDefinitions)[0].environment.map((e: any) => e.name);
     // No table names: the agent knows the platform only through the channel URL inside its payload.
-    expect(env).to.deep.equal(["AWS_REGION"]);
+    expect(env).to.deep.equal(["AWS_REGION", "ANTHROPIC_MODEL"]);
     expect(r.one("aws:ecs/cluster:Cluster").inputs.settings).to.deep.include({ name: "containerInsights", value: "enabled" });
     const vpc = r.one("awsx:ec2:Vpc");
     expect(vpc.inputs.subnetSpecs.map((s: any) => s.type)).to.deep.equal(["Private", "Public"]);
