@@ -2,6 +2,7 @@
  * Fault injection: one fault per test, injected into a real orchestration (the local driver over the shared
  * workflow, real tables in moto, a scripted compute), then at most one reconciler pass. Each ends with nothing left:
  * no non-terminal task, no held slot, no BUSY lease of a finished task, no compute running for a finished task.
+ * Each test has its own user, so that its slot checks see only its own task.
  */
 import { expect } from "chai";
 import type { RuntimeConfig } from "../runtime/config";
@@ -14,7 +15,7 @@ import type { TaskStore } from "../runtime/ports";
 import type { Runtime } from "../runtime/runtime";
 import { isTerminal } from "../runtime/tasks/status";
 import { DynamoTaskStore } from "../runtime/tasks/store";
-import { agent, createTables, createTask, harness as baseHarness, testConfig, type FakeClock, type Harness, type PollScript } from "./orchestrator-fixtures";
+import { agent, createTables, createTask, harness as baseHarness, suffix, testConfig, type FakeClock, type Harness, type PollScript } from "./orchestrator-fixtures";
 import { DynamoEventLog } from "../runtime/tasks/events";
 import type { TaskEventLog } from "../runtime/ports";
 import type { RuntimeOverrides } from "../runtime/runtime";
@@ -106,7 +107,7 @@ describe("fault injection: every fault ends with nothing stranded after at most 
       if (!throttled) store.on = throttled = true; // from the next read on, every task-store call is throttled
       return { state: "RUNNING" };
     }, (clock) => ({ tasks: (store = new ThrottledStore(new DynamoTaskStore(config, { now: clock.now }))) }));
-    const task = await createTask(h.rt, { backend: "ecs", execution_arn: "arn:aws:lambda:us-east-1:123456789012:function:orch:1/durable-execution/t/1" });
+    const task = await createTask(h.rt, { user_id: `u-${suffix()}`, backend: "ecs", execution_arn: "arn:aws:lambda:us-east-1:123456789012:function:orch:1/durable-execution/t/1" });
     await orchestrate(h.rt, task.task_id);
     expect((await new DynamoTaskStore(config).get(task.task_id))!.status, "stranded by the fault").to.equal("RUNNING");
 
@@ -123,7 +124,7 @@ describe("fault injection: every fault ends with nothing stranded after at most 
   it("a step that fails for good ends the task FAILED naming the step, and finalizes it — no reconciler needed", async () => {
     // The start step saves the handle, then cannot write its dispatch event: the step throws (not a start error).
     const h = harness(config, "ecs", async () => ({ state: "RUNNING" }), (clock) => ({ events: new FailingDispatchEvents(new DynamoEventLog(config, { now: clock.now })) }));
-    const task = await createTask(h.rt, { backend: "ecs" });
+    const task = await createTask(h.rt, { user_id: `u-${suffix()}`, backend: "ecs" });
     await orchestrate(h.rt, task.task_id);
     const after = (await h.rt.tasks.get(task.task_id))!;
     expect(after.status).to.equal("FAILED");
@@ -134,7 +135,7 @@ describe("fault injection: every fault ends with nothing stranded after at most 
 
   it("the agent dies without a terminal write and the orchestrator is gone: failed, its compute stopped", async () => {
     const h = harness(config, "ecs", async () => ({ state: "RUNNING" }));
-    const task = await createTask(h.rt, { backend: "ecs" });
+    const task = await createTask(h.rt, { user_id: `u-${suffix()}`, backend: "ecs" });
     await h.rt.tasks.transition(task.task_id, "STARTING");
     await new ConcurrencySlots(config).claim(task.user_id, task.task_id, 10);
     await h.rt.tasks.update(task.task_id, { compute_type: "ecs", compute_metadata: { type: "ecs", cluster: "agents", taskArn: `arn:aws:ecs:us-east-1:123456789012:task/agents/${task.task_id}` } }, ["STARTING"]);
@@ -149,7 +150,7 @@ describe("fault injection: every fault ends with nothing stranded after at most 
 
   it("the agent hangs after its terminal write and finalize never ran: the reconciler stops it after the grace", async () => {
     const h = harness(config, "ecs", async () => ({ state: "RUNNING" }));
-    const task = await createTask(h.rt, { backend: "ecs" });
+    const task = await createTask(h.rt, { user_id: `u-${suffix()}`, backend: "ecs" });
     await h.rt.tasks.transition(task.task_id, "STARTING");
     await new ConcurrencySlots(config).claim(task.user_id, task.task_id, 10);
     await h.rt.tasks.update(task.task_id, { compute_type: "ecs", compute_metadata: { type: "ecs", cluster: "agents", taskArn: `arn:aws:ecs:us-east-1:123456789012:task/agents/${task.task_id}` } }, ["STARTING"]);
@@ -171,7 +172,7 @@ describe("fault injection: every fault ends with nothing stranded after at most 
 
   it("a heartbeat that stops while STARTING fails the task at once, though its orchestrator still runs", async () => {
     const h = harness(config, "ecs", async () => ({ state: "PENDING" }));
-    const task = await createTask(h.rt, { backend: "ecs" });
+    const task = await createTask(h.rt, { user_id: `u-${suffix()}`, backend: "ecs" });
     await h.rt.tasks.transition(task.task_id, "STARTING");
     await new ConcurrencySlots(config).claim(task.user_id, task.task_id, 10);
     await h.rt.tasks.update(task.task_id, { compute_type: "ecs", started_at: h.clock.now().toISOString(), compute_metadata: { type: "ecs", cluster: "agents", taskArn: `arn:aws:ecs:us-east-1:123456789012:task/agents/${task.task_id}` } }, ["STARTING"]);
@@ -196,7 +197,7 @@ describe("fault injection: every fault ends with nothing stranded after at most 
       }
       return { state: "EXITED", exitCode: 0 };
     });
-    const task = await createTask(h.rt, { backend: "ecs" });
+    const task = await createTask(h.rt, { user_id: `u-${suffix()}`, backend: "ecs" });
     const payloads = h.rt.payloads;
     const realDelete = payloads.delete.bind(payloads);
     payloads.delete = async () => {
@@ -214,7 +215,7 @@ describe("fault injection: every fault ends with nothing stranded after at most 
 
   it("cancel during an EC2 start leaves the lease to the start: the instance is not handed out while its command may land", async () => {
     const h = harness(config, "ecs", async () => ({ state: "RUNNING" }));
-    const task = await createTask(h.rt, { backend: "ec2", fleet: "default" });
+    const task = await createTask(h.rt, { user_id: `u-${suffix()}`, backend: "ec2", fleet: "default" });
     await h.rt.tasks.transition(task.task_id, "STARTING");
     let released = 0;
     const leases = h.rt.leases;
@@ -222,7 +223,7 @@ describe("fault injection: every fault ends with nothing stranded after at most 
       released++;
       return { released: true };
     };
-    await cancelTask(h.rt, task.task_id, { userId: "alice" });
+    await cancelTask(h.rt, task.task_id, { userId: task.user_id });
     expect(released, "cancel released the lease of a start still running").to.equal(0);
   });
 });
