@@ -130,7 +130,7 @@ const fleetManager = document
       region,
       accountId,
       logRetentionDays: config.logRetentionDays,
-  })
+    })
   : undefined;
 
 // 6. Alarms and the dashboard (docs/operations.md).
