@@ -6,8 +6,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
 import { BOOT_TAG, FLEET_TAG } from "../runtime/fleet/tags";
-import type { AgentImageRef, AgentModels } from "./agent-image";
-import { bedrockInvokeStatement, ecrPullStatements, policyDocument, assumeRolePolicy } from "./iam";
+import type { AgentImageRef } from "./agent-image";
+import { ecrPullStatements, policyDocument, assumeRolePolicy } from "./iam";
 import { egressHttpsOnly } from "./security-group";
 import type { FleetSettings } from "./config/types";
 
@@ -17,9 +17,6 @@ export interface Ec2AgentFleetArgs {
   readonly fleet: string;
   readonly settings: FleetSettings;
   readonly image: string | AgentImageRef;
-  readonly models: AgentModels;
-  readonly region: pulumi.Input<string>;
-  readonly accountId: pulumi.Input<string>;
   readonly vpcId: pulumi.Input<string>;
   readonly subnetIds: pulumi.Input<pulumi.Input<string>[]>;
   /** Instance boot script (plain text; encoded here). */
@@ -94,8 +91,6 @@ export function createFleet(name: string, args: Ec2AgentFleetArgs, parent: pulum
         // No task tables, no payloads: the SSM document fetches the payload by its presigned URL, and the agent
         // container (bridge network, IMDSv2 hop limit 1) cannot reach this role at all.
         ...ecrPullStatements("Instance", args.image),
-        // Bedrock for the host only: the agent container cannot reach these credentials (bridge network, IMDSv2 hop limit 1).
-        bedrockInvokeStatement("AgentInvokeModels", args.models.allowed, args.region, args.accountId),
       ]),
     },
     { parent },
