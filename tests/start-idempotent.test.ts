@@ -4,7 +4,7 @@
  * landed; RunTask/SendCommand-style starts get one retry on throttling and then fail cleanly.
  */
 import { expect } from "chai";
-import { BedrockAgentCoreClient, InvokeAgentRuntimeCommand, ThrottlingException, ValidationException } from "@aws-sdk/client-bedrock-agentcore";
+import { BedrockAgentCoreClient, InvokeAgentRuntimeCommand, StopRuntimeSessionCommand, ThrottlingException, ValidationException } from "@aws-sdk/client-bedrock-agentcore";
 import { mockClient, type AwsClientStub } from "aws-sdk-client-mock";
 import { Readable } from "node:stream";
 import { AgentCoreStrategy, sessionIdForTask } from "../runtime/compute/agentcore";
@@ -56,6 +56,24 @@ describe("idempotent starts", function () {
     expect(again.outcome === "started" && again.handle).to.deep.include({ type: "agentcore", sessionId: sessionIdForTask(taskId) });
     expect(invokes(), "InvokeAgentRuntime calls").to.equal(1);
     expect((await rt.tasks.get(taskId))!.compute_metadata).to.deep.include({ sessionId: sessionIdForTask(taskId) });
+  });
+
+  it("AgentCore: the orchestrator dies between the invocation and the handle write: finalize still stops that session", async () => {
+    const { rt, taskId } = await startingAgentCoreTask();
+    agentcore.on(InvokeAgentRuntimeCommand).resolves(ack());
+    agentcore.on(StopRuntimeSessionCommand).resolves({});
+    const update = rt.tasks.update.bind(rt.tasks);
+    rt.tasks.update = async (id, fields, whileIn) => {
+      if (fields.compute_metadata) throw new Error("the orchestrator died between dispatch and the handle write");
+      return update(id, fields, whileIn);
+    };
+    await startTask(rt, taskId).then(() => expect.fail("the start should have crashed"), () => undefined);
+    rt.tasks.update = update;
+    // The reconciler fails the task whose orchestrator is gone, and finalizes it.
+    await rt.tasks.transition(taskId, "FAILED", { error_message: "the task's orchestrator stopped running" });
+    await finalizeTask(rt, taskId, { stopRunningCompute: true });
+    const stops = agentcore.commandCalls(StopRuntimeSessionCommand).map((c) => c.args[0].input.runtimeSessionId);
+    expect(stops).to.deep.equal([sessionIdForTask(taskId)]);
   });
 
   it("AgentCore: an invocation whose outcome is unknown (a 503) is adopted, not sent again", async () => {
