@@ -184,11 +184,12 @@ export function buildProgram(io: { out: (t: string) => void; err: (t: string) =>
 
   program
     .command("demo")
-    .description("start the local platform, run one demo task with the reference agent to COMPLETED, and stop")
-    .option("--work-seconds <n>", "how long the demo agent works", numArg("--work-seconds"), 4)
-    .action(async (o: { workSeconds: number }) => {
+    .description("start the local platform, let the agent runner change a local git repository (a branch with a commit), print its diff stat, and stop")
+    .addOption(new Option("--driver <driver>", "the coding agent: the scripted stand-in, or Claude Code on Bedrock (your AWS credentials)").choices(["scripted", "claude"]).default("scripted"))
+    .option("--model <id>", "Bedrock model or inference profile for --driver claude")
+    .action(async (o: { driver: "scripted" | "claude"; model?: string }) => {
       const { runDemo } = await import("./demo");
-      const task = await runDemo({ workSeconds: o.workSeconds, out: io.out, tty: io.isTTY });
+      const task = await runDemo({ driver: o.driver, model: o.model, out: io.out, tty: io.isTTY });
       return watchExit(task);
     });
 

@@ -56,6 +56,11 @@ export function referenceAgentCommand(): string[] {
   return nodeEntryCommand(path.join(__dirname, "..", "agent", "reference-agent"));
 }
 
+/** The agent runner's argv (agent/: clone, coding agent, push, pull request), for local.command. */
+export function runnerCommand(): string[] {
+  return nodeEntryCommand(path.join(__dirname, "..", "..", "agent", "src", "main"));
+}
+
 export interface ExitRecord {
   code: number | null;
   signal: NodeJS.Signals | null;

@@ -60,6 +60,8 @@ export interface LocalPlatformOptions {
   pollSeconds?: number;
   /** argv of the agent process; the reference agent when omitted. */
   agentCommand?: string[];
+  /** Extra environment for the agent process (local.env), e.g. the runner's AGENT_DRIVER and git url rewrites. */
+  agentEnv?: Record<string, string>;
   limits?: Partial<LimitsConfig>;
   /** Repository credentials agents may fetch through the channel (default: the operator's token from the environment, if any). */
   repoCredentials?: RepoCredentialsProvider;
@@ -100,7 +102,7 @@ export function localUserName(): string {
 export function localRuntimeConfig(
   store: EmbeddedStore,
   stateDir: string,
-  options: { agentCommand?: string[]; heartbeatSeconds?: number; limits?: Partial<LimitsConfig>; channelUrl?: string } = {},
+  options: { agentCommand?: string[]; agentEnv?: Record<string, string>; heartbeatSeconds?: number; limits?: Partial<LimitsConfig>; channelUrl?: string } = {},
 ): RuntimeConfig {
   return checkRuntimeConfig({
     region: store.region,
@@ -112,7 +114,7 @@ export function localRuntimeConfig(
     local: {
       workDir: path.join(stateDir, "runs"),
       // A 2 s heartbeat by default (the contract's ceiling is 45 s) so a short local run shows its heartbeats.
-      env: { AGENT_HEARTBEAT_SECONDS: String(options.heartbeatSeconds ?? LOCAL_HEARTBEAT_SECONDS) },
+      env: { ...options.agentEnv, AGENT_HEARTBEAT_SECONDS: String(options.heartbeatSeconds ?? LOCAL_HEARTBEAT_SECONDS) },
       ...(options.agentCommand ? { command: options.agentCommand } : {}),
     },
     ...(options.channelUrl ? { agentChannel: { url: options.channelUrl } } : {}),
@@ -138,6 +140,7 @@ export async function startLocalPlatform(options: LocalPlatformOptions = {}): Pr
     cleanups.unshift(() => http.close());
     const config = localRuntimeConfig(store, stateDir, {
       agentCommand: options.agentCommand,
+      agentEnv: options.agentEnv,
       limits: { ...LOCAL_LIMITS, ...options.limits },
       channelUrl: http.url,
     });
