@@ -29,7 +29,7 @@ describe("fleet manager (moto)", () => {
     const asgName = `asg-${s}`;
     const config: RuntimeConfig = checkRuntimeConfig({
       region: "us-east-1",
-      tables: { tasks: `tasks-${s}`, events: `events-${s}`, leases: `leases-${s}`, concurrency: `c-${s}`, repos: `r-${s}` },
+      tables: { tasks: `tasks-${s}`, events: `events-${s}`, leases: `leases-${s}`, concurrency: `c-${s}`, repos: `r-${s}`, waiters: `w-${s}` },
       payload: { kind: "s3", bucket: `p-${s}` },
       defaultBackend: "ec2",
       enabledBackends: ["ec2"],
@@ -44,8 +44,8 @@ describe("fleet manager (moto)", () => {
       limits: {} as RuntimeConfig["limits"],
     });
     const ddb = awsClient(DynamoDBClient, {});
-    for (const key of ["tasks", "leases"] as const) {
-      await ddb.send(new CreateTableCommand(createTableInput(config.tables[key], TABLE_SCHEMAS[key])));
+    for (const key of ["tasks", "leases", "waiters"] as const) {
+      await ddb.send(new CreateTableCommand(createTableInput(config.tables[key]!, TABLE_SCHEMAS[key])));
     }
     const ec2 = awsClient(EC2Client, {});
     const imageId = (await ec2.send(new DescribeImagesCommand({}))).Images![0].ImageId!;
