@@ -2,19 +2,18 @@
  * The EC2 lease table, fleet sync and the tag/protection mirror against moto (real wire protocol):
  * DynamoDB conditional writes and transactions, EC2 tag filters, Auto Scaling scale-in protection.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { createServer } from "node:net";
 import {
   AutoScalingClient,
   CreateAutoScalingGroupCommand,
   DescribeAutoScalingGroupsCommand,
-  SetInstanceProtectionCommand,
 } from "@aws-sdk/client-auto-scaling";
 import { CreateTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import {
   CreateLaunchTemplateCommand,
   DescribeImagesCommand,
+  CreateTagsCommand,
   DescribeInstancesCommand,
   EC2Client,
   RunInstancesCommand,
@@ -29,6 +28,7 @@ import { LeaseTable, type Binding, type FleetHooks } from "../runtime/fleet/leas
 import { syncFleet } from "../runtime/fleet/sync";
 import { BOOT_TAG, FLEET_TAG, LEASE_TAG, TASK_ID_TAG } from "../runtime/fleet/tags";
 import { TABLE_SCHEMAS, createTableInput } from "../runtime/tables";
+import { startSerialMoto } from "./setup/serial-moto";
 
 const suffix = () => randomBytes(4).toString("hex");
 
@@ -83,41 +83,6 @@ async function tagsOf(instanceId: string): Promise<Record<string, string>> {
   const out = await awsClient(EC2Client, {}).send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }));
   const tags: Tag[] = out.Reservations![0].Instances![0].Tags ?? [];
   return Object.fromEntries(tags.map((t) => [t.Key!, t.Value!]));
-}
-
-/**
- * moto's threaded server applies DynamoDB conditional writes without a lock, so two requests racing on one item
- * can both pass their condition — an emulator defect (real DynamoDB checks and writes each item atomically) that
- * would make a race test measure moto instead of our claim. The race therefore runs against a second moto whose
- * server handles one request at a time: the 50 claims still interleave (each reads a stale candidate list and
- * must survive losing its conditional writes), but each write is atomic, as in DynamoDB.
- */
-async function startSerialMoto(): Promise<{ url: string; proc: ChildProcess }> {
-  const port = await new Promise<number>((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const p = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(p));
-    });
-  });
-  const code = [
-    "from werkzeug.serving import run_simple",
-    "from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app",
-    `run_simple("127.0.0.1", ${port}, DomainDispatcherApplication(create_backend_app), threaded=False)`,
-  ].join("\n");
-  const proc = spawn(process.env.PYTHON ?? "python3", ["-c", code], { stdio: "ignore" });
-  const url = `http://127.0.0.1:${port}`;
-  const until = Date.now() + 45_000;
-  for (;;) {
-    try {
-      if ((await fetch(`${url}/moto-api/data.json`)).ok) return { url, proc };
-    } catch {
-      /* not listening yet */
-    }
-    if (Date.now() > until) throw new Error(`serial moto server did not answer at ${url}`);
-    await new Promise((r) => setTimeout(r, 150));
-  }
 }
 
 /** A fleet of `count` instances that booted (boot=ready) and are registered. */
@@ -196,7 +161,7 @@ describe("EC2 lease table (moto)", () => {
       expect(await table.get(id)).to.include({ state: "READY" }).and.not.have.property("taskId");
       const tags = await tagsOf(id);
       expect(tags[LEASE_TAG]).to.equal("ready");
-      expect(tags).to.not.have.property(TASK_ID_TAG);
+      expect(tags[TASK_ID_TAG]).to.equal("");
     });
 
     it("a freed instance goes to the oldest waiter, whatever order they arrived in; a cancelled waiter leaves the queue", async () => {
@@ -232,21 +197,21 @@ describe("EC2 lease table (moto)", () => {
         await table.claimInstance(fleet, task, `2030-01-01T00:0${minute}:00.000Z`);
       }
       const [id] = await readyFleet(table, fleet, 1);
-      expect(await table.kick(fleet)).to.deep.equal({ dispatched: true, bound: ["early"] });
+      expect((await table.kick(fleet)).bound.map((b) => [b.taskId, b.instanceId])).to.deep.equal([["early", id]]);
       expect(told.map((b) => [b.taskId, b.instanceId, b.via])).to.deep.equal([["early", id, "dispatch"]]);
       expect(await table.leaseOfTask("early")).to.include({ instanceId: id });
       expect(await table.waiting("late")).to.include({ fleet });
     });
 
-    it("a bind whose scale-in protection fails is undone and the waiter gets the next instance", async () => {
+    it("a bind whose tag mirror fails is undone and the waiter gets the next instance", async () => {
       const fleet = `f${suffix()}`;
-      const config = fleetConfig({ [fleet]: { autoScalingGroupName: `asg-${suffix()}` } });
+      const config = fleetConfig({ [fleet]: {} });
       await createLeaseTable(config);
-      const asg = mockClient(AutoScalingClient);
+      const table = new LeaseTable(config);
+      const ids = await readyFleet(table, fleet, 2);
+      const ec2 = mockClient(EC2Client);
       try {
-        asg.on(SetInstanceProtectionCommand).rejectsOnce(new Error("throttled")).resolves({});
-        const table = new LeaseTable(config);
-        const ids = await readyFleet(table, fleet, 2);
+        ec2.on(CreateTagsCommand).rejectsOnce(new Error("throttled")).resolves({});
         const claim = await table.claimInstance(fleet, "t-mirror");
         expect(claim.ok, "moved on to the next candidate").to.equal(true);
         if (!claim.ok) return;
@@ -255,19 +220,24 @@ describe("EC2 lease table (moto)", () => {
         expect(await table.get(claim.lease.instanceId)).to.include({ state: "BUSY", taskId: "t-mirror" });
         expect(await table.waiting("t-mirror")).to.equal(undefined);
       } finally {
-        asg.restore();
+        ec2.restore();
       }
     });
 
     it("a claim whose every mirror fails leaves the task queued and every instance ready", async () => {
       const fleet = `f${suffix()}`;
-      // An Auto Scaling group that does not exist: SetInstanceProtection fails right after the bind.
-      const config = fleetConfig({ [fleet]: { autoScalingGroupName: `missing-asg-${suffix()}` } });
+      const config = fleetConfig({ [fleet]: {} });
       await createLeaseTable(config);
       const table = new LeaseTable(config);
       const [id] = await readyFleet(table, fleet, 1);
-      const claim = await table.claimInstance(fleet, "t-mirror");
-      expect(claim).to.deep.include({ ok: false, reason: "no-capacity" });
+      const ec2 = mockClient(EC2Client);
+      try {
+        ec2.on(CreateTagsCommand).rejects(new Error("UnauthorizedOperation"));
+        const claim = await table.claimInstance(fleet, "t-mirror");
+        expect(claim).to.deep.include({ ok: false, reason: "no-capacity" });
+      } finally {
+        ec2.restore();
+      }
       expect(await table.get(id)).to.include({ state: "READY" }).and.not.have.property("taskId");
       expect(await table.leaseOfTask("t-mirror")).to.equal(undefined);
       expect(await table.waiting("t-mirror")).to.include({ fleet });
@@ -412,7 +382,7 @@ describe("EC2 lease table (moto)", () => {
   });
 
   describe("scale-in protection mirror", () => {
-    it("a busy instance is protected from scale-in and loses the protection on release", async () => {
+    it("every registered instance is protected from scale-in, busy or idle: only the manager removes instances", async () => {
       const fleet = `f${suffix()}`;
       const asgName = `asg-${suffix()}`;
       const config = fleetConfig({ [fleet]: { autoScalingGroupName: asgName } });
@@ -443,13 +413,14 @@ describe("EC2 lease table (moto)", () => {
           .map((i) => i.InstanceId);
 
       const table = new LeaseTable(config);
+      expect(await protectedIds()).to.deep.equal([]);
       const sync = await syncFleet(config, fleet, table);
       expect(sync.registered).to.have.length(2);
+      expect((await protectedIds()).sort()).to.deep.equal([...sync.registered].sort());
       const claim = await table.claimInstance(fleet, "t1");
       if (!claim.ok) throw new Error("expected a claim");
-      expect(await protectedIds()).to.deep.equal([claim.lease.instanceId]);
       await table.releaseTask("t1");
-      expect(await protectedIds()).to.deep.equal([]);
+      expect((await protectedIds()).sort()).to.deep.equal([...sync.registered].sort());
     });
   });
 

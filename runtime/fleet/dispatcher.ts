@@ -6,8 +6,8 @@
  * holder releases the lock only if no kick arrived since it last looked, so no waiter is left unserved while an
  * instance is ready (no lost wake-up).
  *
- * Cost per kick: 1 call when someone else holds the lock, 2–3 to take and give back the lock, plus 2 Queries per
- * round of up to DISPATCH_BATCH pairs, plus the pairs' own transactions.
+ * Cost per kick: 2 calls when someone else holds the lock; otherwise 2 to take and give back the lock, plus
+ * 2 Queries per round of up to DISPATCH_BATCH pairs, plus one transaction and one tag write per pair.
  */
 import { randomUUID } from "node:crypto";
 import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
@@ -23,7 +23,7 @@ export const MAX_BINDS_PER_HOLDING = 500;
 
 export type BindOutcome =
   /** The instance now runs the waiter's task. */
-  | { kind: "bound" }
+  | { kind: "bound"; claimedAt: string }
   /** The instance is no longer ready (a stale index entry, or drained): try the next instance. */
   | { kind: "instance-taken" }
   /** The waiter is gone (bound by a release hand-over, or its task ended): try the next waiter. */
@@ -42,11 +42,17 @@ export interface DispatchTarget {
   bind(fleet: string, instanceId: string, waiter: Waiter, tell: boolean): Promise<BindOutcome>;
 }
 
+export interface Bound {
+  taskId: string;
+  instanceId: string;
+  claimedAt: string;
+}
+
 export interface KickResult {
   /** True when this call held the lock and dispatched. */
   dispatched: boolean;
-  /** Task ids this call bound to instances. */
-  bound: string[];
+  /** The tasks this call bound to instances. */
+  bound: Bound[];
 }
 
 function lockKey(fleet: string): string {
@@ -64,42 +70,37 @@ function isConditionalFailure(err: unknown): boolean {
 export async function kickDispatcher(target: DispatchTarget, fleet: string, self?: string): Promise<KickResult> {
   const key = { instance_id: lockKey(fleet) };
   const now = target.now().getTime();
-  // One call in the common contended case: count the kick and see whether a live holder exists.
-  const seen = (
-    await target.db.send(
-      new UpdateCommand({
-        TableName: target.leasesTableName,
-        Key: key,
-        UpdateExpression: "SET kind = :kind ADD kicks :one",
-        ExpressionAttributeValues: { ":kind": "dispatcher", ":one": 1 },
-        ReturnValues: "ALL_NEW",
-      }),
-    )
-  ).Attributes as { holder?: string; until?: number; kicks: number };
-  if (seen.holder && (seen.until ?? 0) > now) return { dispatched: false, bound: [] };
-
   const me = randomUUID();
   let kicks: number;
   try {
+    // One call when nobody dispatches: take the lock and count the kick together.
     const taken = await target.db.send(
       new UpdateCommand({
         TableName: target.leasesTableName,
         Key: key,
-        UpdateExpression: "SET holder = :me, #until = :until",
+        UpdateExpression: "SET kind = :kind, holder = :me, #until = :until ADD kicks :one",
         ConditionExpression: "attribute_not_exists(holder) OR #until < :now",
         ExpressionAttributeNames: { "#until": "until" },
-        ExpressionAttributeValues: { ":me": me, ":until": now + DISPATCH_LOCK_MS, ":now": now },
+        ExpressionAttributeValues: { ":kind": "dispatcher", ":me": me, ":until": now + DISPATCH_LOCK_MS, ":now": now, ":one": 1 },
         ReturnValues: "ALL_NEW",
       }),
     );
     kicks = (taken.Attributes as { kicks: number }).kicks;
   } catch (err) {
-    // Someone took it between our two calls: our kick is counted, so they will dispatch for us.
-    if (isConditionalFailure(err)) return { dispatched: false, bound: [] };
-    throw err;
+    if (!isConditionalFailure(err)) throw err;
+    // Someone dispatches: count our kick, so that they look again before they let go (two calls in all).
+    await target.db.send(
+      new UpdateCommand({
+        TableName: target.leasesTableName,
+        Key: key,
+        UpdateExpression: "ADD kicks :one",
+        ExpressionAttributeValues: { ":one": 1 },
+      }),
+    );
+    return { dispatched: false, bound: [] };
   }
 
-  const bound: string[] = [];
+  const bound: Bound[] = [];
   try {
     for (;;) {
       bound.push(...(await dispatchRounds(target, fleet, MAX_BINDS_PER_HOLDING - bound.length, self)));
@@ -153,8 +154,8 @@ async function giveUp(target: DispatchTarget, key: Record<string, string>, me: s
 }
 
 /** Pair oldest waiters with ready instances until one of the two runs out (or `budget` pairs were made). */
-async function dispatchRounds(target: DispatchTarget, fleet: string, budget: number, self: string | undefined): Promise<string[]> {
-  const bound: string[] = [];
+async function dispatchRounds(target: DispatchTarget, fleet: string, budget: number, self: string | undefined): Promise<Bound[]> {
+  const bound: Bound[] = [];
   // Instances bound or refused in this holding: the by-fleet-state index may still list them as ready for a moment.
   const skip = new Set<string>();
   while (bound.length < budget) {
@@ -168,7 +169,7 @@ async function dispatchRounds(target: DispatchTarget, fleet: string, budget: num
     while (w < waiters.length && c < candidates.length && bound.length < budget) {
       const outcome = await target.bind(fleet, candidates[c], waiters[w], waiters[w].taskId !== self);
       if (outcome.kind === "bound") {
-        bound.push(waiters[w].taskId);
+        bound.push({ taskId: waiters[w].taskId, instanceId: candidates[c], claimedAt: outcome.claimedAt });
         skip.add(candidates[c]);
         w++;
         c++;
@@ -183,6 +184,9 @@ async function dispatchRounds(target: DispatchTarget, fleet: string, budget: num
       }
     }
     if (!progress) break;
+    // Everything that was waiting got an instance, or every ready instance was offered: nothing is left to pair
+    // as of these reads, and anything newer kicked the lock, which makes the holder look again.
+    if ((w === waiters.length && waiters.length < DISPATCH_BATCH) || (c === candidates.length && candidates.length < DISPATCH_BATCH)) break;
   }
   return bound;
 }

@@ -22,7 +22,7 @@
  */
 import { AutoScalingClient, SetInstanceProtectionCommand } from "@aws-sdk/client-auto-scaling";
 import { ConditionalCheckFailedException, DynamoDBClient, TransactionCanceledException } from "@aws-sdk/client-dynamodb";
-import { CreateTagsCommand, DeleteTagsCommand, DescribeInstancesCommand, EC2Client, type Instance } from "@aws-sdk/client-ec2";
+import { CreateTagsCommand, DescribeInstancesCommand, EC2Client, type Instance } from "@aws-sdk/client-ec2";
 import {
   DynamoDBDocumentClient,
   GetCommand,
@@ -87,6 +87,8 @@ export interface Binding {
   taskId: string;
   instanceId: string;
   position: string;
+  /** When the bind was written (this process's clock). */
+  claimedAt: string;
   /** How the binding happened. */
   via: "dispatch" | "hand-over";
 }
@@ -271,6 +273,8 @@ export class LeaseTable {
       registered_at: this.now().toISOString(),
       task_count: 0,
     };
+    // Protected before it is capacity: a failure here leaves it unregistered, and the next sync tries again.
+    await this.protect(fleet, [instanceId], true);
     try {
       await this.db.send(
         new PutCommand({ TableName: this.leasesTableName, Item: item, ConditionExpression: "attribute_not_exists(instance_id)" }),
@@ -292,19 +296,19 @@ export class LeaseTable {
    * becomes the fleet's dispatcher, the binds it makes for others).
    */
   async claimInstance(fleet: string, taskId: string, createdAt?: string): Promise<ClaimResult> {
-    let item = await this.taskItem(taskId);
-    if (item?.lease_instance_id) return { ok: true, lease: busyLeaseOf(item), resumed: true };
-    if (!item) {
-      item = await this.enqueue(fleet, taskId, waiterPosition(createdAt ?? this.now().toISOString(), taskId));
-      if (item.lease_instance_id) return { ok: true, lease: busyLeaseOf(item), resumed: true };
-    }
+    // Queue first: for a new task that is the only read or write before the kick; a task that is already queued
+    // or bound learns so from the refused write (and one read).
+    const { item, created } = await this.enqueue(fleet, taskId, waiterPosition(createdAt ?? this.now().toISOString(), taskId));
+    if (item.lease_instance_id) return { ok: true, lease: busyLeaseOf(item), resumed: true };
     const kicked: KickResult = await this.kick(item.fleet, taskId);
-    // Even when this call dispatched without binding us, a release may have handed us an instance meanwhile.
-    if (kicked.dispatched && !kicked.bound.includes(taskId)) {
-      return { ok: false, reason: "no-capacity", fleet: item.fleet, position: item.position };
+    const mine = kicked.bound.find((b) => b.taskId === taskId);
+    if (mine) {
+      return { ok: true, lease: { instanceId: mine.instanceId, fleet: item.fleet, state: "BUSY", taskId, claimedAt: mine.claimedAt }, resumed: !created };
+    } else if (!kicked.dispatched) {
+      // Someone else dispatches: they may have bound us already (or a release handed us an instance).
+      const after = await this.taskItem(taskId);
+      if (after?.lease_instance_id) return { ok: true, lease: busyLeaseOf(after), resumed: !created };
     }
-    const after = await this.taskItem(taskId);
-    if (after?.lease_instance_id) return { ok: true, lease: busyLeaseOf(after), resumed: false };
     return { ok: false, reason: "no-capacity", fleet: item.fleet, position: item.position };
   }
 
@@ -322,8 +326,8 @@ export class LeaseTable {
       .Item as TaskItem | undefined;
   }
 
-  /** Queue the task (its item + its waiter, one transaction); if a concurrent start queued it first, that item. */
-  private async enqueue(fleet: string, taskId: string, position: string): Promise<TaskItem> {
+  /** Queue the task (its item + its waiter, one transaction); if it is already queued or bound, its item as it is. */
+  private async enqueue(fleet: string, taskId: string, position: string): Promise<{ item: TaskItem; created: boolean }> {
     const enqueuedAt = this.now().toISOString();
     const item: TaskItem = { instance_id: taskKey(taskId), kind: "task", task_id: taskId, fleet, position, enqueued_at: enqueuedAt };
     const waiter: WaiterItem = { fleet, position, task_id: taskId, enqueued_at: enqueuedAt };
@@ -340,11 +344,12 @@ export class LeaseTable {
       const codes = cancellationCodes(err);
       if (!codes || codes[0] !== "ConditionalCheckFailed") throw err;
       const existing = await this.taskItem(taskId);
-      if (existing) return existing;
-      throw err;
+      if (existing) return { item: existing, created: false };
+      // Released between the refused write and the read: queue afresh.
+      return this.enqueue(fleet, taskId, position);
     }
     this.hooks.enqueued?.({ fleet, position, taskId, enqueuedAt });
-    return item;
+    return { item, created: true };
   }
 
   /** The dispatcher's reads and its one write per pair (see DispatchTarget). */
@@ -416,13 +421,13 @@ export class LeaseTable {
       return { kind: "instance-taken" };
     }
     try {
-      await this.mirrorBusy(fleet, instanceId, waiter.taskId, true);
+      await this.mirrorBusy(instanceId, waiter.taskId);
     } catch (err) {
       await this.unbind(fleet, instanceId, waiter, claimedAt).catch(() => undefined);
       return { kind: "mirror-failed", error: err as Error };
     }
-    if (tell) await this.tell({ fleet, taskId: waiter.taskId, instanceId, position: waiter.position, via: "dispatch" });
-    return { kind: "bound" };
+    if (tell) await this.tell({ fleet, taskId: waiter.taskId, instanceId, position: waiter.position, claimedAt, via: "dispatch" });
+    return { kind: "bound", claimedAt };
   }
 
   /** A waiter whose task item is gone or bound elsewhere: remove it so it is not offered an instance again. */
@@ -548,9 +553,9 @@ export class LeaseTable {
       if (handedTo) return { released: true, handedTo };
     }
     const to: LeaseState = current.state === "DRAINING" || retire ? "DRAINING" : "READY";
-    // The mirror goes first: once the lease says READY the dispatcher may bind and protect the instance, and a
-    // late "ready" mirror must not undo that.
-    await this.mirrorReady(instanceId, current.fleet);
+    // The mirror goes first: once the lease says READY the dispatcher may bind the instance, and a late "ready"
+    // mirror must not undo that.
+    await this.mirrorReady(instanceId);
     try {
       await this.db.send(
         new TransactWriteCommand({
@@ -587,7 +592,9 @@ export class LeaseTable {
       await this.forgetStaleTaskItem(taskId, instanceId);
       return { released: false };
     }
-    if (to === "READY") await this.kick(current.fleet);
+    // A task that queued after our hand-over read may have dispatched before the instance was READY: if anyone
+    // waits now, dispatch (a task queuing after this read finds the instance READY itself).
+    if (to === "READY" && (await this.oldestWaiters(current.fleet, 1)).length) await this.kick(current.fleet);
     return { released: true };
   }
 
@@ -643,12 +650,11 @@ export class LeaseTable {
         continue;
       }
       try {
-        // Still protected from the previous task: only the tags change.
-        await this.mirrorBusy(from.fleet, from.instanceId, waiter.taskId, false);
+        await this.mirrorBusy(from.instanceId, waiter.taskId);
       } catch {
         // The lease is the truth; the tag mirror is repaired by the next release or claim.
       }
-      await this.tell({ fleet: from.fleet, taskId: waiter.taskId, instanceId: from.instanceId, position: waiter.position, via: "hand-over" });
+      await this.tell({ fleet: from.fleet, taskId: waiter.taskId, instanceId: from.instanceId, position: waiter.position, claimedAt, via: "hand-over" });
       return waiter.taskId;
     }
     return undefined;
@@ -853,12 +859,23 @@ export class LeaseTable {
     return this.config.ec2?.fleets[fleet]?.autoScalingGroupName;
   }
 
-  /** Busy: tags say so, and (unless it already is) the Auto Scaling group may not pick this instance for a scale-in. */
-  private async mirrorBusy(fleet: string, instanceId: string, taskId: string, protect: boolean): Promise<void> {
+  /**
+   * Scale-in protection is set once, at registration, and taken off only by the manager just before it terminates
+   * a drained instance: so the group's own scale-in can never pick an instance, busy or not, and a claim or a
+   * release costs one tag write, not two Auto Scaling calls.
+   */
+  async protect(fleet: string, instanceIds: string[], on: boolean): Promise<void> {
     const asg = this.asgOf(fleet);
-    if (asg && protect) {
-      await this.autoscaling.send(new SetInstanceProtectionCommand({ AutoScalingGroupName: asg, InstanceIds: [instanceId], ProtectedFromScaleIn: true }));
+    if (!asg) return;
+    // SetInstanceProtection takes at most 50 instances per call.
+    for (let i = 0; i < instanceIds.length; i += 50) {
+      await this.autoscaling.send(
+        new SetInstanceProtectionCommand({ AutoScalingGroupName: asg, InstanceIds: instanceIds.slice(i, i + 50), ProtectedFromScaleIn: on }),
+      );
     }
+  }
+
+  private async mirrorBusy(instanceId: string, taskId: string): Promise<void> {
     await this.ec2.send(
       new CreateTagsCommand({
         Resources: [instanceId],
@@ -870,12 +887,16 @@ export class LeaseTable {
     );
   }
 
-  private async mirrorReady(instanceId: string, fleet: string): Promise<void> {
-    await this.ec2.send(new CreateTagsCommand({ Resources: [instanceId], Tags: [{ Key: LEASE_TAG, Value: LEASE_READY }] }));
-    await this.ec2.send(new DeleteTagsCommand({ Resources: [instanceId], Tags: [{ Key: TASK_ID_TAG }] }));
-    const asg = this.asgOf(fleet);
-    if (asg) {
-      await this.autoscaling.send(new SetInstanceProtectionCommand({ AutoScalingGroupName: asg, InstanceIds: [instanceId], ProtectedFromScaleIn: false }));
-    }
+  /** One write: the task-id tag is emptied rather than deleted. */
+  private async mirrorReady(instanceId: string): Promise<void> {
+    await this.ec2.send(
+      new CreateTagsCommand({
+        Resources: [instanceId],
+        Tags: [
+          { Key: LEASE_TAG, Value: LEASE_READY },
+          { Key: TASK_ID_TAG, Value: "" },
+        ],
+      }),
+    );
   }
 }

@@ -9,7 +9,7 @@ export const FLEET_TAG = "agent-compute:fleet";
 export const BOOT_TAG = "agent-compute:boot";
 /** Mirror of the lease: "ready" or "busy". The lease table is the truth; this is for people and IAM conditions. */
 export const LEASE_TAG = "agent-compute:lease";
-/** Mirror of the lease: the task the instance is running. Absent while ready. */
+/** Mirror of the lease: the task the instance is running. Empty while ready. */
 export const TASK_ID_TAG = "agent-compute:task-id";
 
 export const BOOT_READY = "ready";
