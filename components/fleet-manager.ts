@@ -41,7 +41,7 @@ export function createFleetManager(name: string, args: FleetManagerArgs, parent:
       memoryMiB: 256,
       logRetentionDays: args.logRetentionDays,
       statements: () => [
-        tableStatement("LeasesAndQueue", args.tableArns, ["leases", "tasks"], true),
+        tableStatement("LeasesAndQueue", args.tableArns, ["leases", "waiters", "tasks", "events"], true),
         {
           Sid: "ObserveFleets",
           Effect: "Allow",

@@ -50,6 +50,7 @@ export interface TableArns {
   leases: pulumi.Input<string>;
   concurrency: pulumi.Input<string>;
   repos: pulumi.Input<string>;
+  waiters: pulumi.Input<string>;
 }
 
 type TableKey = keyof TableArns;

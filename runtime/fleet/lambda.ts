@@ -1,38 +1,32 @@
 /**
- * The scheduled fleet manager (an EventBridge-scheduled Lambda): for each named fleet, register the instances
- * that finished booting and drop the ones that are gone, release leases whose task is finished or missing, then
- * set the Auto Scaling group's desired capacity from the demand.
+ * The fleet manager Lambda. Invoked every minute by a schedule, it runs a pass over every fleet every
+ * `passSeconds` (10 s by default) for most of the minute, so queue changes reach the group within one pass; it
+ * is also invoked by the groups' termination lifecycle events, which it handles at once.
+ * A pass (manager.ts): register booted instances, replace failed or late boots, repair leases and orphans in two
+ * phases, release leases of finished tasks, scale out by raising the desired capacity, scale in by draining idle
+ * instances and terminating them through the group, retire old instances.
  */
 import { Logger } from "@aws-lambda-powertools/logger";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { DynamoDBDocumentClient, GetCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
+import { DynamoDBDocumentClient, GetCommand } from "@aws-sdk/lib-dynamodb";
 import { awsClient } from "../aws/clients";
 import { loadRuntimeConfig, type RuntimeConfig } from "../config";
-import { TASKS_BY_STATUS_INDEX } from "../tables";
-import type { TaskRecord } from "../tasks/record";
+import { createMetrics } from "../metrics";
+import { DynamoEventLog } from "../tasks/store";
 import type { TaskStatus } from "../tasks/status";
 import { LeaseTable } from "./lease";
+import { handleTerminationHook, managePass, type ManagerDeps, type PassReport, type TerminationHookEvent } from "./manager";
 import { executeReconcile, planReconcile, type ReconcileOutcome } from "./reconcile";
-import { applyScaling, type ScalingOutcome } from "./scaling";
-import { syncFleet, type SyncResult } from "./sync";
 
-/** Statuses of a task that wants an instance and may not have one yet (QUEUED tasks wait for a user slot, not capacity). */
-const WAITING_STATUSES: readonly TaskStatus[] = ["SUBMITTED", "STARTING"];
-
-export interface FleetReport {
-  fleet: string;
-  sync: SyncResult;
+export interface FleetReport extends PassReport {
   reconcile: ReconcileOutcome;
-  scaling: ScalingOutcome;
 }
 
-function documents(config: RuntimeConfig): DynamoDBDocumentClient {
-  return DynamoDBDocumentClient.from(awsClient(DynamoDBClient, { region: config.region, endpoint: config.endpoints?.dynamodb }));
-}
+export type ManageOptions = Omit<ManagerDeps, "config" | "leases">;
 
 /** Task statuses by id (consistent reads); a task that does not exist maps to undefined. */
 async function readStatuses(config: RuntimeConfig, taskIds: readonly string[]): Promise<Map<string, TaskStatus | undefined>> {
-  const db = documents(config);
+  const db = DynamoDBDocumentClient.from(awsClient(DynamoDBClient, { region: config.region, endpoint: config.endpoints?.dynamodb }));
   const statuses = new Map<string, TaskStatus | undefined>();
   for (const taskId of new Set(taskIds)) {
     const out = await db.send(
@@ -43,71 +37,71 @@ async function readStatuses(config: RuntimeConfig, taskIds: readonly string[]): 
   return statuses;
 }
 
-/** Tasks of `fleet` that want an instance and hold none. */
-async function waitingTasks(config: RuntimeConfig, fleet: string, leasedTaskIds: ReadonlySet<string>): Promise<number> {
-  const db = documents(config);
-  let count = 0;
-  for (const status of WAITING_STATUSES) {
-    let start: Record<string, unknown> | undefined;
-    do {
-      const out = await db.send(
-        new QueryCommand({
-          TableName: config.tables.tasks,
-          IndexName: TASKS_BY_STATUS_INDEX,
-          KeyConditionExpression: "#s = :s",
-          ExpressionAttributeNames: { "#s": "status" },
-          ExpressionAttributeValues: { ":s": status },
-          ProjectionExpression: "task_id, backend, fleet",
-          ExclusiveStartKey: start,
-        }),
-      );
-      for (const t of (out.Items ?? []) as Pick<TaskRecord, "task_id" | "backend" | "fleet">[]) {
-        const taskFleet = t.fleet ?? config.ec2?.defaultFleet;
-        if (t.backend === "ec2" && taskFleet === fleet && !leasedTaskIds.has(t.task_id)) count++;
-      }
-      start = out.LastEvaluatedKey;
-    } while (start);
-  }
-  return count;
-}
-
 /** One pass over every fleet. Exported for tests and for running it by hand. */
-export async function manageFleets(config: RuntimeConfig, leases = new LeaseTable(config)): Promise<FleetReport[]> {
+export async function manageFleets(config: RuntimeConfig, leases = new LeaseTable(config), options: ManageOptions = {}): Promise<FleetReport[]> {
   const reports: FleetReport[] = [];
   for (const fleet of Object.keys(config.ec2?.fleets ?? {})) {
-    const sync = await syncFleet(config, fleet, leases);
-    const current = await leases.list(fleet);
-    const busy = current.filter((l) => l.state === "BUSY" && l.taskId);
+    // Leases still held by finished or vanished tasks go back first, so the pass sees them as capacity.
+    const busy = (await leases.list(fleet)).filter((l) => l.taskId);
     const statuses = await readStatuses(config, busy.map((l) => l.taskId!));
-    const reconcile = await executeReconcile(leases, planReconcile({ leases: current, tasks: statuses }));
-
-    const released = new Set(reconcile.released.map((r) => r.instanceId));
-    const stillBusy = busy.filter((l) => !released.has(l.instanceId));
-    const ready = current.length - stillBusy.length;
-    const queued = await waitingTasks(config, fleet, new Set(stillBusy.map((l) => l.taskId!)));
-    const scaling = await applyScaling(config, fleet, { queued, busyInstanceIds: stillBusy.map((l) => l.instanceId), ready });
-    reports.push({ fleet, sync, reconcile, scaling });
+    const reconcile = await executeReconcile(leases, planReconcile({ leases: busy, tasks: statuses }));
+    const pass = await managePass({ config, leases, ...options }, fleet);
+    reports.push({ ...pass, reconcile });
   }
   return reports;
 }
 
-export const handler = async (): Promise<FleetReport[]> => {
-  const logger = new Logger({ serviceName: "agent-compute-fleet" });
-  const config = loadRuntimeConfig();
-  const reports = await manageFleets(config);
-  for (const r of reports) {
-    for (const lost of r.sync.lostTasks) {
-      logger.warn("instance lost while running a task; the orchestrator will fail it", { fleet: r.fleet, ...lost });
+export interface LoopOptions extends ManageOptions {
+  /** Seconds between passes (default 10). */
+  passSeconds?: number;
+  /** Seconds of passes per invocation (default 50: the schedule invokes every minute, the timeout is 120 s). */
+  budgetSeconds?: number;
+  now?: () => number;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+/** Passes every `passSeconds` until the budget is spent; a pass that throws is logged and the loop goes on. */
+export async function manageFleetsFor(config: RuntimeConfig, leases: LeaseTable, options: LoopOptions = {}): Promise<FleetReport[][]> {
+  const now = options.now ?? Date.now;
+  const sleep = options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+  const passMs = (options.passSeconds ?? 10) * 1000;
+  const until = now() + (options.budgetSeconds ?? 50) * 1000;
+  const passes: FleetReport[][] = [];
+  for (;;) {
+    const started = now();
+    try {
+      passes.push(await manageFleets(config, leases, options));
+    } catch (err) {
+      options.log?.("fleet pass failed; the next pass tries again", { error: (err as Error).message });
     }
-    logger.info("fleet managed", {
-      fleet: r.fleet,
-      registered: r.sync.registered,
-      dropped: r.sync.dropped,
-      released: r.reconcile.released,
-      desired: r.scaling.desired,
-      previous: r.scaling.previous,
-      skipped: r.scaling.skipped,
-    });
+    const next = started + passMs;
+    if (next >= until) return passes;
+    await sleep(Math.max(0, next - now()));
   }
-  return reports;
+}
+
+interface LifecycleEvent {
+  "detail-type"?: string;
+  detail?: TerminationHookEvent;
+}
+
+export const handler = async (event?: LifecycleEvent): Promise<unknown> => {
+  const logger = new Logger({ serviceName: "agent-compute-fleet" });
+  const metrics = createMetrics("agent-compute-fleet");
+  const config = loadRuntimeConfig();
+  const leases = new LeaseTable(config);
+  const options: LoopOptions = { events: new DynamoEventLog(config), metrics, log: (message, fields) => logger.info(message, fields) };
+  try {
+    if (event?.["detail-type"] === "EC2 Instance-terminate Lifecycle Action" && event.detail) {
+      return await handleTerminationHook({ config, leases, ...options }, event.detail);
+    }
+    const passes = await manageFleetsFor(config, leases, options);
+    const last = passes[passes.length - 1] ?? [];
+    for (const r of last) {
+      logger.info("fleet managed", { fleet: r.fleet, actions: r.actions.length, registered: r.registered, lost: r.lostTasks, failures: r.failures, capacityError: r.capacityError });
+    }
+    return { passes: passes.length };
+  } finally {
+    metrics.flush();
+  }
 };

@@ -20,3 +20,5 @@ export const LEASE_BUSY = "busy";
 /** Fleet names appear in tag values, lease keys and the boot script: keep them plain. */
 export const FLEET_NAME_PATTERN = /^[a-z][a-z0-9-]{0,31}$/;
 export const INSTANCE_ID_PATTERN = /^i-[0-9a-f]{8,17}$/;
+/** Set by the fleet manager on a fleet instance found outside its group: the time it was first seen so. */
+export const ORPHAN_TAG = "agent-compute:orphan-since";
