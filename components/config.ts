@@ -4,7 +4,7 @@
  * (pulumi.InputPropertiesError), not halfway through an update.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { DEFAULT_LIMITS, POLL_INTERVAL_BOUNDS } from "../runtime/config";
+import { DEFAULT_LIMITS, FLEET_DEFAULTS, POLL_INTERVAL_BOUNDS } from "../runtime/config";
 import { AGENT_TASK_DOCUMENT_PARAMETERS } from "../runtime/fleet/document";
 
 export const PROJECT = "agent-compute";
@@ -27,8 +27,16 @@ export interface FleetSettings {
   warmBuffer: number;
   rootVolumeGiB: number;
   spot: boolean;
+  /** Further instance types a Spot fleet may launch (same architecture), for capacity-optimized allocation. */
+  spotInstanceTypes: string[];
   /** SSM parameter the launch template resolves the AMI from at launch (always the latest patched image). */
   amiParameter: string;
+  /** Seconds an instance may take to report boot=ready before it is marked unhealthy and replaced. */
+  readyDeadlineSeconds: number;
+  /** Seconds after which an idle instance is drained and replaced. */
+  maxInstanceLifetimeSeconds: number;
+  /** Tasks after which an instance is drained and replaced; undefined = unlimited. */
+  maxTasksPerInstance?: number;
 }
 
 export interface RepoSettings {
@@ -93,6 +101,9 @@ export const DEFAULT_FLEET: Omit<FleetSettings, "architecture" | "gpu" | "amiPar
   warmBuffer: 1,
   rootVolumeGiB: 100,
   spot: false,
+  spotInstanceTypes: [],
+  readyDeadlineSeconds: FLEET_DEFAULTS.readyDeadlineSeconds,
+  maxInstanceLifetimeSeconds: FLEET_DEFAULTS.maxInstanceLifetimeSeconds,
 };
 
 export const DEFAULTS = {
@@ -141,7 +152,19 @@ export const CONFIG_KEYS = {
 export type ConfigKey = keyof typeof CONFIG_KEYS;
 export type RawConfig = Partial<Record<string, unknown>>;
 
-const FLEET_KEYS = ["instanceType", "minSize", "maxSize", "warmBuffer", "rootVolumeGiB", "spot", "amiParameter"];
+const FLEET_KEYS = [
+  "instanceType",
+  "minSize",
+  "maxSize",
+  "warmBuffer",
+  "rootVolumeGiB",
+  "spot",
+  "spotInstanceTypes",
+  "amiParameter",
+  "readyDeadlineSeconds",
+  "maxInstanceLifetimeSeconds",
+  "maxTasksPerInstance",
+];
 const REPO_KEYS = ["backend", "fleet", "model", "maxTurns", "maxBudgetUsd", "pollIntervalSeconds"];
 const ECS_KEYS = ["cpu", "memory", "fargateSpot", "ephemeralStorageGiB"];
 const AGENTCORE_KEYS = ["image", "networkMode", "idleTimeoutSeconds", "maxLifetimeSeconds"];
@@ -343,6 +366,23 @@ function validateFleet(p: Problems, name: string, raw: unknown): FleetSettings |
   const rootVolumeGiB = int(p, `${path}.rootVolumeGiB`, settings.rootVolumeGiB, DEFAULT_FLEET.rootVolumeGiB, 30, 16384);
   const spot = bool(p, `${path}.spot`, settings.spot, DEFAULT_FLEET.spot);
   const architecture = described?.architecture ?? "arm64";
+  const spotInstanceTypes: string[] = [];
+  if (settings.spotInstanceTypes !== undefined) {
+    if (!spot) p.add(`${path}.spotInstanceTypes`, "applies only to a Spot fleet (spot: true)");
+    if (!Array.isArray(settings.spotInstanceTypes)) {
+      p.add(`${path}.spotInstanceTypes`, "must be a list of instance types, e.g. [\"m7g.2xlarge\", \"m6g.xlarge\"]");
+    } else {
+      settings.spotInstanceTypes.forEach((t, i) => {
+        const d = typeof t === "string" ? describeInstanceType(t) : undefined;
+        if (!d) p.add(`${path}.spotInstanceTypes[${i}]`, `${JSON.stringify(t)} is not an EC2 instance type`);
+        else if (d.architecture !== architecture) p.add(`${path}.spotInstanceTypes[${i}]`, `'${t}' is ${d.architecture}; the fleet's instanceType ${instanceType} is ${architecture}`);
+        else if (t !== instanceType && !spotInstanceTypes.includes(t as string)) spotInstanceTypes.push(t as string);
+      });
+    }
+  }
+  const readyDeadlineSeconds = int(p, `${path}.readyDeadlineSeconds`, settings.readyDeadlineSeconds, DEFAULT_FLEET.readyDeadlineSeconds, 60, 7200);
+  const maxInstanceLifetimeSeconds = int(p, `${path}.maxInstanceLifetimeSeconds`, settings.maxInstanceLifetimeSeconds, DEFAULT_FLEET.maxInstanceLifetimeSeconds, 3600, 365 * 24 * 3600);
+  const maxTasksPerInstance = optionalNumber(p, `${path}.maxTasksPerInstance`, settings.maxTasksPerInstance, 1, 1_000_000, true);
   const gpu = described?.gpu ?? false;
   let amiParameter = defaultAmiParameter(architecture, gpu);
   if (settings.amiParameter !== undefined) {
@@ -350,7 +390,21 @@ function validateFleet(p: Problems, name: string, raw: unknown): FleetSettings |
     if (v !== undefined && !v.startsWith("/")) p.add(`${path}.amiParameter`, `must be an SSM parameter path starting with '/', got '${v}'`);
     else if (v !== undefined) amiParameter = v;
   }
-  return { instanceType, architecture, gpu, minSize, maxSize, warmBuffer, rootVolumeGiB, spot, amiParameter };
+  return {
+    instanceType,
+    architecture,
+    gpu,
+    minSize,
+    maxSize,
+    warmBuffer,
+    rootVolumeGiB,
+    spot,
+    spotInstanceTypes,
+    amiParameter,
+    readyDeadlineSeconds,
+    maxInstanceLifetimeSeconds,
+    ...(maxTasksPerInstance !== undefined ? { maxTasksPerInstance } : {}),
+  };
 }
 
 function validateFleets(p: Problems, raw: RawConfig, ec2Enabled: boolean): { fleets: Record<string, FleetSettings>; defaultFleet?: string } {

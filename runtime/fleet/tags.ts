@@ -22,3 +22,6 @@ export const FLEET_NAME_PATTERN = /^[a-z][a-z0-9-]{0,31}$/;
 export const INSTANCE_ID_PATTERN = /^i-[0-9a-f]{8,17}$/;
 /** Set by the fleet manager on a fleet instance found outside its group: the time it was first seen so. */
 export const ORPHAN_TAG = "agent-compute:orphan-since";
+
+/** The termination lifecycle hook every fleet group carries (hook names are per group, so one name serves all). */
+export const TERMINATION_HOOK_NAME = "agent-compute-terminating";
