@@ -5,7 +5,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
 import { ecrPullStatements, payloadStatement, roleWithPolicy, tableStatement, type TableArns } from "./iam";
 import { egressHttpsOnly } from "./security-group";
-import type { AgentCoreSettings } from "./config";
+import type { AgentCoreSettings } from "./config/types";
 
 export interface AgentCoreRuntimeArgs {
   readonly settings: AgentCoreSettings;

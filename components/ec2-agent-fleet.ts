@@ -8,7 +8,7 @@ import * as aws from "@pulumi/aws";
 import { BOOT_TAG, FLEET_TAG, TERMINATION_HOOK_NAME } from "../runtime/fleet/tags";
 import { ecrPullStatements, payloadStatement, tableStatement, policyDocument, assumeRolePolicy, type TableArns } from "./iam";
 import { egressHttpsOnly } from "./security-group";
-import type { FleetSettings } from "./config";
+import type { FleetSettings } from "./config/types";
 
 export const SSM_MANAGED_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore";
 /** 30–7,200 s allowed. Long enough for the manager to drain the lease and the orchestrator to re-queue the task. */

@@ -6,7 +6,8 @@ import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
 import { ecrPullStatements, logsStatement, payloadStatement, roleWithPolicy, tableStatement, type TableArns } from "./iam";
 import { egressHttpsOnly } from "./security-group";
-import { FARGATE_SIZES, type EcsSettings } from "./config";
+import { FARGATE_SIZES } from "./config/aws-tables";
+import type { EcsSettings } from "./config/types";
 
 export const AGENT_CONTAINER = "agent";
 

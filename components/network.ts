@@ -4,7 +4,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as awsx from "@pulumi/awsx";
-import type { NetworkSettings } from "./config";
+import type { NetworkSettings } from "./config/types";
 
 export interface NetworkArgs {
   readonly settings: NetworkSettings;

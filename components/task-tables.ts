@@ -8,7 +8,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
 import { TABLE_SCHEMAS, type TableName } from "../runtime/tables";
 import { normalizeRepoUrl } from "../runtime/repos/blueprints";
-import type { RepoSettings } from "./config";
+import type { RepoSettings } from "./config/types";
 
 export interface TaskTablesArgs {
   readonly repos?: readonly RepoSettings[];

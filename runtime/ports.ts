@@ -1,6 +1,6 @@
 /**
- * The contracts between the parts of the runtime. Implementations: tasks/store.ts (DynamoDB task store and
- * event log), payload/ (S3 and local-file payload stores), fleet/lease.ts (EC2 lease table).
+ * The contracts between the parts of the runtime and their stores. Implementations: tasks/store.ts (DynamoDB
+ * task store), tasks/events.ts (DynamoDB event log), payload/ (S3 and local-file payload stores).
  */
 import type { TaskEvent, TaskEventType, TaskRecord, TaskResultFields } from "./tasks/record";
 import type { TaskStatus } from "./tasks/status";
@@ -32,12 +32,16 @@ export interface TaskStore {
   listByUser(userId: string, options?: PageRequest & { status?: TaskStatus }): Promise<Page<TaskRecord>>;
   /** Oldest first: QUEUED tasks are admitted first-in first-out from here. */
   listByStatus(status: TaskStatus, options?: PageRequest): Promise<Page<TaskRecord>>;
+  /** Every task in one status (optionally only one user's), oldest first, read page by page as iterated. */
+  eachInStatus(status: TaskStatus, options?: { userId?: string }): AsyncIterable<TaskRecord>;
 }
 
 export interface TaskEventLog {
   append(taskId: string, type: TaskEventType, message: string, extra?: { status?: TaskStatus; data?: Record<string, unknown> }): Promise<TaskEvent>;
   /** Oldest first (newest-last). */
   list(taskId: string, options?: PageRequest): Promise<Page<TaskEvent>>;
+  /** Every event of a task, oldest first, read page by page as iterated. */
+  each(taskId: string): AsyncIterable<TaskEvent>;
 }
 
 export interface PayloadStore {

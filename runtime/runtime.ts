@@ -6,7 +6,8 @@ import { LeaseTable } from "./fleet/lease";
 import { createPayloadStore } from "./payload";
 import type { PayloadStore, TaskEventLog, TaskStore } from "./ports";
 import { RepoBlueprints } from "./repos/blueprints";
-import { DynamoEventLog, DynamoTaskStore } from "./tasks/store";
+import { DynamoEventLog } from "./tasks/events";
+import { DynamoTaskStore } from "./tasks/store";
 
 /**
  * Everything a handler needs, wired from one config. Stores and strategies are created on first use, so a

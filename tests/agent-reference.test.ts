@@ -14,7 +14,8 @@ import { DEFAULT_LIMITS, type RuntimeConfig } from "../runtime/config";
 import { S3PayloadStore } from "../runtime/payload";
 import { ensureTables, type TableName } from "../runtime/tables";
 import type { TaskStatus } from "../runtime/tasks/status";
-import { DynamoEventLog, DynamoTaskStore } from "../runtime/tasks/store";
+import { DynamoEventLog } from "../runtime/tasks/events";
+import { DynamoTaskStore } from "../runtime/tasks/store";
 
 const fullEnv = {
   TASK_ID: "t1",

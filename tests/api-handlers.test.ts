@@ -1,5 +1,6 @@
 import { expect } from "chai";
-import { handleApiRequest, PROMPT_PREVIEW_CHARS, type ApiRequest } from "../runtime/api/handlers";
+import { handleApiRequest, type ApiRequest } from "../runtime/api/router";
+import { PROMPT_PREVIEW_CHARS } from "../runtime/api/submit";
 import { apiFixture, GOOD_SUBMIT, type ApiFixture } from "./api-helpers";
 
 const ALICE = "arn:aws:iam::111122223333:user/alice";

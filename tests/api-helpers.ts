@@ -8,7 +8,7 @@ import { promises as fs } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { DynamoDBClient, ScanCommand } from "@aws-sdk/client-dynamodb";
-import type { TaskDispatcher } from "../runtime/api/handlers";
+import type { TaskDispatcher } from "../runtime/api/router";
 import { awsClient } from "../runtime/aws/clients";
 import { DEFAULT_LIMITS, type RuntimeConfig } from "../runtime/config";
 import { createRuntime, type Runtime } from "../runtime/runtime";

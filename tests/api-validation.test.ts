@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { handleApiRequest } from "../runtime/api/handlers";
+import { handleApiRequest } from "../runtime/api/router";
 import {
   PROMPT_MAX_BYTES,
   ValidationError,

@@ -12,7 +12,8 @@ import { localRuntimeConfig } from "../runtime/local/platform";
 import { FilePayloadStore } from "../runtime/payload";
 import type { AgentPayload } from "../runtime/ports";
 import type { TaskRecord } from "../runtime/tasks/record";
-import { DynamoEventLog, DynamoTaskStore } from "../runtime/tasks/store";
+import { DynamoEventLog } from "../runtime/tasks/events";
+import { DynamoTaskStore } from "../runtime/tasks/store";
 
 /** Wait for a real child process; these tests run real agents, so real time passes (briefly). */
 async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, withinMs = 20_000): Promise<T> {

@@ -5,7 +5,8 @@ import { DEFAULT_LIMITS, type RuntimeConfig } from "../runtime/config";
 import { IllegalTransitionError } from "../runtime/errors";
 import { startEmbeddedStore, type EmbeddedStore } from "../runtime/local/embedded-store";
 import { TABLE_SCHEMAS, TASKS_BY_STATUS_INDEX } from "../runtime/tables";
-import { DynamoEventLog, DynamoTaskStore } from "../runtime/tasks/store";
+import { DynamoEventLog } from "../runtime/tasks/events";
+import { DynamoTaskStore } from "../runtime/tasks/store";
 
 describe("embedded store (in-process dynalite)", () => {
   let store: EmbeddedStore;

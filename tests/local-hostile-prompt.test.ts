@@ -10,7 +10,8 @@ import { startEmbeddedStore, type EmbeddedStore } from "../runtime/local/embedde
 import { localRuntimeConfig } from "../runtime/local/platform";
 import { FilePayloadStore } from "../runtime/payload";
 import type { TaskRecord } from "../runtime/tasks/record";
-import { DynamoEventLog, DynamoTaskStore } from "../runtime/tasks/store";
+import { DynamoEventLog } from "../runtime/tasks/events";
+import { DynamoTaskStore } from "../runtime/tasks/store";
 
 describe("local backend: a hostile prompt", function () {
   this.timeout(60_000);

@@ -16,7 +16,7 @@ import type { WorkflowResult } from "../runtime/orchestrator/workflow";
 import type { TaskEventLog } from "../runtime/ports";
 import type { RuntimeOverrides } from "../runtime/runtime";
 import type { TaskStatus } from "../runtime/tasks/status";
-import { DynamoEventLog } from "../runtime/tasks/store";
+import { DynamoEventLog } from "../runtime/tasks/events";
 import { agent, createTables, createTask, harness, testConfig, type Harness, type PollScript } from "./orchestrator-fixtures";
 
 const POLL = 30;
@@ -197,6 +197,7 @@ class CrashOnceAfterDispatch implements TaskEventLog {
     return this.inner.append(taskId, type, message, extra);
   };
   list: TaskEventLog["list"] = (taskId, options) => this.inner.list(taskId, options);
+  each: TaskEventLog["each"] = (taskId) => this.inner.each(taskId);
 }
 
 describe("durable orchestrator on every backend (LocalDurableTestRunner)", function () {

@@ -119,7 +119,7 @@ describe("start step", function () {
     // createTask always writes a payload; remove it to model a record created without one.
     await h.rt.payloads.delete(task.payload_uri!);
     const { UpdateCommand } = await import("@aws-sdk/lib-dynamodb");
-    const { documentClient } = await import("../runtime/tasks/store");
+    const { documentClient } = await import("../runtime/aws/dynamodb");
     await documentClient(config).send(
       new UpdateCommand({ TableName: config.tables.tasks, Key: { task_id: task.task_id }, UpdateExpression: "REMOVE payload_uri" }),
     );
@@ -150,7 +150,7 @@ describe("start step", function () {
     });
     const task = await createTask(harness(config, "local", async () => ({ state: "RUNNING" })).rt, { backend: "ec2" });
     const { UpdateCommand } = await import("@aws-sdk/lib-dynamodb");
-    const { documentClient } = await import("../runtime/tasks/store");
+    const { documentClient } = await import("../runtime/aws/dynamodb");
     await documentClient(config).send(
       new UpdateCommand({ TableName: config.tables.tasks, Key: { task_id: task.task_id }, UpdateExpression: "REMOVE payload_uri" }),
     );

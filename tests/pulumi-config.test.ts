@@ -2,7 +2,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { expect } from "chai";
 import * as pulumi from "@pulumi/pulumi";
-import { readRawConfig, validateStackConfig, type RawConfig } from "../components/config";
+import { readRawConfig, validateStackConfig } from "../components/config";
+import type { RawConfig } from "../components/config/types";
 import { IMAGE, ROOT, runProgram } from "./pulumi-mocks";
 
 function problems(raw: RawConfig): string[] {

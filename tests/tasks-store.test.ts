@@ -7,14 +7,9 @@ import { IllegalTransitionError, TaskExistsError } from "../runtime/errors";
 import { ensureTables, type TableName } from "../runtime/tables";
 import type { TaskRecord } from "../runtime/tasks/record";
 import { TASK_STATUSES, TRANSITIONS, type TaskStatus } from "../runtime/tasks/status";
-import {
-  decodePageToken,
-  DynamoEventLog,
-  DynamoTaskStore,
-  EventIdGenerator,
-  InvalidPageTokenError,
-  TaskNotInStatusError,
-} from "../runtime/tasks/store";
+import { DynamoEventLog, EventIdGenerator } from "../runtime/tasks/events";
+import { decodePageToken, InvalidPageTokenError } from "../runtime/tasks/paging";
+import { DynamoTaskStore, TaskNotInStatusError } from "../runtime/tasks/store";
 
 const suffix = randomBytes(4).toString("hex");
 const tables: Record<TableName, string> = {

@@ -15,7 +15,8 @@ import { IllegalTransitionError } from "../errors";
 import { readPayload } from "../payload";
 import type { AgentPayload, TaskEventLog, TaskStore } from "../ports";
 import { isTerminal, type TaskStatus } from "../tasks/status";
-import { DynamoEventLog, DynamoTaskStore } from "../tasks/store";
+import { DynamoEventLog } from "../tasks/events";
+import { DynamoTaskStore } from "../tasks/store";
 
 /** Exit codes of the reference agent (an agent's own failures use any other non-zero code). */
 export const EXIT = {

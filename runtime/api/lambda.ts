@@ -7,7 +7,7 @@
  * later ones in the same execution environment.
  */
 import type { Runtime } from "../runtime";
-import type { ApiResponse, TaskDispatcher } from "./handlers";
+import type { ApiResponse, TaskDispatcher } from "./router";
 
 /** The subset of the v2 event this adapter reads. */
 export interface HttpApiEventV2 {
@@ -46,7 +46,7 @@ export function createLambdaHandler(load: () => Promise<ApiDependencies>) {
       throw err;
     });
     const { runtime, dispatcher } = await deps;
-    const { handleApiRequest } = await import("./handlers");
+    const { handleApiRequest } = await import("./router");
     return handleApiRequest(runtime, dispatcher, {
       method: event.requestContext?.http?.method ?? "GET",
       path: stripStage(event.rawPath ?? event.requestContext?.http?.path ?? "/", event.requestContext?.stage),

@@ -7,12 +7,11 @@
  * instances and terminating them through the group, retire old instances.
  */
 import { Logger } from "@aws-lambda-powertools/logger";
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { DynamoDBDocumentClient, GetCommand } from "@aws-sdk/lib-dynamodb";
-import { awsClient } from "../aws/clients";
 import { loadRuntimeConfig, type RuntimeConfig } from "../config";
+import type { TaskStore } from "../ports";
 import { createMetrics } from "../metrics";
-import { DynamoEventLog } from "../tasks/store";
+import { DynamoEventLog } from "../tasks/events";
+import { DynamoTaskStore } from "../tasks/store";
 import type { TaskStatus } from "../tasks/status";
 import { LeaseTable } from "./lease";
 import { handleTerminationHook, managePass, type ManagerDeps, type PassReport, type TerminationHookEvent } from "./manager";
@@ -22,18 +21,12 @@ export interface FleetReport extends PassReport {
   reconcile: ReconcileOutcome;
 }
 
-export type ManageOptions = Omit<ManagerDeps, "config" | "leases">;
+export type ManageOptions = Omit<ManagerDeps, "config" | "leases"> & { tasks?: TaskStore };
 
 /** Task statuses by id (consistent reads); a task that does not exist maps to undefined. */
-async function readStatuses(config: RuntimeConfig, taskIds: readonly string[]): Promise<Map<string, TaskStatus | undefined>> {
-  const db = DynamoDBDocumentClient.from(awsClient(DynamoDBClient, { region: config.region, endpoint: config.endpoints?.dynamodb }));
+async function readStatuses(tasks: TaskStore, taskIds: readonly string[]): Promise<Map<string, TaskStatus | undefined>> {
   const statuses = new Map<string, TaskStatus | undefined>();
-  for (const taskId of new Set(taskIds)) {
-    const out = await db.send(
-      new GetCommand({ TableName: config.tables.tasks, Key: { task_id: taskId }, ProjectionExpression: "#s", ExpressionAttributeNames: { "#s": "status" }, ConsistentRead: true }),
-    );
-    statuses.set(taskId, out.Item?.status as TaskStatus | undefined);
-  }
+  for (const taskId of new Set(taskIds)) statuses.set(taskId, (await tasks.get(taskId))?.status);
   return statuses;
 }
 
@@ -43,7 +36,7 @@ export async function manageFleets(config: RuntimeConfig, leases = new LeaseTabl
   for (const fleet of Object.keys(config.ec2?.fleets ?? {})) {
     // Leases still held by finished or vanished tasks go back first, so the pass sees them as capacity.
     const busy = (await leases.list(fleet)).filter((l) => l.taskId);
-    const statuses = await readStatuses(config, busy.map((l) => l.taskId!));
+    const statuses = await readStatuses(options.tasks ?? new DynamoTaskStore(config), busy.map((l) => l.taskId!));
     const reconcile = await executeReconcile(leases, planReconcile({ leases: busy, tasks: statuses }));
     const pass = await managePass({ config, leases, ...options }, fleet);
     reports.push({ ...pass, reconcile });

@@ -20,24 +20,25 @@
  * dispatcher, and a released instance is handed straight to the oldest waiter in the release's own transaction.
  * The bound task is told through `hooks.bound` (the orchestrator's wake-up) instead of waiting for its next poll.
  */
-import { AutoScalingClient, SetInstanceProtectionCommand } from "@aws-sdk/client-auto-scaling";
-import { ConditionalCheckFailedException, DynamoDBClient, TransactionCanceledException } from "@aws-sdk/client-dynamodb";
-import { CreateTagsCommand, DescribeInstancesCommand, EC2Client, type Instance } from "@aws-sdk/client-ec2";
+import type { Instance } from "@aws-sdk/client-ec2";
 import {
-  DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
   QueryCommand,
   ScanCommand,
   TransactWriteCommand,
   UpdateCommand,
+  type DynamoDBDocumentClient,
 } from "@aws-sdk/lib-dynamodb";
-import { awsClient } from "../aws/clients";
+import { documentClient, isConditionalCheckFailed } from "../aws/dynamodb";
 import { FLEET_DEFAULTS, type RuntimeConfig } from "../config";
 import { LEASES_BY_FLEET_STATE_INDEX } from "../tables";
 import { kickDispatcher, type BindOutcome, type KickResult } from "./dispatcher";
-import { BOOT_READY, BOOT_TAG, FLEET_TAG, INSTANCE_ID_PATTERN, LEASE_BUSY, LEASE_READY, LEASE_TAG, TASK_ID_TAG } from "./tags";
+import { LeaseMirror, notReadyReason } from "./lease-mirror";
+import { INSTANCE_ID_PATTERN } from "./tags";
 import { oldestWaiters, waiterPosition, waitersTable, type Waiter, type WaiterItem } from "./waiters";
+
+export { notReadyReason };
 
 export type LeaseState = "READY" | "BUSY" | "DRAINING";
 export const LEASE_STATES: readonly LeaseState[] = ["READY", "BUSY", "DRAINING"];
@@ -56,8 +57,8 @@ export interface Lease {
   fleet: string;
   state: LeaseState;
   registeredAt: string;
-  /** Tasks this instance was bound to so far. */
-  taskCount: number;
+  /** Tasks this instance was bound to so far (0 when absent). */
+  taskCount?: number;
   taskId?: string;
   /** The SSM command sent for the task, once dispatched: a replayed start finds it here instead of sending again. */
   commandId?: string;
@@ -171,21 +172,6 @@ function busyLeaseOf(item: TaskItem): BusyLease {
   };
 }
 
-function tagValue(instance: Instance, key: string): string | undefined {
-  return instance.Tags?.find((t) => t.Key === key)?.Value;
-}
-
-/** Why an observed instance may not be registered in `fleet`, or undefined if it may. */
-export function notReadyReason(fleet: string, instance: Instance): string | undefined {
-  const id = instance.InstanceId ?? "(unknown instance)";
-  if (instance.State?.Name !== "running") return `instance ${id} is ${instance.State?.Name ?? "in an unknown state"}, not running`;
-  const instanceFleet = tagValue(instance, FLEET_TAG);
-  if (instanceFleet !== fleet) return `instance ${id} has ${FLEET_TAG}=${instanceFleet ?? "(none)"}, not ${fleet}`;
-  const boot = tagValue(instance, BOOT_TAG);
-  if (boot !== BOOT_READY) return `instance ${id} has ${BOOT_TAG}=${boot ?? "(none)"}; only ${BOOT_READY} instances take tasks`;
-  return undefined;
-}
-
 /**
  * Should an instance that just finished a task be retired instead of taking another? Pure: lifetime and task
  * count against the fleet's limits.
@@ -198,23 +184,18 @@ export function shouldRetire(
   const lifetime = limits.maxInstanceLifetimeSeconds ?? FLEET_DEFAULTS.maxInstanceLifetimeSeconds;
   const age = (now.getTime() - Date.parse(lease.registeredAt)) / 1000;
   if (Number.isFinite(age) && age >= lifetime) return "lifetime";
-  if (limits.maxTasksPerInstance !== undefined && lease.taskCount >= limits.maxTasksPerInstance) return "task-count";
+  if (limits.maxTasksPerInstance !== undefined && (lease.taskCount ?? 0) >= limits.maxTasksPerInstance) return "task-count";
   return undefined;
 }
 
-function isConditionalFailure(err: unknown): boolean {
-  return err instanceof ConditionalCheckFailedException || (err as { name?: string })?.name === "ConditionalCheckFailedException";
-}
-
 function cancellationCodes(err: unknown): string[] | undefined {
-  if (!(err instanceof TransactionCanceledException) && (err as { name?: string })?.name !== "TransactionCanceledException") {
-    return undefined;
-  }
-  return ((err as TransactionCanceledException).CancellationReasons ?? []).map((r) => r.Code ?? "None");
+  if ((err as { name?: string })?.name !== "TransactionCanceledException") return undefined;
+  return ((err as { CancellationReasons?: { Code?: string }[] }).CancellationReasons ?? []).map((r) => r.Code ?? "None");
 }
 
 export class LeaseTable {
   readonly leasesTableName: string;
+  private readonly mirror: LeaseMirror;
 
   constructor(
     private readonly config: RuntimeConfig,
@@ -222,6 +203,7 @@ export class LeaseTable {
     private readonly hooks: FleetHooks = {},
   ) {
     this.leasesTableName = config.tables.leases;
+    this.mirror = new LeaseMirror(config);
   }
 
   now(): Date {
@@ -229,16 +211,7 @@ export class LeaseTable {
   }
 
   get db(): DynamoDBDocumentClient {
-    const base = awsClient(DynamoDBClient, { region: this.config.region, endpoint: this.config.endpoints?.dynamodb });
-    return DynamoDBDocumentClient.from(base, { marshallOptions: { removeUndefinedValues: true } });
-  }
-
-  private get ec2(): EC2Client {
-    return awsClient(EC2Client, { region: this.config.region });
-  }
-
-  private get autoscaling(): AutoScalingClient {
-    return awsClient(AutoScalingClient, { region: this.config.region });
+    return documentClient(this.config);
   }
 
   private get waitersTableName(): string {
@@ -257,8 +230,7 @@ export class LeaseTable {
     }
     let instance = observed;
     if (!instance || instance.InstanceId !== instanceId) {
-      const out = await this.ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }));
-      instance = out.Reservations?.flatMap((r) => r.Instances ?? []).find((i) => i.InstanceId === instanceId);
+      instance = await this.mirror.describe(instanceId);
       if (!instance) return { registered: false, reason: `instance ${instanceId} does not exist` };
     }
     const reason = notReadyReason(fleet, instance);
@@ -274,16 +246,16 @@ export class LeaseTable {
       task_count: 0,
     };
     // Protected before it is capacity: a failure here leaves it unregistered, and the next sync tries again.
-    await this.protect(fleet, [instanceId], true);
+    await this.mirror.protect(fleet, [instanceId], true);
     try {
       await this.db.send(
         new PutCommand({ TableName: this.leasesTableName, Item: item, ConditionExpression: "attribute_not_exists(instance_id)" }),
       );
     } catch (err) {
-      if (isConditionalFailure(err)) return { registered: true, created: false };
+      if (isConditionalCheckFailed(err)) return { registered: true, created: false };
       throw err;
     }
-    await this.ec2.send(new CreateTagsCommand({ Resources: [instanceId], Tags: [{ Key: LEASE_TAG, Value: LEASE_READY }] }));
+    await this.mirror.ready(instanceId);
     return { registered: true, created: true };
   }
 
@@ -421,7 +393,7 @@ export class LeaseTable {
       return { kind: "instance-taken" };
     }
     try {
-      await this.mirrorBusy(instanceId, waiter.taskId);
+      await this.mirror.busy(instanceId, waiter.taskId);
     } catch (err) {
       await this.unbind(fleet, instanceId, waiter, claimedAt).catch(() => undefined);
       return { kind: "mirror-failed", error: err as Error };
@@ -555,7 +527,7 @@ export class LeaseTable {
     const to: LeaseState = current.state === "DRAINING" || retire ? "DRAINING" : "READY";
     // The mirror goes first: once the lease says READY the dispatcher may bind the instance, and a late "ready"
     // mirror must not undo that.
-    await this.mirrorReady(instanceId);
+    await this.mirror.ready(instanceId);
     try {
       await this.db.send(
         new TransactWriteCommand({
@@ -650,7 +622,7 @@ export class LeaseTable {
         continue;
       }
       try {
-        await this.mirrorBusy(from.instanceId, waiter.taskId);
+        await this.mirror.busy(from.instanceId, waiter.taskId);
       } catch {
         // The lease is the truth; the tag mirror is repaired by the next release or claim.
       }
@@ -733,7 +705,7 @@ export class LeaseTable {
       );
       return true;
     } catch (err) {
-      if (isConditionalFailure(err)) return false;
+      if (isConditionalCheckFailed(err)) return false;
       throw err;
     }
   }
@@ -756,7 +728,7 @@ export class LeaseTable {
         }),
       );
     } catch (err) {
-      if (!isConditionalFailure(err)) throw err;
+      if (!isConditionalCheckFailed(err)) throw err;
     }
     return current;
   }
@@ -772,7 +744,7 @@ export class LeaseTable {
         ExpressionAttributeValues: { ":instance": "instance", ...(since ? { ":s": since } : {}) },
       }),
     ).catch((err) => {
-      if (!isConditionalFailure(err)) throw err;
+      if (!isConditionalCheckFailed(err)) throw err;
     });
   }
 
@@ -855,48 +827,8 @@ export class LeaseTable {
     return items.map(toLease).sort((a, b) => a.registeredAt.localeCompare(b.registeredAt) || a.instanceId.localeCompare(b.instanceId));
   }
 
-  private asgOf(fleet: string): string | undefined {
-    return this.config.ec2?.fleets[fleet]?.autoScalingGroupName;
-  }
-
-  /**
-   * Scale-in protection is set once, at registration, and taken off only by the manager just before it terminates
-   * a drained instance: so the group's own scale-in can never pick an instance, busy or not, and a claim or a
-   * release costs one tag write, not two Auto Scaling calls.
-   */
-  async protect(fleet: string, instanceIds: string[], on: boolean): Promise<void> {
-    const asg = this.asgOf(fleet);
-    if (!asg) return;
-    // SetInstanceProtection takes at most 50 instances per call.
-    for (let i = 0; i < instanceIds.length; i += 50) {
-      await this.autoscaling.send(
-        new SetInstanceProtectionCommand({ AutoScalingGroupName: asg, InstanceIds: instanceIds.slice(i, i + 50), ProtectedFromScaleIn: on }),
-      );
-    }
-  }
-
-  private async mirrorBusy(instanceId: string, taskId: string): Promise<void> {
-    await this.ec2.send(
-      new CreateTagsCommand({
-        Resources: [instanceId],
-        Tags: [
-          { Key: LEASE_TAG, Value: LEASE_BUSY },
-          { Key: TASK_ID_TAG, Value: taskId },
-        ],
-      }),
-    );
-  }
-
-  /** One write: the task-id tag is emptied rather than deleted. */
-  private async mirrorReady(instanceId: string): Promise<void> {
-    await this.ec2.send(
-      new CreateTagsCommand({
-        Resources: [instanceId],
-        Tags: [
-          { Key: LEASE_TAG, Value: LEASE_READY },
-          { Key: TASK_ID_TAG, Value: "" },
-        ],
-      }),
-    );
+  /** See LeaseMirror.protect: the manager takes protection off a drained instance just before terminating it. */
+  protect(fleet: string, instanceIds: string[], on: boolean): Promise<void> {
+    return this.mirror.protect(fleet, instanceIds, on);
   }
 }

@@ -4,7 +4,7 @@
  */
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { ApiRequest, ApiResponse } from "../api/handlers";
+import type { ApiRequest, ApiResponse } from "../api/http";
 
 /** A 1 MiB prompt JSON-escaped plus its context fits; larger bodies are refused before they are buffered. */
 export const MAX_BODY_BYTES = 4 * 1024 * 1024;

@@ -8,7 +8,7 @@
 import { promises as fs } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { handleApiRequest } from "../api/handlers";
+import { handleApiRequest } from "../api/router";
 import { checkRuntimeConfig, DEFAULT_LIMITS, type LimitsConfig, type RuntimeConfig } from "../config";
 import { createRuntime, type Runtime } from "../runtime";
 import { ACTIVE_STATUSES } from "../tasks/status";

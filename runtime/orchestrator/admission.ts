@@ -3,12 +3,9 @@
  * Over the cap it waits as QUEUED, and queued tasks are admitted first-in first-out: only the user's oldest
  * queued task may take a freed slot, and a new submission queues behind any task already waiting.
  */
-import { QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { IllegalTransitionError } from "../errors";
 import type { Runtime } from "../runtime";
-import { TASKS_BY_STATUS_INDEX } from "../tables";
 import type { TaskRecord } from "../tasks/record";
-import { documentClient } from "../tasks/store";
 import { isTerminal, type TaskStatus } from "../tasks/status";
 import { TaskNotFoundError } from "./errors";
 import { secondsSince } from "./load";
@@ -34,23 +31,7 @@ export function isFirstInLine(task: QueueKey, oldestQueued: QueueKey | undefined
 
 /** The user's oldest QUEUED task: the by-status index is ordered by created_at, and QUEUED is short. */
 export async function oldestQueuedOf(rt: Runtime, userId: string): Promise<TaskRecord | undefined> {
-  let start: Record<string, unknown> | undefined;
-  do {
-    const out = await documentClient(rt.config).send(
-      new QueryCommand({
-        TableName: rt.config.tables.tasks,
-        IndexName: TASKS_BY_STATUS_INDEX,
-        KeyConditionExpression: "#status = :q",
-        FilterExpression: "user_id = :u",
-        ExpressionAttributeNames: { "#status": "status" },
-        ExpressionAttributeValues: { ":q": "QUEUED", ":u": userId },
-        ScanIndexForward: true,
-        ExclusiveStartKey: start,
-      }),
-    );
-    if (out.Items?.length) return out.Items[0] as TaskRecord;
-    start = out.LastEvaluatedKey;
-  } while (start);
+  for await (const task of rt.tasks.eachInStatus("QUEUED", { userId })) return task;
   return undefined;
 }
 

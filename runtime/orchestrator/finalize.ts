@@ -65,12 +65,7 @@ async function stopLeftoverCompute(rt: Runtime, task: TaskRecord): Promise<void>
 }
 
 async function hasFinalEvent(rt: Runtime, taskId: string): Promise<boolean> {
-  let nextToken: string | undefined;
-  do {
-    const page = await rt.events.list(taskId, { limit: 200, nextToken });
-    if (page.items.some((e) => e.data?.final === true)) return true;
-    nextToken = page.nextToken;
-  } while (nextToken);
+  for await (const event of rt.events.each(taskId)) if (event.data?.final === true) return true;
   return false;
 }
 

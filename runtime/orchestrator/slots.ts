@@ -3,10 +3,9 @@
  * hold a slot. A set rather than a number makes claim and release idempotent, which a durable step needs —
  * a replayed claim finds its id already present instead of counting twice, a replayed release removes nothing.
  */
-import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
 import { GetCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { documentClient, isConditionalCheckFailed } from "../aws/dynamodb";
 import type { RuntimeConfig } from "../config";
-import { documentClient } from "../tasks/store";
 
 export class ConcurrencySlots {
   constructor(private readonly config: Pick<RuntimeConfig, "region" | "endpoints" | "tables">) {}
@@ -29,7 +28,7 @@ export class ConcurrencySlots {
       );
       return true;
     } catch (err) {
-      if (err instanceof ConditionalCheckFailedException) return false;
+      if (isConditionalCheckFailed(err)) return false;
       throw err;
     }
   }

@@ -4,9 +4,9 @@
  * blueprint gets the stack default (runtime/compute/resolve.ts decides).
  */
 import { GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
+import { documentClient } from "../aws/dynamodb";
 import { BACKEND_TYPES, isBackendType, type BackendType } from "../compute/handle";
 import { POLL_INTERVAL_BOUNDS, type RuntimeConfig } from "../config";
-import { documentClient } from "../tasks/store";
 
 export interface RepoBlueprint {
   /** Normalised (normalizeRepoUrl). */

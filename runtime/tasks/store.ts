@@ -1,23 +1,23 @@
 /**
- * The DynamoDB task store and task event log. Every status change is one conditional write whose condition is
+ * The DynamoDB task store. Every status change is one conditional write whose condition is
  * "the current status is one the transition table allows this move from", so two actors racing (orchestrator,
  * agent, cancel API) can never both win, and a refused write reports the status that actually stopped it.
  */
-import { ConditionalCheckFailedException, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import {
-  DynamoDBDocumentClient,
   GetCommand,
+  paginateQuery,
   PutCommand,
   QueryCommand,
   UpdateCommand,
   type QueryCommandInput,
 } from "@aws-sdk/lib-dynamodb";
-import { awsClient } from "../aws/clients";
+import { documentClient, isConditionalCheckFailed } from "../aws/dynamodb";
 import type { LimitsConfig, RuntimeConfig } from "../config";
 import { IllegalTransitionError, TaskExistsError } from "../errors";
-import type { Page, PageRequest, TaskEventLog, TaskStore } from "../ports";
+import type { Page, PageRequest, TaskStore } from "../ports";
 import { TASKS_BY_STATUS_INDEX, TASKS_BY_USER_INDEX } from "../tables";
-import type { TaskEvent, TaskEventType, TaskRecord, TaskResultFields } from "./record";
+import { decodePageToken, encodePageToken, pageLimit } from "./paging";
+import type { TaskRecord, TaskResultFields } from "./record";
 import { allowedPredecessors, isTaskStatus, isTerminal, type TaskStatus } from "./status";
 
 /** Statuses in which an agent may heartbeat. */
@@ -25,9 +25,6 @@ export const HEARTBEAT_STATUSES: readonly TaskStatus[] = ["STARTING", "RUNNING"]
 
 /** Attributes a caller may never set through `fields`: they are the key and the state machine itself. */
 const PROTECTED_FIELDS = new Set(["task_id", "status", "user_id", "created_at", "updated_at"]);
-
-const DEFAULT_PAGE_LIMIT = 50;
-const MAX_PAGE_LIMIT = 500;
 
 /** An update or heartbeat refused because the task was not in one of the statuses it requires. */
 export class TaskNotInStatusError extends IllegalTransitionError {
@@ -46,40 +43,6 @@ export class TaskNotInStatusError extends IllegalTransitionError {
   }
 }
 
-/** A nextToken that this store did not issue (or that was altered). */
-export class InvalidPageTokenError extends Error {
-  constructor(detail: string) {
-    super(`nextToken is not a page token issued by this API (${detail}); omit it to start from the first page`);
-    this.name = "InvalidPageTokenError";
-  }
-}
-
-export function encodePageToken(key: Record<string, unknown> | undefined): string | undefined {
-  return key ? Buffer.from(JSON.stringify(key), "utf8").toString("base64url") : undefined;
-}
-
-export function decodePageToken(token: string | undefined): Record<string, unknown> | undefined {
-  if (token === undefined || token === "") return undefined;
-  if (!/^[A-Za-z0-9_-]+$/.test(token)) throw new InvalidPageTokenError("not base64url");
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.from(token, "base64url").toString("utf8"));
-  } catch {
-    throw new InvalidPageTokenError("not JSON");
-  }
-  if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) throw new InvalidPageTokenError("not a key object");
-  for (const v of Object.values(parsed)) {
-    if (typeof v !== "string" && typeof v !== "number") throw new InvalidPageTokenError("key values must be strings or numbers");
-  }
-  return parsed as Record<string, unknown>;
-}
-
-function pageLimit(limit: number | undefined): number {
-  if (limit === undefined) return DEFAULT_PAGE_LIMIT;
-  if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`limit must be a positive integer, got ${limit}`);
-  return Math.min(limit, MAX_PAGE_LIMIT);
-}
-
 /** The part of the runtime config the stores read (an agent builds it from its environment alone). */
 export type StoreConfig = Pick<RuntimeConfig, "region" | "endpoints"> & {
   tables: Pick<RuntimeConfig["tables"], "tasks" | "events">;
@@ -91,18 +54,6 @@ export interface StoreOptions {
   now?: () => Date;
 }
 
-/** The document client every store of this module shares: one per region and endpoint. */
-export function documentClient(config: Pick<RuntimeConfig, "region" | "endpoints">): DynamoDBDocumentClient {
-  const base = awsClient(DynamoDBClient, { region: config.region, endpoint: config.endpoints?.dynamodb });
-  let doc = docClients.get(base);
-  if (!doc) {
-    doc = DynamoDBDocumentClient.from(base, { marshallOptions: { removeUndefinedValues: true } });
-    docClients.set(base, doc);
-  }
-  return doc;
-}
-const docClients = new WeakMap<DynamoDBClient, DynamoDBDocumentClient>();
-
 /** The status held in a ConditionalCheckFailedException's ALL_OLD item (raw attribute-value form), if any. */
 function statusFromFailure(err: unknown): TaskStatus | undefined {
   const item = (err as { Item?: Record<string, unknown> }).Item;
@@ -111,8 +62,9 @@ function statusFromFailure(err: unknown): TaskStatus | undefined {
   return isTaskStatus(value) ? value : undefined;
 }
 
-function epochSeconds(d: Date): number {
-  return Math.floor(d.getTime() / 1000);
+/** The DynamoDB TTL (epoch seconds) of an item written at `at` and kept `retentionDays`. */
+export function expiresAt(at: Date, retentionDays: number): number {
+  return Math.floor(at.getTime() / 1000) + retentionDays * 86400;
 }
 
 export class DynamoTaskStore implements TaskStore {
@@ -125,7 +77,7 @@ export class DynamoTaskStore implements TaskStore {
     this.now = options.now ?? (() => new Date());
   }
 
-  private get doc(): DynamoDBDocumentClient {
+  private get doc() {
     return documentClient(this.config);
   }
 
@@ -143,7 +95,7 @@ export class DynamoTaskStore implements TaskStore {
         }),
       );
     } catch (err) {
-      if (err instanceof ConditionalCheckFailedException) throw new TaskExistsError(record.task_id);
+      if (isConditionalCheckFailed(err)) throw new TaskExistsError(record.task_id);
       throw err;
     }
   }
@@ -169,12 +121,12 @@ export class DynamoTaskStore implements TaskStore {
     const set: Record<string, unknown> = { ...fields };
     if (isTerminal(to)) {
       set.finished_at ??= now.toISOString();
-      set.ttl = epochSeconds(now) + this.config.limits.retentionDays * 86400;
+      set.ttl = expiresAt(now, this.config.limits.retentionDays);
     }
     try {
       return await this.conditionalUpdate(taskId, set, predecessors, now, to, to === "RUNNING");
     } catch (err) {
-      if (!(err instanceof ConditionalCheckFailedException)) throw err;
+      if (!isConditionalCheckFailed(err)) throw err;
       const actual = statusFromFailure(err) ?? (await this.get(taskId))?.status;
       throw new IllegalTransitionError(taskId, to, actual);
     }
@@ -185,7 +137,7 @@ export class DynamoTaskStore implements TaskStore {
     try {
       return await this.conditionalUpdate(taskId, { ...fields }, whileIn, this.now());
     } catch (err) {
-      if (!(err instanceof ConditionalCheckFailedException)) throw err;
+      if (!isConditionalCheckFailed(err)) throw err;
       const actual = statusFromFailure(err) ?? (await this.get(taskId))?.status;
       throw new TaskNotInStatusError(taskId, whileIn, actual, "update");
     }
@@ -195,7 +147,7 @@ export class DynamoTaskStore implements TaskStore {
     try {
       await this.conditionalUpdate(taskId, { agent_heartbeat_at: at.toISOString() }, HEARTBEAT_STATUSES, at);
     } catch (err) {
-      if (!(err instanceof ConditionalCheckFailedException)) throw err;
+      if (!isConditionalCheckFailed(err)) throw err;
       const actual = statusFromFailure(err) ?? (await this.get(taskId))?.status;
       throw new TaskNotInStatusError(taskId, HEARTBEAT_STATUSES, actual, "heartbeat");
     }
@@ -279,99 +231,29 @@ export class DynamoTaskStore implements TaskStore {
   /** Tasks in one status, oldest first (QUEUED tasks are admitted first-in first-out from here). */
   async listByStatus(status: TaskStatus, options: PageRequest = {}): Promise<Page<TaskRecord>> {
     const out = await this.doc.send(
-      new QueryCommand({
-        TableName: this.table,
-        IndexName: TASKS_BY_STATUS_INDEX,
-        KeyConditionExpression: "#status = :s",
-        ExpressionAttributeNames: { "#status": "status" },
-        ExpressionAttributeValues: { ":s": status },
-        ScanIndexForward: true,
-        Limit: pageLimit(options.limit),
-        ExclusiveStartKey: decodePageToken(options.nextToken),
-      }),
+      new QueryCommand({ ...this.byStatus(status), Limit: pageLimit(options.limit), ExclusiveStartKey: decodePageToken(options.nextToken) }),
     );
     return { items: (out.Items ?? []) as TaskRecord[], nextToken: encodePageToken(out.LastEvaluatedKey) };
   }
-}
 
-/**
- * Event ids: `<ISO time>#<sequence>#<random>`. The time never goes backwards within a process and the sequence
- * orders events written in the same millisecond, so a task's events read newest-last; the random part keeps
- * ids from two processes (orchestrator and agent) writing in the same millisecond distinct.
- */
-export class EventIdGenerator {
-  private lastMs = 0;
-  private seq = 0;
-
-  constructor(private readonly now: () => Date = () => new Date()) {}
-
-  next(): { id: string; at: string } {
-    const ms = Math.max(this.now().getTime(), this.lastMs);
-    this.seq = ms === this.lastMs ? this.seq + 1 : 0;
-    this.lastMs = ms;
-    const at = new Date(ms).toISOString();
-    const rand = Math.floor(Math.random() * 0x1000000)
-      .toString(16)
-      .padStart(6, "0");
-    return { id: `${at}#${String(this.seq).padStart(6, "0")}#${rand}`, at };
-  }
-}
-
-export class DynamoEventLog implements TaskEventLog {
-  private readonly ids: EventIdGenerator;
-  private readonly now: () => Date;
-
-  constructor(
-    private readonly config: StoreConfig,
-    options: StoreOptions = {},
-  ) {
-    this.now = options.now ?? (() => new Date());
-    this.ids = new EventIdGenerator(this.now);
+  async *eachInStatus(status: TaskStatus, options: { userId?: string } = {}): AsyncIterable<TaskRecord> {
+    const input = this.byStatus(status);
+    if (options.userId !== undefined) {
+      input.FilterExpression = "user_id = :u";
+      input.ExpressionAttributeValues = { ...input.ExpressionAttributeValues, ":u": options.userId };
+    }
+    for await (const page of paginateQuery({ client: this.doc }, input)) yield* (page.Items ?? []) as TaskRecord[];
   }
 
-  private get doc(): DynamoDBDocumentClient {
-    return documentClient(this.config);
-  }
-
-  async append(
-    taskId: string,
-    type: TaskEventType,
-    message: string,
-    extra: { status?: TaskStatus; data?: Record<string, unknown> } = {},
-  ): Promise<TaskEvent> {
-    const { id, at } = this.ids.next();
-    const event: TaskEvent = {
-      task_id: taskId,
-      event_id: id,
-      type,
-      message,
-      at,
-      ...(extra.status ? { status: extra.status } : {}),
-      ...(extra.data ? { data: extra.data } : {}),
-      ttl: epochSeconds(new Date(at)) + this.config.limits.retentionDays * 86400,
+  /** The by-status query, oldest first. */
+  private byStatus(status: TaskStatus): QueryCommandInput {
+    return {
+      TableName: this.table,
+      IndexName: TASKS_BY_STATUS_INDEX,
+      KeyConditionExpression: "#status = :s",
+      ExpressionAttributeNames: { "#status": "status" },
+      ExpressionAttributeValues: { ":s": status },
+      ScanIndexForward: true,
     };
-    await this.doc.send(
-      new PutCommand({
-        TableName: this.config.tables.events,
-        Item: event,
-        ConditionExpression: "attribute_not_exists(event_id)",
-      }),
-    );
-    return event;
-  }
-
-  async list(taskId: string, options: PageRequest = {}): Promise<Page<TaskEvent>> {
-    const out = await this.doc.send(
-      new QueryCommand({
-        TableName: this.config.tables.events,
-        KeyConditionExpression: "task_id = :t",
-        ExpressionAttributeValues: { ":t": taskId },
-        ScanIndexForward: true,
-        ConsistentRead: true,
-        Limit: pageLimit(options.limit),
-        ExclusiveStartKey: decodePageToken(options.nextToken),
-      }),
-    );
-    return { items: (out.Items ?? []) as TaskEvent[], nextToken: encodePageToken(out.LastEvaluatedKey) };
   }
 }

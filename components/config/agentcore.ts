@@ -1,0 +1,31 @@
+/** agentcore: the AgentCore Runtime's image, network mode and session lifetimes (backend agentcore). */
+import { ECR_IMAGE } from "./aws-tables";
+import { int, isObject, oneOf, str, unknownKeys, type Problems } from "./checks";
+import { DEFAULTS } from "./defaults";
+import type { AgentCoreSettings } from "./types";
+
+const AGENTCORE_KEYS = ["image", "networkMode", "idleTimeoutSeconds", "maxLifetimeSeconds"];
+
+export function validateAgentCore(p: Problems, raw: unknown, enabled: boolean, image: string | undefined): AgentCoreSettings {
+  const settings = raw ?? {};
+  if (raw !== undefined && raw !== null && !enabled) p.add("agentcore", "is set but backend 'agentcore' is not enabled");
+  if (!isObject(settings)) {
+    p.add("agentcore", `must be an object with any of: ${AGENTCORE_KEYS.join(", ")}`);
+    return { image: image ?? "", ...DEFAULTS.agentcore };
+  }
+  unknownKeys(p, "agentcore", settings, AGENTCORE_KEYS);
+  const own = str(p, "agentcore.image", settings.image);
+  const runtimeImage = own ?? image ?? "";
+  if (enabled && runtimeImage && !ECR_IMAGE.test(runtimeImage)) {
+    p.add(own ? "agentcore.image" : "image", `AgentCore runs only images from Amazon ECR (<account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag>), got '${runtimeImage}'; set agentcore.image to an ECR copy`);
+  }
+  const idle = int(p, "agentcore.idleTimeoutSeconds", settings.idleTimeoutSeconds, DEFAULTS.agentcore.idleTimeoutSeconds, 60, 28800);
+  const life = int(p, "agentcore.maxLifetimeSeconds", settings.maxLifetimeSeconds, DEFAULTS.agentcore.maxLifetimeSeconds, 60, 28800);
+  if (idle > life) p.add("agentcore.idleTimeoutSeconds", `(${idle}) exceeds agentcore.maxLifetimeSeconds (${life})`);
+  return {
+    image: runtimeImage,
+    networkMode: oneOf(p, "agentcore.networkMode", settings.networkMode, ["VPC", "PUBLIC"] as const, DEFAULTS.agentcore.networkMode),
+    idleTimeoutSeconds: idle,
+    maxLifetimeSeconds: life,
+  };
+}

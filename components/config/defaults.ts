@@ -1,0 +1,26 @@
+/** What a stack gets for each key it leaves unset. */
+import { FLEET_DEFAULTS } from "../../runtime/config";
+import type { CloudBackend, EcsSettings, FleetSettings } from "./types";
+
+export const DEFAULT_FLEET: Omit<FleetSettings, "architecture" | "gpu" | "amiParameter"> = {
+  instanceType: "m7g.xlarge",
+  minSize: 0,
+  maxSize: 4,
+  warmBuffer: 1,
+  rootVolumeGiB: 100,
+  spot: false,
+  spotInstanceTypes: [],
+  readyDeadlineSeconds: FLEET_DEFAULTS.readyDeadlineSeconds,
+  maxInstanceLifetimeSeconds: FLEET_DEFAULTS.maxInstanceLifetimeSeconds,
+};
+
+export const DEFAULTS = {
+  backends: ["ecs"] as CloudBackend[],
+  ecs: { cpu: 2048, memory: 4096, fargateSpot: false, ephemeralStorageGiB: 30 } as EcsSettings,
+  agentcore: { networkMode: "VPC", idleTimeoutSeconds: 900, maxLifetimeSeconds: 28800 } as const,
+  network: { cidrBlock: "10.40.0.0/16", availabilityZones: 2, natGateways: "Single" } as const,
+  payloadExpirationDays: 7,
+  dispatchTimeoutSeconds: 600,
+  fleetManagerSchedule: "rate(1 minute)",
+  logRetentionDays: 30,
+};

@@ -1,0 +1,133 @@
+/**
+ * Stack config: read every key of the `agent-compute` namespace, check it in our own code, fill defaults.
+ * Runs before any resource exists, so a bad stack fails with every wrong key named at once
+ * (pulumi.InputPropertiesError), not halfway through an update.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { DEFAULT_LIMITS, POLL_INTERVAL_BOUNDS } from "../../runtime/config";
+import { AGENT_TASK_DOCUMENT_PARAMETERS } from "../../runtime/fleet/document";
+import { validateAgentCore } from "./agentcore";
+import { SCHEDULE } from "./aws-tables";
+import { validateBackends } from "./backends";
+import { int, Problems, str } from "./checks";
+import { DEFAULTS } from "./defaults";
+import { validateEcs } from "./ecs";
+import { validateFleets } from "./fleets";
+import { validateNetwork } from "./network";
+import { validateRepos } from "./repos";
+import { PROJECT, type RawConfig, type StackConfig, type StackLimits } from "./types";
+
+/** Every key this program reads, with how it is parsed: "string" as is, "json" through JSON (numbers, lists, maps). */
+export const CONFIG_KEYS = {
+  backends: "json",
+  defaultBackend: "string",
+  image: "string",
+  network: "json",
+  fleets: "json",
+  defaultFleet: "string",
+  repos: "json",
+  ecs: "json",
+  agentcore: "json",
+  maxConcurrentPerUser: "json",
+  taskTimeoutSeconds: "json",
+  pollIntervalSeconds: "json",
+  heartbeatTimeoutSeconds: "json",
+  retentionDays: "json",
+  payloadExpirationDays: "json",
+  dispatchTimeoutSeconds: "json",
+  fleetManagerSchedule: "string",
+  logRetentionDays: "json",
+} as const;
+export type ConfigKey = keyof typeof CONFIG_KEYS;
+
+/**
+ * Check a stack's raw config (already parsed: numbers, lists and maps as values) and fill every default.
+ * Throws one pulumi.InputPropertiesError naming every wrong key; `knownKeys` problems include misspellings.
+ */
+export function validateStackConfig(raw: RawConfig): StackConfig {
+  const p = new Problems();
+  const allowedKeys = Object.keys(CONFIG_KEYS);
+  for (const key of Object.keys(raw)) {
+    if (!allowedKeys.includes(key)) p.add(key, `is not a known ${PROJECT} setting; allowed: ${allowedKeys.join(", ")}`);
+  }
+  const { backends, defaultBackend } = validateBackends(p, raw);
+  const image = str(p, "image", raw.image);
+  if (image === undefined && !p.has("image")) p.add("image", "is required: the agent container image every backend runs (e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com/agent:1.0)");
+  if (image !== undefined && backends.includes("ec2") && !new RegExp(AGENT_TASK_DOCUMENT_PARAMETERS.image.allowedPattern).test(image)) {
+    p.add("image", `'${image}' cannot be sent to EC2 instances: the SSM document accepts only ${AGENT_TASK_DOCUMENT_PARAMETERS.image.allowedPattern}`);
+  }
+  const network = validateNetwork(p, raw.network);
+  const { fleets, defaultFleet } = validateFleets(p, raw, backends.includes("ec2"));
+  const repos = validateRepos(p, raw.repos, backends, fleets);
+  const ecs = validateEcs(p, raw.ecs, backends.includes("ecs"));
+  const agentcore = validateAgentCore(p, raw.agentcore, backends.includes("agentcore"), image);
+  const taskTimeoutSeconds = int(p, "taskTimeoutSeconds", raw.taskTimeoutSeconds, DEFAULT_LIMITS.taskTimeoutSeconds, 300, 7 * 24 * 3600);
+  const limits: StackLimits = {
+    maxConcurrentPerUser: int(p, "maxConcurrentPerUser", raw.maxConcurrentPerUser, DEFAULT_LIMITS.maxConcurrentPerUser, 1, 10000),
+    taskTimeoutSeconds,
+    pollIntervalSeconds: int(p, "pollIntervalSeconds", raw.pollIntervalSeconds, DEFAULT_LIMITS.pollIntervalSeconds, POLL_INTERVAL_BOUNDS.min, POLL_INTERVAL_BOUNDS.max),
+    heartbeatTimeoutSeconds: int(p, "heartbeatTimeoutSeconds", raw.heartbeatTimeoutSeconds, DEFAULT_LIMITS.heartbeatTimeoutSeconds, 60, 3600),
+    retentionDays: int(p, "retentionDays", raw.retentionDays, DEFAULT_LIMITS.retentionDays, 1, 3650),
+  };
+  if (backends.includes("agentcore") && taskTimeoutSeconds > agentcore.maxLifetimeSeconds) {
+    p.add("taskTimeoutSeconds", `(${taskTimeoutSeconds}) exceeds agentcore.maxLifetimeSeconds (${agentcore.maxLifetimeSeconds}): AgentCore would end sessions first`);
+  }
+  const schedule = raw.fleetManagerSchedule ?? DEFAULTS.fleetManagerSchedule;
+  if (typeof schedule !== "string" || !SCHEDULE.test(schedule)) {
+    p.add("fleetManagerSchedule", `must be an EventBridge rate(...) or cron(...) expression, got ${JSON.stringify(schedule)}`);
+  }
+  const config: StackConfig = {
+    backends,
+    defaultBackend,
+    image: image ?? "",
+    network,
+    fleets,
+    defaultFleet,
+    repos,
+    ecs,
+    agentcore,
+    limits,
+    payloadExpirationDays: int(p, "payloadExpirationDays", raw.payloadExpirationDays, DEFAULTS.payloadExpirationDays, 1, 365),
+    dispatchTimeoutSeconds: int(p, "dispatchTimeoutSeconds", raw.dispatchTimeoutSeconds, DEFAULTS.dispatchTimeoutSeconds, 30, 2592000),
+    fleetManagerSchedule: schedule as string,
+    logRetentionDays: int(p, "logRetentionDays", raw.logRetentionDays, DEFAULTS.logRetentionDays, 1, 3653),
+  };
+  if (p.list.length) {
+    throw new pulumi.InputPropertiesError({
+      message: `invalid ${PROJECT} stack config (${p.list.length} problem${p.list.length > 1 ? "s" : ""}):\n` +
+        p.list.map((e) => `  ${PROJECT}:${e.propertyPath} ${e.reason}`).join("\n"),
+      errors: p.list,
+    });
+  }
+  return config;
+}
+
+/** Read the stack's raw values of the `agent-compute` namespace; JSON keys that do not parse become problems. */
+export function readRawConfig(all: Record<string, string> = pulumi.runtime.allConfig()): RawConfig {
+  const raw: RawConfig = {};
+  const parseErrors: pulumi.InputPropertyErrorDetails[] = [];
+  for (const [fullKey, value] of Object.entries(all)) {
+    if (!fullKey.startsWith(`${PROJECT}:`)) continue;
+    const key = fullKey.slice(PROJECT.length + 1);
+    const kind = (CONFIG_KEYS as Record<string, string>)[key];
+    if (kind === "json") {
+      try {
+        raw[key] = JSON.parse(value);
+      } catch {
+        parseErrors.push({ propertyPath: key, reason: `is not valid YAML/JSON structured config: ${value.slice(0, 80)}` });
+      }
+    } else if (value !== "") {
+      // Pulumi.yaml gives optional string keys a "" default: that means unset.
+      raw[key] = value;
+    }
+  }
+  if (parseErrors.length) {
+    throw new pulumi.InputPropertiesError({ message: `invalid ${PROJECT} stack config`, errors: parseErrors });
+  }
+  return raw;
+}
+
+/** The stack's validated config: the program's first step. */
+export function loadStackConfig(): StackConfig {
+  return validateStackConfig(readRawConfig());
+}

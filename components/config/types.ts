@@ -1,0 +1,91 @@
+/** The validated stack config: what the Pulumi program builds from (index.ts validates raw config into it). */
+
+export const PROJECT = "agent-compute";
+
+/** Backends a Pulumi stack can build. "local" needs no cloud resources and is not one of them. */
+export const CLOUD_BACKENDS = ["agentcore", "ecs", "ec2"] as const;
+export type CloudBackend = (typeof CLOUD_BACKENDS)[number];
+
+export type Architecture = "arm64" | "x86_64";
+
+export interface FleetSettings {
+  instanceType: string;
+  /** Derived from the instance type (Graviton families carry a "g" attribute, e.g. m7g, c7gn, g5g). */
+  architecture: Architecture;
+  /** GPU family (g*, p*): gets the NVIDIA-driver AMI by default. */
+  gpu: boolean;
+  minSize: number;
+  maxSize: number;
+  /** Idle ready instances kept beyond queue demand. */
+  warmBuffer: number;
+  rootVolumeGiB: number;
+  spot: boolean;
+  /** Further instance types a Spot fleet may launch (same architecture), for capacity-optimized allocation. */
+  spotInstanceTypes: string[];
+  /** SSM parameter the launch template resolves the AMI from at launch (always the latest patched image). */
+  amiParameter: string;
+  /** Seconds an instance may take to report boot=ready before it is marked unhealthy and replaced. */
+  readyDeadlineSeconds: number;
+  /** Seconds after which an idle instance is drained and replaced. */
+  maxInstanceLifetimeSeconds: number;
+  /** Tasks after which an instance is drained and replaced; undefined = unlimited. */
+  maxTasksPerInstance?: number;
+}
+
+export interface RepoSettings {
+  repoUrl: string;
+  backend?: CloudBackend;
+  fleet?: string;
+  model?: string;
+  maxTurns?: number;
+  maxBudgetUsd?: number;
+  pollIntervalSeconds?: number;
+}
+
+export type NetworkSettings =
+  | { mode: "existing"; vpcId: string; privateSubnetIds: string[] }
+  | { mode: "create"; cidrBlock: string; availabilityZones: number; natGateways: "Single" | "OnePerAz" };
+
+export interface EcsSettings {
+  cpu: number;
+  memory: number;
+  fargateSpot: boolean;
+  ephemeralStorageGiB: number;
+}
+
+export interface AgentCoreSettings {
+  /** ECR image URI the runtime runs (AgentCore accepts only ECR). */
+  image: string;
+  networkMode: "VPC" | "PUBLIC";
+  idleTimeoutSeconds: number;
+  maxLifetimeSeconds: number;
+}
+
+export interface StackLimits {
+  maxConcurrentPerUser: number;
+  taskTimeoutSeconds: number;
+  pollIntervalSeconds: number;
+  heartbeatTimeoutSeconds: number;
+  retentionDays: number;
+}
+
+export interface StackConfig {
+  backends: CloudBackend[];
+  defaultBackend: CloudBackend;
+  image: string;
+  network: NetworkSettings;
+  fleets: Record<string, FleetSettings>;
+  defaultFleet?: string;
+  repos: RepoSettings[];
+  ecs: EcsSettings;
+  agentcore: AgentCoreSettings;
+  limits: StackLimits;
+  payloadExpirationDays: number;
+  /** Seconds SSM may take to deliver a command to an instance. */
+  dispatchTimeoutSeconds: number;
+  fleetManagerSchedule: string;
+  logRetentionDays: number;
+}
+
+/** Raw values of the `agent-compute` namespace, already parsed (numbers, lists and maps as values). */
+export type RawConfig = Partial<Record<string, unknown>>;
