@@ -102,8 +102,6 @@ export interface FleetHooks {
 }
 
 const TASK_KEY_PREFIX = "task#";
-/** Oldest waiters a release reads to hand its instance over (more than one, in case a concurrent release won the first). */
-const HAND_OVER_CANDIDATES = 3;
 
 interface InstanceItem {
   instance_id: string;
@@ -520,9 +518,12 @@ export class LeaseTable {
     }
     const fleetConfig = this.config.ec2?.fleets[current.fleet] ?? {};
     const retire = current.state === "DRAINING" ? undefined : shouldRetire(current, fleetConfig, this.now());
+    let waiters: Waiter[] | undefined;
     if (current.state === "BUSY" && !retire) {
-      const handedTo = await this.handOver(current);
-      if (handedTo) return { released: true, handedTo };
+      waiters = await this.oldestWaiters(current.fleet, 1);
+      // Only the oldest waiter is tried: if a concurrent release took it, the dispatcher (one holder, no races)
+      // serves the rest, instead of every release walking the queue against the others.
+      if (waiters.length && (await this.handOver(current, waiters[0]))) return { released: true, handedTo: waiters[0].taskId };
     }
     const to: LeaseState = current.state === "DRAINING" || retire ? "DRAINING" : "READY";
     // The mirror goes first: once the lease says READY the dispatcher may bind the instance, and a late "ready"
@@ -564,72 +565,69 @@ export class LeaseTable {
       await this.forgetStaleTaskItem(taskId, instanceId);
       return { released: false };
     }
-    // A task that queued after our hand-over read may have dispatched before the instance was READY: if anyone
-    // waits now, dispatch (a task queuing after this read finds the instance READY itself).
-    if (to === "READY" && (await this.oldestWaiters(current.fleet, 1)).length) await this.kick(current.fleet);
+    if (to === "READY") {
+      // Someone waits (the hand-over lost a race), or may have queued after our read and dispatched before the
+      // instance was READY: read again unless we know, and dispatch if anyone waits. A task queuing after this
+      // read finds the instance READY itself.
+      if (waiters?.length || (await this.oldestWaiters(current.fleet, 1)).length) await this.kick(current.fleet);
+    }
     return { released: true };
   }
 
-  /** Move a busy instance from `from`'s task straight to the oldest waiter of its fleet; the new task id, or undefined. */
-  private async handOver(from: Lease): Promise<string | undefined> {
-    const waiters = await this.oldestWaiters(from.fleet, HAND_OVER_CANDIDATES);
-    for (const waiter of waiters) {
-      const claimedAt = this.now().toISOString();
-      try {
-        await this.db.send(
-          new TransactWriteCommand({
-            TransactItems: [
-              {
-                Update: {
-                  TableName: this.leasesTableName,
-                  Key: { instance_id: from.instanceId },
-                  UpdateExpression: "SET task_id = :new, claimed_at = :at ADD task_count :one REMOVE command_id",
-                  ConditionExpression: "task_id = :old AND fleet_state = :busy",
-                  ExpressionAttributeValues: { ":new": waiter.taskId, ":old": from.taskId, ":at": claimedAt, ":one": 1, ":busy": fleetState(from.fleet, "BUSY") },
-                },
+  /** Move a busy instance from `from`'s task straight to `waiter` (one transaction); false if that lost a race. */
+  private async handOver(from: Lease, waiter: Waiter): Promise<boolean> {
+    const claimedAt = this.now().toISOString();
+    try {
+      await this.db.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Update: {
+                TableName: this.leasesTableName,
+                Key: { instance_id: from.instanceId },
+                UpdateExpression: "SET task_id = :new, claimed_at = :at ADD task_count :one REMOVE command_id",
+                ConditionExpression: "task_id = :old AND fleet_state = :busy",
+                ExpressionAttributeValues: { ":new": waiter.taskId, ":old": from.taskId, ":at": claimedAt, ":one": 1, ":busy": fleetState(from.fleet, "BUSY") },
               },
-              {
-                Delete: {
-                  TableName: this.leasesTableName,
-                  Key: { instance_id: taskKey(from.taskId!) },
-                  ConditionExpression: "lease_instance_id = :i",
-                  ExpressionAttributeValues: { ":i": from.instanceId },
-                },
+            },
+            {
+              Delete: {
+                TableName: this.leasesTableName,
+                Key: { instance_id: taskKey(from.taskId!) },
+                ConditionExpression: "lease_instance_id = :i",
+                ExpressionAttributeValues: { ":i": from.instanceId },
               },
-              {
-                Delete: { TableName: this.waitersTableName, Key: { fleet: from.fleet, position: waiter.position }, ConditionExpression: "attribute_exists(task_id)" },
+            },
+            {
+              Delete: { TableName: this.waitersTableName, Key: { fleet: from.fleet, position: waiter.position }, ConditionExpression: "attribute_exists(task_id)" },
+            },
+            {
+              Update: {
+                TableName: this.leasesTableName,
+                Key: { instance_id: taskKey(waiter.taskId) },
+                UpdateExpression: "SET lease_instance_id = :i, claimed_at = :at",
+                ConditionExpression: "attribute_not_exists(lease_instance_id) AND #pos = :pos",
+                ExpressionAttributeNames: { "#pos": "position" },
+                ExpressionAttributeValues: { ":i": from.instanceId, ":at": claimedAt, ":pos": waiter.position },
               },
-              {
-                Update: {
-                  TableName: this.leasesTableName,
-                  Key: { instance_id: taskKey(waiter.taskId) },
-                  UpdateExpression: "SET lease_instance_id = :i, claimed_at = :at",
-                  ConditionExpression: "attribute_not_exists(lease_instance_id) AND #pos = :pos",
-                  ExpressionAttributeNames: { "#pos": "position" },
-                  ExpressionAttributeValues: { ":i": from.instanceId, ":at": claimedAt, ":pos": waiter.position },
-                },
-              },
-            ],
-          }),
-        );
-      } catch (err) {
-        const codes = cancellationCodes(err);
-        if (!codes) throw err;
-        // The instance changed under us: fall back to a plain release.
-        if (codes[0] === "ConditionalCheckFailed" || codes[1] === "ConditionalCheckFailed") return undefined;
-        // That waiter was served by someone else (or its task item is gone): try the next one.
-        if (codes[2] !== "ConditionalCheckFailed" && codes[3] === "ConditionalCheckFailed") await this.dropWaiter(waiter);
-        continue;
-      }
-      try {
-        await this.mirror.busy(from.instanceId, waiter.taskId);
-      } catch {
-        // The lease is the truth; the tag mirror is repaired by the next release or claim.
-      }
-      await this.tell({ fleet: from.fleet, taskId: waiter.taskId, instanceId: from.instanceId, position: waiter.position, claimedAt, via: "hand-over" });
-      return waiter.taskId;
+            },
+          ],
+        }),
+      );
+    } catch (err) {
+      const codes = cancellationCodes(err);
+      if (!codes) throw err;
+      // A waiter whose task item is gone or bound elsewhere would be offered again and again: remove it.
+      if (codes[2] !== "ConditionalCheckFailed" && codes[3] === "ConditionalCheckFailed") await this.dropWaiter(waiter);
+      return false;
     }
-    return undefined;
+    try {
+      await this.mirror.busy(from.instanceId, waiter.taskId);
+    } catch {
+      // The lease is the truth; the tag mirror is rewritten by the next release or bind.
+    }
+    await this.tell({ fleet: from.fleet, taskId: waiter.taskId, instanceId: from.instanceId, position: waiter.position, claimedAt, via: "hand-over" });
+    return true;
   }
 
   /** A task item that points at an instance the task no longer holds (a crash, a drop): remove it. */
