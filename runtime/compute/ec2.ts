@@ -37,6 +37,8 @@ function errorName(err: unknown): string {
 
 export class Ec2Strategy implements ComputeStrategy<"ec2"> {
   readonly type = "ec2" as const;
+  /** A re-queued task's old lease is gone (released or dropped): its claim queues it afresh. */
+  readonly startsNewAttempts = true;
 
   constructor(
     private readonly config: RuntimeConfig,

@@ -47,22 +47,28 @@ async function drive(driver: WorkflowDriver, rt: Runtime, taskId: string, waitSe
     await driver.wait(`queued-${n}`, waitSeconds);
   }
 
-  let started;
-  for (let n = 0; ; n++) {
-    started = await driver.step(`start-${n}`, () => startTask(rt, taskId));
-    if (started.outcome === "ended") return;
-    if (started.outcome === "started") break;
-    await driver.wait(`capacity-${n}`, waitSeconds);
-  }
+  // One pass per attempt: an attempt whose compute infrastructure lost is re-queued and started again. Step
+  // names of the first attempt are unchanged; later ones carry the attempt.
+  for (let attempt = 0; ; attempt++) {
+    const at = attempt === 0 ? "" : `a${attempt}-`;
+    let started;
+    for (let n = 0; ; n++) {
+      started = await driver.step(`${at}start-${n}`, () => startTask(rt, taskId));
+      if (started.outcome === "ended") return;
+      if (started.outcome === "started") break;
+      await driver.wait(`${at}capacity-${n}`, waitSeconds);
+    }
 
-  const handle = started.handle;
-  let counters: PollCounters = FRESH_COUNTERS;
-  for (let n = 0; ; n++) {
-    await driver.wait(`poll-wait-${n}`, waitSeconds);
-    const polled = await driver.step(`poll-${n}`, () =>
-      pollTask(rt, taskId, handle, counters, { startupGraceSeconds: options.startupGraceSeconds }),
-    );
-    if (polled.outcome === "ended") return;
-    counters = polled.counters;
+    const handle = started.handle;
+    let counters: PollCounters = FRESH_COUNTERS;
+    for (let n = 0; ; n++) {
+      await driver.wait(`${at}poll-wait-${n}`, waitSeconds);
+      const polled = await driver.step(`${at}poll-${n}`, () =>
+        pollTask(rt, taskId, handle, counters, { startupGraceSeconds: options.startupGraceSeconds }),
+      );
+      if (polled.outcome === "ended") return;
+      if (polled.outcome === "requeued") break;
+      counters = polled.counters;
+    }
   }
 }
