@@ -5,6 +5,8 @@ import type { ComputeStrategy } from "./compute/strategy";
 import { LeaseTable } from "./fleet/lease";
 import { createPayloadStore } from "./payload";
 import type { PayloadStore, TaskEventLog, TaskStore } from "./ports";
+import { createMetrics, type MetricsSink } from "./metrics";
+import { LambdaDurableCallbacks, wakeOrchestrator, type DurableCallbacks } from "./orchestrator/wake";
 import { RepoBlueprints } from "./repos/blueprints";
 import { DynamoEventLog } from "./tasks/events";
 import { DynamoTaskStore } from "./tasks/store";
@@ -20,6 +22,10 @@ export interface Runtime {
   readonly payloads: PayloadStore;
   readonly repos: RepoBlueprints;
   readonly leases: LeaseTable;
+  /** Completes the durable callbacks orchestrators wait on (runtime/orchestrator/wake.ts). */
+  readonly callbacks: DurableCallbacks;
+  /** CloudWatch metrics (EMF); whoever counts flushes, since a durable invocation can end at any wait. */
+  readonly metrics: MetricsSink;
   strategy<T extends BackendType>(type: T): ComputeStrategy<T>;
   now(): Date;
 }
@@ -35,7 +41,9 @@ export function createRuntime(config: RuntimeConfig, overrides: RuntimeOverrides
   let payloads = overrides.payloads;
   let repos = overrides.repos;
   let leases = overrides.leases;
-  return {
+  let callbacks = overrides.callbacks;
+  let metrics = overrides.metrics;
+  const runtime: Runtime = {
     config,
     get tasks() {
       return (tasks ??= new DynamoTaskStore(config));
@@ -50,16 +58,24 @@ export function createRuntime(config: RuntimeConfig, overrides: RuntimeOverrides
       return (repos ??= new RepoBlueprints(config));
     },
     get leases() {
-      return (leases ??= new LeaseTable(config));
+      // A task bound to an instance while it waited is woken at once, not at its next poll.
+      return (leases ??= new LeaseTable(config, runtime.now, { bound: (b) => void wakeOrchestrator(runtime, b.taskId) }));
+    },
+    get callbacks() {
+      return (callbacks ??= new LambdaDurableCallbacks(config));
+    },
+    get metrics() {
+      return (metrics ??= createMetrics("agent-compute"));
     },
     strategy<T extends BackendType>(type: T): ComputeStrategy<T> {
       let s = strategies.get(type) as ComputeStrategy<T> | undefined;
       if (!s) {
-        s = createStrategy(type, config);
+        s = createStrategy(type, config, runtime.leases);
         strategies.set(type, s);
       }
       return s;
     },
     now: overrides.now ?? (() => new Date()),
   };
+  return runtime;
 }

@@ -40,6 +40,7 @@ export interface RepoSettings {
   maxTurns?: number;
   maxBudgetUsd?: number;
   pollIntervalSeconds?: number;
+  startupGraceSeconds?: number;
 }
 
 export type NetworkSettings =
@@ -67,6 +68,7 @@ export interface StackLimits {
   pollIntervalSeconds: number;
   heartbeatTimeoutSeconds: number;
   retentionDays: number;
+  startupGraceSeconds: number;
 }
 
 export interface StackConfig {
@@ -84,6 +86,8 @@ export interface StackConfig {
   /** Seconds SSM may take to deliver a command to an instance. */
   dispatchTimeoutSeconds: number;
   fleetManagerSchedule: string;
+  /** EventBridge schedule of the task reconciler (one pass per run). */
+  reconcilerSchedule: string;
   logRetentionDays: number;
 }
 
