@@ -100,8 +100,9 @@ async function drive(driver: WorkflowDriver, rt: Runtime, taskId: string, s: Dri
     const at = attempt === 0 ? "" : `a${attempt}-`;
     let started;
     for (let n = 0; ; n++) {
-      // A task waiting for an EC2 instance is woken when the fleet binds one to it; the wait is the safety net.
-      const wake = await driver.armWake(`${at}capacity-${n}`, s.base);
+      // A task waiting for an EC2 instance is woken when the fleet binds one to it; the wait is only the safety
+      // net, so it backs off like the polls (and bounds the durable history the same way).
+      const wake = await driver.armWake(`${at}capacity-${n}`, pollDelaySeconds(n, s.base, s.ceiling));
       started = await driver.step(`${at}start-${n}`, () => startTask(rt, taskId, { wakeToken: wake.token }));
       if (started.outcome === "ended") return;
       if (started.outcome === "started") break;
