@@ -222,7 +222,7 @@ export async function managePass(deps: ManagerDeps, fleet: string): Promise<Pass
     }
   }
   if (report.registered.length) await leases.kick(fleet);
-  await recordCapacityError(deps, fleet, capacityError, observation);
+  if (capacityError) await recordCapacityError(deps, fleet, capacityError, observation);
   return report;
 }
 
@@ -230,18 +230,19 @@ export async function managePass(deps: ManagerDeps, fleet: string): Promise<Pass
  * Keep the fleet's newest capacity error on its dispatcher item (claims read it with their kick) and tell the
  * oldest waiting tasks once, when it first appears.
  */
-async function recordCapacityError(deps: ManagerDeps, fleet: string, error: string | undefined, o: FleetObservation): Promise<void> {
+async function recordCapacityError(deps: ManagerDeps, fleet: string, error: string, o: FleetObservation): Promise<void> {
   const out = await deps.leases.db.send(
     new UpdateCommand({
       TableName: deps.config.tables.leases,
       Key: { instance_id: `dispatch#${fleet}` },
-      UpdateExpression: error ? "SET kind = :kind, capacity_error = :e" : "SET kind = :kind REMOVE capacity_error",
-      ExpressionAttributeValues: { ":kind": "dispatcher", ...(error ? { ":e": error } : {}) },
+      UpdateExpression: "SET kind = :kind, capacity_error = :e",
+      ExpressionAttributeValues: { ":kind": "dispatcher", ":e": error },
       ReturnValues: "UPDATED_OLD",
     }),
   );
   const previous = (out.Attributes as { capacity_error?: string } | undefined)?.capacity_error;
-  if (!error || previous === error || !o.queued) return;
+  // (Only called with an error: a pass without one leaves the last one recorded, at no cost.)
+  if (previous === error || !o.queued) return;
   deps.metrics?.count("CapacityError", 1, { fleet });
   deps.log?.("EC2 could not launch capacity", { fleet, error });
   for (const w of await deps.leases.oldestWaiters(fleet, 100)) {
