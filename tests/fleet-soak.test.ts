@@ -82,15 +82,18 @@ describe("fleet soak (moto, simulated clock)", function () {
   this.timeout(1_800_000);
   // Its own single-threaded moto: a fresh EC2 (DescribeInstances stays small) and atomic conditional writes.
   let serial: { url: string; proc: ChildProcess } | undefined;
-  const savedEndpoint = process.env.AWS_ENDPOINT_URL;
+  let savedEndpoint: string | undefined;
   before(async function () {
     this.timeout(60_000);
+    // Read here, not at load time: the shared moto sets it in its own before().
+    savedEndpoint = process.env.AWS_ENDPOINT_URL;
     serial = await startSerialMoto();
     process.env.AWS_ENDPOINT_URL = serial.url;
     resetClients();
   });
   after(() => {
-    process.env.AWS_ENDPOINT_URL = savedEndpoint;
+    if (savedEndpoint === undefined) delete process.env.AWS_ENDPOINT_URL;
+    else process.env.AWS_ENDPOINT_URL = savedEndpoint;
     resetClients();
     serial?.proc.kill("SIGTERM");
   });
