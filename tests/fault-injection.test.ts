@@ -133,6 +133,24 @@ describe("fault injection: every fault ends with nothing stranded after at most 
     await expectNothingLeft(h, task.task_id);
   });
 
+  it("the S3 payload upload fails in the start step: FAILED naming the step, nothing started, nothing held", async () => {
+    const h = harness(config, "ecs", async () => ({ state: "RUNNING" }));
+    // A task whose payload the start step must write (submit writes it normally; an upload failing there is a 5xx
+    // before any record exists, so nothing can be stranded by it).
+    const at = h.clock.now().toISOString();
+    const taskId = `t-${suffix()}-nopayload`;
+    await h.rt.tasks.create({ task_id: taskId, user_id: `u-${suffix()}`, status: "SUBMITTED", backend: "ecs", repo_url: "https://github.com/example/repo", prompt: "p", created_at: at, updated_at: at });
+    h.rt.payloads.put = async () => {
+      throw Object.assign(new Error("We encountered an internal error. Please try again."), { name: "InternalError", $metadata: { httpStatusCode: 500 } });
+    };
+    await orchestrate(h.rt, taskId);
+    const after = (await h.rt.tasks.get(taskId))!;
+    expect(after.status).to.equal("FAILED");
+    expect(after.error_message).to.match(/the orchestrator's start-0 step failed: We encountered an internal error/);
+    expect(h.strategy.starts, "no compute started without its payload").to.deep.equal([]);
+    await expectNothingLeft(h, taskId);
+  });
+
   it("the agent dies without a terminal write and the orchestrator is gone: failed, its compute stopped", async () => {
     const h = harness(config, "ecs", async () => ({ state: "RUNNING" }));
     const task = await createTask(h.rt, { user_id: `u-${suffix()}`, backend: "ecs" });
