@@ -69,6 +69,8 @@ class ThrottledStore implements TaskStore {
   heartbeat: TaskStore["heartbeat"] = (...a) => this.gate(() => this.inner.heartbeat(...a));
   listByUser: TaskStore["listByUser"] = (...a) => this.gate(() => this.inner.listByUser(...a));
   listByStatus: TaskStore["listByStatus"] = (...a) => this.gate(() => this.inner.listByStatus(...a));
+  oldestQueued: TaskStore["oldestQueued"] = (...a) => this.gate(() => this.inner.oldestQueued(...a));
+  countWaiting: TaskStore["countWaiting"] = (...a) => this.gate(() => this.inner.countWaiting(...a));
   eachInStatus: TaskStore["eachInStatus"] = (...a) => {
     if (this.on) throw Object.assign(new Error("Rate of requests exceeds the allowed throughput"), { name: "ThrottlingException" });
     return this.inner.eachInStatus(...a);

@@ -111,7 +111,8 @@ function sessionMaybeStarted(rt: Runtime, task: TaskRecord): SessionHandle | und
   const backend = task.compute_type ?? task.backend;
   if (!task.start_sent_at || !backend) return undefined;
   const strategy = rt.strategy(backend) as ComputeStrategy;
-  return strategy.resumeStart?.({ task, payloadUri: task.payload_uri ?? "" });
+  // Naming a session needs the task alone; the agent's payload URL plays no part (and is never stored).
+  return strategy.resumeStart?.({ task, payloadUrl: "" });
 }
 
 async function hasFinalEvent(rt: Runtime, taskId: string): Promise<boolean> {

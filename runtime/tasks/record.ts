@@ -31,6 +31,11 @@ export interface TaskRecord {
   error_message?: string;
   cost_usd?: number;
   exit_code?: number;
+  /** Agent turns and its closing summary, as the agent reported them. */
+  turns?: number;
+  summary?: string;
+  /** SHA-256 (hex) of the agent's capability token; the token itself is never stored. */
+  agent_token_sha256?: string;
   /** The durable execution driving this task (GetDurableExecution); absent on the local platform. */
   execution_arn?: string;
   /** The durable callback the orchestrator waits on between polls; completing it wakes it (orchestrator/wake.ts). */
@@ -77,6 +82,9 @@ type ResultKey = keyof Pick<
     | "compute_metadata"
     | "session_id"
     | "payload_uri"
+    | "turns"
+    | "summary"
+    | "agent_token_sha256"
     | "execution_arn"
     | "wake_callback_id"
     | "start_sent_at"
@@ -85,7 +93,7 @@ type ResultKey = keyof Pick<
     | "attempts"
 >;
 
-export type TaskEventType = "status" | "dispatch" | "heartbeat" | "error" | "info";
+export type TaskEventType = "status" | "dispatch" | "heartbeat" | "error" | "info" | "progress";
 
 export interface TaskEvent {
   task_id: string;
@@ -96,5 +104,7 @@ export interface TaskEvent {
   status?: TaskStatus;
   at: string;
   data?: Record<string, unknown>;
+  /** "agent" when the agent wrote it through the channel: what the platform says and what an agent says stay apart. */
+  source?: "agent";
   ttl?: number;
 }
