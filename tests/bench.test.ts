@@ -2,7 +2,7 @@
 import { expect } from "chai";
 import { runCostBench } from "../bench/cost/cost";
 import { frontierSvg } from "../bench/fleet/chart";
-import { dominates, rateSeconds, runFleetEconomics } from "../bench/fleet/economics";
+import { dominates, fleetChart, rateSeconds, runFleetEconomics } from "../bench/fleet/economics";
 import { ephemeralRunners, staticFleet } from "../bench/fleet/peers";
 import { percentile, simulate, type SimulationResult } from "../bench/fleet/simulate";
 import { generateTrace, WORKDAY } from "../bench/fleet/workload";
@@ -46,7 +46,7 @@ describe("bench: fleet economics", () => {
     expect(r.peers.length).to.equal(6);
     const staticRun = r.peers[0];
     expect(staticRun.waitP95).to.be.at.most(r.staticSizedFor.p95Target);
-    expect(r.svg.match(/<circle [^>]*><title>/g)?.length).to.equal(r.ours.length + r.whatIf.length + r.peers.length);
+    expect(fleetChart(r).match(/<circle [^>]*><title>/g)?.length).to.equal(r.ours.length + r.whatIf.length + r.peers.length);
     expect(r.dominance.length).to.equal((r.ours.length + r.whatIf.length) * r.peers.length);
   });
 

@@ -56,7 +56,6 @@ export interface FleetEconomics {
   peers: SimulationResult[];
   staticSizedFor: { p95Target: number; size: number };
   dominance: Dominance[];
-  svg: string;
 }
 
 function label(r: SimulationResult): string {
@@ -116,12 +115,6 @@ export function runFleetEconomics(spec: WorkloadSpec = WORKDAY): FleetEconomics 
     }
   }
 
-  const points: ChartPoint[] = [...ours, ...whatIf, ...peers].map((r) => ({
-    series: r.policy.startsWith("static fleet") ? "static fleet (sized for our p95)" : r.policy,
-    label: r.buffer !== undefined ? `b=${r.buffer}` : r.policy.startsWith("static") ? r.policy.replace("static fleet of ", "n=") : "",
-    x: r.instanceHours,
-    y: r.waitP95,
-  }));
   const sortedDurations = trace.map((t) => t.duration).sort((a, b) => a - b);
   return {
     workload: {
@@ -141,6 +134,16 @@ export function runFleetEconomics(spec: WorkloadSpec = WORKDAY): FleetEconomics 
     peers,
     staticSizedFor: { p95Target: target, size: lo },
     dominance,
-    svg: frontierSvg(points, `Fleet frontier: one working day, ${trace.length} tasks (seed ${spec.seed})`, "instance-hours (log scale)", "p95 wait for capacity (s)"),
   };
+}
+
+/** The frontier chart of a run: one point per policy and buffer. */
+export function fleetChart(e: FleetEconomics): string {
+  const points: ChartPoint[] = [...e.ours, ...e.whatIf, ...e.peers].map((r) => ({
+    series: r.policy.startsWith("static fleet") ? "static fleet (sized for our p95)" : r.policy,
+    label: r.buffer !== undefined ? `b=${r.buffer}` : r.policy.startsWith("static") ? r.policy.replace("static fleet of ", "n=") : "",
+    x: r.instanceHours,
+    y: r.waitP95,
+  }));
+  return frontierSvg(points, `Fleet frontier: one working day, ${e.workload.tasks} tasks (seed ${e.workload.seed})`, "instance-hours (log scale)", "p95 wait for capacity (s)");
 }
