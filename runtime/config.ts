@@ -83,6 +83,19 @@ export interface LimitsConfig {
   maxFinishedPolls: number;
   /** Days a finished record is kept before TTL removes it. */
   retentionDays: number;
+  /**
+   * How long a started session may go without its first RUNNING or heartbeat: Fargate provisioning and multi-GB
+   * image pulls take minutes. A repo blueprint may override it (startup_grace_seconds).
+   */
+  startupGraceSeconds: number;
+  /**
+   * The longest the orchestrator sleeps between polls of a started task. The agent's terminal report (and a
+   * cancel) wakes it at once, so polls are only the safety net: they start at pollIntervalSeconds, double, and
+   * stop growing here — which bounds a task's durable operations (see runtime/orchestrator/await-schedule.ts).
+   */
+  maxPollIntervalSeconds: number;
+  /** A finished task's compute that still runs after this many seconds is stopped (an agent hung after its result). */
+  computeStopGraceSeconds: number;
 }
 
 export const DEFAULT_LIMITS: LimitsConfig = {
@@ -93,9 +106,15 @@ export const DEFAULT_LIMITS: LimitsConfig = {
   maxPollErrors: 5,
   maxFinishedPolls: 3,
   retentionDays: 30,
+  startupGraceSeconds: 600,
+  maxPollIntervalSeconds: 300,
+  computeStopGraceSeconds: 120,
 };
 
 export const POLL_INTERVAL_BOUNDS = { min: 5, max: 300 } as const;
+
+/** Startup grace a stack or blueprint may set: at least a minute, at most the 8 hours of the longest session. */
+export const STARTUP_GRACE_BOUNDS = { min: 60, max: 8 * 3600 } as const;
 
 /** Poll interval clamped to what the orchestrator accepts (5–300 s). */
 export function clampPollInterval(seconds: number): number {

@@ -5,6 +5,8 @@ import type { ComputeStrategy } from "./compute/strategy";
 import { LeaseTable } from "./fleet/lease";
 import { createPayloadStore } from "./payload";
 import type { PayloadStore, TaskEventLog, TaskStore } from "./ports";
+import { createMetrics, type MetricsSink } from "./metrics";
+import { LambdaDurableCallbacks, type DurableCallbacks } from "./orchestrator/wake";
 import { RepoBlueprints } from "./repos/blueprints";
 import { DynamoEventLog } from "./tasks/events";
 import { DynamoTaskStore } from "./tasks/store";
@@ -20,6 +22,10 @@ export interface Runtime {
   readonly payloads: PayloadStore;
   readonly repos: RepoBlueprints;
   readonly leases: LeaseTable;
+  /** Completes the durable callbacks orchestrators wait on (runtime/orchestrator/wake.ts). */
+  readonly callbacks: DurableCallbacks;
+  /** CloudWatch metrics (EMF); whoever counts flushes, since a durable invocation can end at any wait. */
+  readonly metrics: MetricsSink;
   strategy<T extends BackendType>(type: T): ComputeStrategy<T>;
   now(): Date;
 }
@@ -35,6 +41,8 @@ export function createRuntime(config: RuntimeConfig, overrides: RuntimeOverrides
   let payloads = overrides.payloads;
   let repos = overrides.repos;
   let leases = overrides.leases;
+  let callbacks = overrides.callbacks;
+  let metrics = overrides.metrics;
   return {
     config,
     get tasks() {
@@ -51,6 +59,12 @@ export function createRuntime(config: RuntimeConfig, overrides: RuntimeOverrides
     },
     get leases() {
       return (leases ??= new LeaseTable(config));
+    },
+    get callbacks() {
+      return (callbacks ??= new LambdaDurableCallbacks(config));
+    },
+    get metrics() {
+      return (metrics ??= createMetrics("agent-compute"));
     },
     strategy<T extends BackendType>(type: T): ComputeStrategy<T> {
       let s = strategies.get(type) as ComputeStrategy<T> | undefined;

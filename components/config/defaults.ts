@@ -18,5 +18,6 @@ export const DEFAULTS = {
   payloadExpirationDays: 7,
   dispatchTimeoutSeconds: 600,
   fleetManagerSchedule: "rate(1 minute)",
+  reconcilerSchedule: "rate(5 minutes)",
   logRetentionDays: 30,
 };

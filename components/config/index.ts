@@ -4,7 +4,7 @@
  * (pulumi.InputPropertiesError), not halfway through an update.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { DEFAULT_LIMITS, POLL_INTERVAL_BOUNDS } from "../../runtime/config";
+import { DEFAULT_LIMITS, POLL_INTERVAL_BOUNDS, STARTUP_GRACE_BOUNDS } from "../../runtime/config";
 import { AGENT_TASK_DOCUMENT_PARAMETERS } from "../../runtime/fleet/document";
 import { validateAgentCore } from "./agentcore";
 import { SCHEDULE } from "./aws-tables";
@@ -33,9 +33,11 @@ export const CONFIG_KEYS = {
   pollIntervalSeconds: "json",
   heartbeatTimeoutSeconds: "json",
   retentionDays: "json",
+  startupGraceSeconds: "json",
   payloadExpirationDays: "json",
   dispatchTimeoutSeconds: "json",
   fleetManagerSchedule: "string",
+  reconcilerSchedule: "string",
   logRetentionDays: "json",
 } as const;
 export type ConfigKey = keyof typeof CONFIG_KEYS;
@@ -68,6 +70,7 @@ export function validateStackConfig(raw: RawConfig): StackConfig {
     pollIntervalSeconds: int(p, "pollIntervalSeconds", raw.pollIntervalSeconds, DEFAULT_LIMITS.pollIntervalSeconds, POLL_INTERVAL_BOUNDS.min, POLL_INTERVAL_BOUNDS.max),
     heartbeatTimeoutSeconds: int(p, "heartbeatTimeoutSeconds", raw.heartbeatTimeoutSeconds, DEFAULT_LIMITS.heartbeatTimeoutSeconds, 60, 3600),
     retentionDays: int(p, "retentionDays", raw.retentionDays, DEFAULT_LIMITS.retentionDays, 1, 3650),
+    startupGraceSeconds: int(p, "startupGraceSeconds", raw.startupGraceSeconds, DEFAULT_LIMITS.startupGraceSeconds, STARTUP_GRACE_BOUNDS.min, STARTUP_GRACE_BOUNDS.max),
   };
   if (backends.includes("agentcore") && taskTimeoutSeconds > agentcore.maxLifetimeSeconds) {
     p.add("taskTimeoutSeconds", `(${taskTimeoutSeconds}) exceeds agentcore.maxLifetimeSeconds (${agentcore.maxLifetimeSeconds}): AgentCore would end sessions first`);
@@ -75,6 +78,10 @@ export function validateStackConfig(raw: RawConfig): StackConfig {
   const schedule = raw.fleetManagerSchedule ?? DEFAULTS.fleetManagerSchedule;
   if (typeof schedule !== "string" || !SCHEDULE.test(schedule)) {
     p.add("fleetManagerSchedule", `must be an EventBridge rate(...) or cron(...) expression, got ${JSON.stringify(schedule)}`);
+  }
+  const reconcilerSchedule = raw.reconcilerSchedule ?? DEFAULTS.reconcilerSchedule;
+  if (typeof reconcilerSchedule !== "string" || !SCHEDULE.test(reconcilerSchedule)) {
+    p.add("reconcilerSchedule", `must be an EventBridge rate(...) or cron(...) expression, got ${JSON.stringify(reconcilerSchedule)}`);
   }
   const config: StackConfig = {
     backends,
@@ -90,6 +97,7 @@ export function validateStackConfig(raw: RawConfig): StackConfig {
     payloadExpirationDays: int(p, "payloadExpirationDays", raw.payloadExpirationDays, DEFAULTS.payloadExpirationDays, 1, 365),
     dispatchTimeoutSeconds: int(p, "dispatchTimeoutSeconds", raw.dispatchTimeoutSeconds, DEFAULTS.dispatchTimeoutSeconds, 30, 2592000),
     fleetManagerSchedule: schedule as string,
+    reconcilerSchedule: reconcilerSchedule as string,
     logRetentionDays: int(p, "logRetentionDays", raw.logRetentionDays, DEFAULTS.logRetentionDays, 1, 3653),
   };
   if (p.list.length) {

@@ -4,10 +4,10 @@
  * and not billed, while it waits. Kept light at import: the runtime (stores, strategies, SDK clients) is
  * created on the first invocation.
  */
-import { createRetryStrategy, withDurableExecution, type DurableContext } from "@aws/durable-execution-sdk-js";
+import { CallbackError, createRetryStrategy, withDurableExecution, type DurableContext } from "@aws/durable-execution-sdk-js";
 import { loadRuntimeConfig } from "../config";
 import type { Runtime } from "../runtime";
-import { runWorkflow, type WorkflowDriver, type WorkflowOptions, type WorkflowResult } from "./workflow";
+import { runWorkflow, StepFailedError, type WorkflowDriver, type WorkflowOptions, type WorkflowResult } from "./workflow";
 
 export interface OrchestratorEvent {
   task_id: string;
@@ -20,11 +20,35 @@ export interface OrchestratorEvent {
  */
 const STEP_RETRY = createRetryStrategy({ maxAttempts: 3, initialDelay: { seconds: 5 }, maxDelay: { seconds: 60 } });
 
+/** Durable waits and callback timeouts are whole seconds, at least one. */
+const duration = (seconds: number) => ({ seconds: Math.max(1, Math.ceil(seconds)) });
+
 export function durableDriver(ctx: DurableContext): WorkflowDriver {
   return {
-    step: <T>(name: string, fn: () => Promise<T>) => ctx.step(name, () => fn(), { retryStrategy: STEP_RETRY }) as Promise<T>,
-    // Durable waits are whole seconds, at least one.
-    wait: (name, seconds) => ctx.wait(name, { seconds: Math.max(1, Math.ceil(seconds)) }) as Promise<void>,
+    executionArn: ctx.executionContext?.durableExecutionArn,
+    step: <T>(name: string, fn: () => Promise<T>) =>
+      (ctx.step(name, () => fn(), { retryStrategy: STEP_RETRY }) as Promise<T>).then(
+        (value) => value,
+        (err) => {
+          throw new StepFailedError(name, err);
+        },
+      ),
+    wait: (name, seconds) => ctx.wait(name, duration(seconds)) as Promise<void>,
+    // A callback whose timeout is the safety-net poll: wakeOrchestrator completes it early. Timed out, completed
+    // or failed by the sender, it means the same thing: poll now.
+    armWake: async (name, seconds) => {
+      const [promise, callbackId] = await ctx.createCallback(name, { timeout: duration(seconds) });
+      return {
+        token: callbackId,
+        wait: () =>
+          promise.then(
+            () => undefined,
+            (err) => {
+              if (!(err instanceof CallbackError)) throw err;
+            },
+          ),
+      };
+    },
   };
 }
 
