@@ -100,14 +100,14 @@ function latencyOf(backend: string, mode: string, pollSeconds: number, batch: Ba
 async function latency(count: number, pollSeconds: number, agentCommand: string[], cloud: readonly CloudBackend[]): Promise<LatencyFigures[]> {
   const workSeconds = (i: number) => 3 + ((i * 7) % 12);
   // Every run waits on the clock, not the CPU: they all run at once.
-  const [ours, baseline, cloudRuns] = await Promise.all([
-    runLocalBatch({ count, agentCommand, pollSeconds, workSeconds }),
+  const [local, cloudRuns] = await Promise.all([
     runLocalBatch({ count, agentCommand, pollSeconds, workSeconds }),
     cloud.length ? runCloudLatency({ backends: cloud, tasks: count, pollSeconds }) : Promise.resolve([]),
   ]);
   return [
-    latencyOf("local", "ours", pollSeconds, ours),
-    latencyOf("local", "baseline (pure polling)", pollSeconds, baseline),
+    // The reference agent writes its result to the store and wakes nothing; the local platform's waits stay at the
+    // poll interval (its ceiling is the larger of the poll and LOCAL_MAX_WAIT_SECONDS): ours here is pure polling.
+    latencyOf("local", "ours = pure polling (the agent's report wakes nothing yet)", pollSeconds, local),
     ...cloudRuns.map((run) => latencyOf(`${run.backend} (moto)`, run.mode, pollSeconds, run.batch)),
   ];
 }
@@ -130,14 +130,14 @@ export function tables(r: BenchResults): string {
   const f = r.fleet;
   lines.push(`### Fleet economics (${f.workload.tasks} tasks, seed ${f.workload.seed}, manager pass every ${f.managerLoopSeconds} s)`, "");
   lines.push("| policy | buffer | instance-hours | p50 wait (s) | p95 wait (s) | peak instances | launches |", "| --- | --- | --- | --- | --- | --- | --- |");
-  for (const row of [...f.ours, ...f.peers, ...f.whatIf]) lines.push(fleetRow(row));
+  for (const row of [...f.ours, ...f.oursWakes, ...f.peers, ...f.whatIf]) lines.push(fleetRow(row));
   lines.push("");
   lines.push("### Control-plane cost per task", "");
-  lines.push("| backend | task | mode | AWS requests | durable ops | Lambda invocations | Lambda GB-s | DynamoDB RRU / WRU | platform $ | agent reports $ | total $ |");
-  lines.push("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+  lines.push("| backend | task | mode | report → finalized (s) | AWS requests | durable ops | Lambda invocations | Lambda GB-s | DynamoDB RRU / WRU | platform $ | agent reports $ | total $ |");
+  lines.push("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
   for (const c of r.cost) {
     lines.push(
-      `| ${c.backend} | ${c.task} | ${c.mode} | ${c.awsRequests} | ${c.durableOperations} | ${c.lambdaInvocations} | ${c.lambdaGbSeconds.toFixed(3)} | ${c.readUnits} / ${c.writeUnits} | ${usd(c.usd.platform)} | ${usd(c.usd.agentReports)} | ${usd(c.usd.total)} |`,
+      `| ${c.backend} | ${c.task} | ${c.mode} | ${c.reportToFinalizedSeconds} | ${c.awsRequests} | ${c.durableOperations} | ${c.lambdaInvocations} | ${c.lambdaGbSeconds.toFixed(3)} | ${c.readUnits} / ${c.writeUnits} | ${usd(c.usd.platform)} | ${usd(c.usd.agentReports)} | ${usd(c.usd.total)} |`,
     );
   }
   lines.push("");
@@ -154,7 +154,7 @@ export function tables(r: BenchResults): string {
   return lines.join("\n");
 }
 
-function dominanceText(f: BenchResults["fleet"], which: "ours" | "whatIf"): string {
+function dominanceText(f: BenchResults["fleet"], which: "ours" | "oursWakes" | "whatIf"): string {
   const lines: string[] = [];
   for (const o of f[which]) {
     const name = `${o.policy} (buffer ${o.buffer})`;
@@ -169,8 +169,8 @@ function dominanceText(f: BenchResults["fleet"], which: "ours" | "whatIf"): stri
 
 function performanceDoc(r: BenchResults): string {
   const f = r.fleet;
-  const cost10 = r.cost.filter((c) => c.task === TASK_LENGTHS[0].label && c.mode === "ours");
-  const cost8 = r.cost.filter((c) => c.task === TASK_LENGTHS[1].label && c.mode === "ours");
+  const costOf = (task: string, mode: string) =>
+    r.cost.filter((c) => c.task === task && c.mode === mode).map((c) => `${usd(c.usd.platform)} on ${c.backend}`).join(", ");
   const priceLines = Object.values(PRICES).map((p) => `- ${p.per}: $${Number((p.usd * 1e6).toPrecision(6))} per million — ${p.source}`);
   return `# Performance
 
@@ -188,35 +188,48 @@ ${(f.workload.firstArrival / 3600).toFixed(1)} h and ${(f.workload.lastArrival /
 lognormal with median ${WORKDAY.duration.median / 60} min and p95 ${WORKDAY.duration.p95 / 60} min (this trace's draw:
 ${(f.workload.durationMedian / 60).toFixed(1)} and ${(f.workload.durationP95 / 60).toFixed(1)} min), boots drawn from ${WORKDAY.boot.min}–${WORKDAY.boot.max} s. Our policy is the product's own code: \`desiredCapacity\` on every
 fleet-manager pass (every ${f.managerLoopSeconds} s, the stack default), \`planReconcile\` on the lease view, and the readiness check
-\`notReadyReason\` before an instance counts as capacity. Its capacity mechanics are today's: a task without an instance tries
-again every ${f.mechanics.claim.kind === "retry" ? f.mechanics.claim.retrySeconds : 0} s (the orchestrator's poll interval), a booted instance becomes
-capacity at the manager's next pass, and a finished task frees its instance when the orchestrator's next poll finalizes it (or the
-reconciler sees it terminal first). The peers run on the same trace with the mechanics of systems whose runners pull work: a
-free runner takes the oldest waiting job at once. The static fleet is the smallest that waits no longer at p95 than our default
-(the stack's default buffer, ${f.defaultBuffer}: ${f.staticSizedFor.p95Target} s), up all day (${f.staticSizedFor.size} instances). Everything is billed per second with EC2's
-60 s minimum over the same window (the day, longer if a task runs past midnight).
+\`notReadyReason\` before an instance counts as capacity. Its capacity mechanics are the merged code's: a task without an
+instance tries again every ${f.mechanics.claim.kind === "retry" ? f.mechanics.claim.retrySeconds : 0} s (the orchestrator's capacity wait), a booted instance becomes capacity at the
+manager's next pass, and a finished task frees its instance when the orchestrator's next poll finalizes it (polls back off from
+30 s to a ceiling, \`pollDelaySeconds\`) or when the manager's reconciler sees it terminal, whichever comes first. "agent-compute,
+agent's report wakes" is the same with the terminal report waking the orchestrator (\`wakeOrchestrator\`, which the agent
+channel's result route calls), so the instance is free at once. The peers run on the same trace with the mechanics of systems
+whose runners pull work: a free runner takes the oldest waiting job at once. The static fleet is the smallest that waits no
+longer at p95 than our default (the stack's default buffer, ${f.defaultBuffer}: ${f.staticSizedFor.p95Target} s), up all day
+(${f.staticSizedFor.size} instances). Everything is billed per second with EC2's 60 s minimum over the same window (the day,
+longer if a task runs past midnight).
 
-Against each peer, per buffer (dominates = no worse on both instance-hours and p95 wait, better on one):
+Against each peer, per buffer (dominates = no worse on both instance-hours and p95 wait, better on one). As merged:
 
 ${dominanceText(f, "ours")}
 
+With the agent's report waking the orchestrator:
+
+${dominanceText(f, "oursWakes")}
+
 The last rows ("not today's code") run the same \`desiredCapacity\` with pull mechanics: a freed or newly booted instance handed
-to the oldest waiting task at once, and the agent's terminal report freeing the instance at once. They show what the fleet gains
-when those two mechanisms exist; they are not the product as it stands. Against the same peers:
+to the oldest waiting task at once (no 30 s claim retry, no wait for the manager's pass to register it), and the report freeing
+the instance at once. They show what the fleet gains when a hand-out exists; they are not the product as it stands. Against
+the same peers:
 
 ${dominanceText(f, "whatIf")}
 
 ![Fleet frontier: instance-hours against p95 wait](fleet-frontier.svg)
 
 **Control-plane cost per task.** One task per backend is submitted through the real API handler and run by the real workflow on
-a virtual clock; DynamoDB is the embedded dynalite (it computes consumed read/write units from item sizes, as DynamoDB does),
-compute APIs are mocked and counted. Durable operations are the workflow's steps and waits; each wait ends a Lambda invocation
-and the resume starts another. Lambda GB-seconds are the measured time of each invocation's steps against local emulators at
-${"512"} MiB, so they are a floor: real AWS calls are slower. The agent's own reports (a RUNNING write, a heartbeat every 30 s, its
-result) are priced apart. A 10-minute task costs the platform ${cost10.map((c) => `${usd(c.usd.platform)} on ${c.backend}`).join(", ")};
-an 8-hour task ${cost8.map((c) => `${usd(c.usd.platform)} on ${c.backend}`).join(", ")}. Durable operations dominate: every poll is
-a wait and a step. The baseline is the same run with a fixed 30 s poll; where "ours" and the baseline agree, the product still
-polls every 30 s.
+a virtual clock; DynamoDB is the embedded dynalite (it computes consumed read/write units from item sizes, as DynamoDB does;
+it has no TransactWriteItems, so the meter runs a transaction's items one by one and bills them twice, as DynamoDB prices
+transactions), compute APIs are mocked and counted. Durable operations are the workflow's steps, waits and wake callbacks;
+each wait ends a Lambda invocation and the resume starts another. Lambda GB-seconds are the measured time of each invocation's
+steps against local emulators at 512 MiB, so they are a floor: real AWS calls are slower. The agent's own reports (a RUNNING
+write, a heartbeat every 30 s, its result, and in "report wakes" the wake: a task read and
+SendDurableExecutionCallbackSuccess) are priced apart. Three runs each: "ours, report wakes" (the product's polls back off to a
+ceiling between wake callbacks, and the report wakes it), "ours, report does not wake" (the same, with an agent that writes the
+task store directly, as agents do until the agent channel lands), and the baseline, a fixed 30 s poll. A 10-minute task costs
+the platform ${costOf(TASK_LENGTHS[0].label, "ours, report wakes")} (baseline ${costOf(TASK_LENGTHS[0].label, "baseline (fixed 30 s poll)")});
+an 8-hour task ${costOf(TASK_LENGTHS[1].label, "ours, report wakes")} (baseline ${costOf(TASK_LENGTHS[1].label, "baseline (fixed 30 s poll)")}).
+Durable operations dominate: each poll is a wait (or callback) and a step. "report → finalized" is on the virtual clock: 0 when
+the report wakes the orchestrator, up to the current wait between polls when it does not.
 
 Prices (${PRICE_REGION}, ${PRICE_DATE}):
 
