@@ -296,7 +296,11 @@ async function runScenario(
   const workflowOptions = mode === "baseline (fixed 30 s poll)" ? { waitSeconds: BASELINE_POLL_SECONDS, maxWaitSeconds: BASELINE_POLL_SECONDS } : {};
   const result = await runWorkflow(driver, rt, taskId, workflowOptions);
   closeInvocation();
-  const finalizedAt = clock;
+  // Finalized when the final event was written (payload deleted, capacity released); later rounds of a compute's
+  // stop grace (finalizeWithGrace) only stop compute that has not exited.
+  const finalEvent = (await events.list(taskId, { limit: 200 })).items.find((e) => e.data?.final === true);
+  if (!finalEvent) throw new Error(`bench task ${taskId} on ${backend} has no final event`);
+  const finalizedAt = Date.parse(finalEvent.at);
   if (result.status !== "COMPLETED") throw new Error(`bench task on ${backend} ended ${result.status}: ${result.error_message ?? ""}`);
 
   const requests = { ...platform.requests, ...mockedRequests(mocks) };
