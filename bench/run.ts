@@ -103,7 +103,7 @@ async function latency(count: number, pollSeconds: number, agentCommand: string[
   // Every run waits on the clock, not the CPU: they all run at once.
   const [local, cloudRuns] = await Promise.all([
     runLocalBatch({ count, agentCommand, pollSeconds, workSeconds }),
-    cloud.length ? runCloudLatency({ backends: cloud, tasks: count, pollSeconds }) : Promise.resolve([]),
+    cloud.length ? runCloudLatency({ backends: cloud, tasks: count, pollSeconds, workSeconds }) : Promise.resolve([]),
   ]);
   return [
     // The reference agent writes its result to the store and wakes nothing; the local platform's waits stay at the

@@ -161,15 +161,20 @@ export interface CloudLatencyRun {
 }
 
 /** Each backend, ours and the pure-polling baseline side by side, all at once (the waits overlap). */
-export async function runCloudLatency(options: { backends: readonly CloudBackend[]; tasks: number; pollSeconds: number }): Promise<CloudLatencyRun[]> {
+export async function runCloudLatency(options: {
+  backends: readonly CloudBackend[];
+  tasks: number;
+  pollSeconds: number;
+  /** Seconds the bench agent of task i works. */
+  workSeconds(i: number): number;
+}): Promise<CloudLatencyRun[]> {
   const moto = await startMotoServer();
   const saved = { ...process.env };
   Object.assign(process.env, motoEnvironment(moto.url));
   resetClients();
   try {
-    const workSeconds = (i: number) => 3 + ((i * 7) % 12);
     const runs = options.backends.flatMap((backend) =>
-      CLOUD_LATENCY_MODES.map(async (mode) => ({ backend, mode, batch: await batch(backend, mode, options.tasks, options.pollSeconds, workSeconds) })),
+      CLOUD_LATENCY_MODES.map(async (mode) => ({ backend, mode, batch: await batch(backend, mode, options.tasks, options.pollSeconds, options.workSeconds) })),
     );
     return await Promise.all(runs);
   } finally {
