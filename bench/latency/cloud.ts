@@ -30,6 +30,7 @@ import { pollCeilingSeconds } from "../../runtime/orchestrator/await-schedule";
 import { wakeOrchestrator } from "../../runtime/orchestrator/wake";
 import { createRuntime, type Runtime } from "../../runtime/runtime";
 import { ensureTables, type TableName } from "../../runtime/tables";
+import { isTerminal } from "../../runtime/tasks/status";
 import { motoEnvironment, startMotoServer } from "../../tests/setup/moto-server";
 import { collectTimings, type BatchResult } from "../local/local-run";
 
@@ -133,21 +134,31 @@ async function batch(backend: CloudBackend, mode: CloudLatencyMode, count: numbe
   const started = Date.now();
   const ids: string[] = [];
   const agents: Promise<void>[] = [];
-  await Promise.all(
-    Array.from({ length: count }, async (_, i) => {
-      const res = await handleApiRequest(rt, dispatcher, {
-        method: "POST",
-        path: "/tasks",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ repo_url: "https://github.com/acme/app", prompt: `bench task ${i}`, backend }),
-        userId: "bench",
-      });
-      if (res.statusCode >= 300) throw new Error(`bench submit on ${backend} was refused: ${res.statusCode} ${res.body}`);
-      const id = (JSON.parse(res.body) as { task: { task_id: string } }).task.task_id;
-      ids.push(id);
-      agents.push(benchAgent(rt, id, workSeconds(i), mode === "ours, report wakes"));
-    }),
-  );
+  const submit = async (i: number) => {
+    const res = await handleApiRequest(rt, dispatcher, {
+      method: "POST",
+      path: "/tasks",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ repo_url: "https://github.com/acme/app", prompt: `bench task ${i}`, backend }),
+      userId: "bench",
+    });
+    if (res.statusCode >= 300) throw new Error(`bench submit on ${backend} was refused: ${res.statusCode} ${res.body}`);
+    const id = (JSON.parse(res.body) as { task: { task_id: string } }).task.task_id;
+    ids.push(id);
+    const agent = benchAgent(rt, id, workSeconds(i), mode === "ours, report wakes");
+    agents.push(agent);
+    return id;
+  };
+  if (backend === "ec2") {
+    // moto does not serialize concurrent TransactWriteItems (DynamoDB does), so two concurrent claims can both bind
+    // one instance there: EC2 tasks are submitted one after another, each once its instance is claimed.
+    for (let i = 0; i < count; i++) {
+      const id = await submit(i);
+      for (let t = await rt.tasks.get(id); t && !t.compute_metadata && !isTerminal(t.status); t = await rt.tasks.get(id)) await sleep(100);
+    }
+  } else {
+    await Promise.all(Array.from({ length: count }, (_, i) => submit(i)));
+  }
   await Promise.all(agents);
   await dispatcher.idle();
   const tasks = await collectTimings(rt, ids);
