@@ -1,4 +1,5 @@
 import type { RuntimeConfig } from "./config";
+import { configuredRepoCredentials, type RepoCredentialsProvider } from "./channel/credentials";
 import { createStrategy } from "./compute/resolve";
 import type { BackendType } from "./compute/handle";
 import type { ComputeStrategy } from "./compute/strategy";
@@ -22,6 +23,8 @@ export interface Runtime {
   readonly payloads: PayloadStore;
   readonly repos: RepoBlueprints;
   readonly leases: LeaseTable;
+  /** Repository credentials handed to agents through the channel (RuntimeConfig.credentials; none when unset). */
+  readonly repoCredentials: RepoCredentialsProvider;
   /** Completes the durable callbacks orchestrators wait on (runtime/orchestrator/wake.ts). */
   readonly callbacks: DurableCallbacks;
   /** CloudWatch metrics (EMF); whoever counts flushes, since a durable invocation can end at any wait. */
@@ -60,6 +63,7 @@ export function createRuntime(config: RuntimeConfig, overrides: RuntimeOverrides
     get leases() {
       return (leases ??= new LeaseTable(config));
     },
+    repoCredentials: overrides.repoCredentials ?? configuredRepoCredentials(config),
     get callbacks() {
       return (callbacks ??= new LambdaDurableCallbacks(config));
     },

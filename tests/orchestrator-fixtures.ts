@@ -42,6 +42,7 @@ export function testConfig(limits: Partial<LimitsConfig> = {}): RuntimeConfig {
     },
     agentcore: { runtimeArn: "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/agent-abc" },
     local: { workDir: mkdtempSync(join(tmpdir(), "orch-local-")) },
+    agentChannel: { url: "https://api.example.test" },
     limits: { ...DEFAULT_LIMITS, ...limits },
   };
 }

@@ -13,6 +13,7 @@ import { int, Problems, str } from "./checks";
 import { DEFAULTS } from "./defaults";
 import { validateEcs } from "./ecs";
 import { validateFleets } from "./fleets";
+import { validateIdentity } from "./identity";
 import { validateNetwork } from "./network";
 import { validateRepos } from "./repos";
 import { PROJECT, type RawConfig, type StackConfig, type StackLimits } from "./types";
@@ -30,6 +31,8 @@ export const CONFIG_KEYS = {
   ecs: "json",
   agentcore: "json",
   maxConcurrentPerUser: "json",
+  maxQueuedPerUser: "json",
+  identity: "json",
   taskTimeoutSeconds: "json",
   pollIntervalSeconds: "json",
   heartbeatTimeoutSeconds: "json",
@@ -68,6 +71,7 @@ export function validateStackConfig(raw: RawConfig): StackConfig {
   const taskTimeoutSeconds = int(p, "taskTimeoutSeconds", raw.taskTimeoutSeconds, DEFAULT_LIMITS.taskTimeoutSeconds, 300, 7 * 24 * 3600);
   const limits: StackLimits = {
     maxConcurrentPerUser: int(p, "maxConcurrentPerUser", raw.maxConcurrentPerUser, DEFAULT_LIMITS.maxConcurrentPerUser, 1, 10000),
+    maxQueuedPerUser: int(p, "maxQueuedPerUser", raw.maxQueuedPerUser, DEFAULT_LIMITS.maxQueuedPerUser, 1, 10000),
     taskTimeoutSeconds,
     pollIntervalSeconds: int(p, "pollIntervalSeconds", raw.pollIntervalSeconds, DEFAULT_LIMITS.pollIntervalSeconds, POLL_INTERVAL_BOUNDS.min, POLL_INTERVAL_BOUNDS.max),
     heartbeatTimeoutSeconds: int(p, "heartbeatTimeoutSeconds", raw.heartbeatTimeoutSeconds, DEFAULT_LIMITS.heartbeatTimeoutSeconds, 60, 3600),
@@ -97,6 +101,7 @@ export function validateStackConfig(raw: RawConfig): StackConfig {
     ecs,
     agentcore,
     limits,
+    identity: validateIdentity(p, raw.identity),
     payloadExpirationDays: int(p, "payloadExpirationDays", raw.payloadExpirationDays, DEFAULTS.payloadExpirationDays, 1, 365),
     dispatchTimeoutSeconds: int(p, "dispatchTimeoutSeconds", raw.dispatchTimeoutSeconds, DEFAULTS.dispatchTimeoutSeconds, 30, 2592000),
     fleetManagerSchedule: schedule as string,
