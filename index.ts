@@ -23,6 +23,7 @@ import { Monitoring } from "./components/monitoring";
 import type { ComputeGrants } from "./components/iam";
 import { agentTaskDocument } from "./runtime/fleet/document";
 import { bootScript } from "./runtime/fleet/boot-script";
+import { TERMINATION_HOOK_NAME } from "./runtime/fleet/tags";
 
 // 1. Config, checked before any resource exists.
 const config = loadStackConfig();
@@ -87,7 +88,22 @@ const runtimeConfig = {
   ...(document && {
     ec2: {
       documentName: document.documentName,
-      fleets: Object.fromEntries(fleets.map(([fleet, f]) => [fleet, { autoScalingGroupName: f.autoScalingGroupName }])),
+      fleets: Object.fromEntries(
+        fleets.map(([fleet, f]) => {
+          const s = config.fleets[fleet];
+          return [
+            fleet,
+            {
+              autoScalingGroupName: f.autoScalingGroupName,
+              warmBuffer: s.warmBuffer,
+              readyDeadlineSeconds: s.readyDeadlineSeconds,
+              maxInstanceLifetimeSeconds: s.maxInstanceLifetimeSeconds,
+              ...(s.maxTasksPerInstance !== undefined ? { maxTasksPerInstance: s.maxTasksPerInstance } : {}),
+              terminationHookName: TERMINATION_HOOK_NAME,
+            },
+          ];
+        }),
+      ),
       defaultFleet: config.defaultFleet,
       deliveryTimeoutSeconds: config.dispatchTimeoutSeconds,
       executionTimeoutSeconds: config.limits.taskTimeoutSeconds,
@@ -142,6 +158,7 @@ const fleetManager = document
       runtimeConfig,
       tableArns: tables.arns,
       autoScalingGroupArns: fleets.map(([, f]) => f.autoScalingGroupArn),
+      autoScalingGroupNames: fleets.map(([, f]) => f.autoScalingGroupName),
       fleetNames: fleets.map(([f]) => f),
       schedule: config.fleetManagerSchedule,
       region,

@@ -5,13 +5,15 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
-import { BOOT_TAG, FLEET_TAG } from "../runtime/fleet/tags";
+import { BOOT_TAG, FLEET_TAG, TERMINATION_HOOK_NAME } from "../runtime/fleet/tags";
 import type { AgentImageRef } from "./agent-image";
 import { ecrPullStatements, policyDocument, assumeRolePolicy } from "./iam";
 import { egressHttpsOnly } from "./security-group";
 import type { FleetSettings } from "./config/types";
 
 export const SSM_MANAGED_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore";
+/** 30–7,200 s allowed. Long enough for the manager to drain the lease and the orchestrator to re-queue the task. */
+export const TERMINATION_HOOK_HEARTBEAT_SECONDS = 300;
 
 export interface Ec2AgentFleetArgs {
   readonly fleet: string;
@@ -127,13 +129,26 @@ export function createFleet(name: string, args: Ec2AgentFleetArgs, parent: pulum
       minSize: s.minSize,
       maxSize: s.maxSize,
       vpcZoneIdentifiers: args.subnetIds,
+      // EC2 status checks; a boot that failed or never reported ready is marked unhealthy by the fleet manager.
       healthCheckType: "EC2",
+      // The group never picks instances to remove: the fleet manager drains an idle one, then terminates it through
+      // the group (TerminateInstanceInAutoScalingGroup), so no scale-in can race a claim.
+      protectFromScaleIn: true,
+      // Terminations the group starts itself (rebalancing, refresh, health, Spot) wait here until the instance's
+      // lease is drained and its task let go (or the heartbeat runs out).
+      initialLifecycleHooks: [
+        { name: TERMINATION_HOOK_NAME, lifecycleTransition: "autoscaling:EC2_INSTANCE_TERMINATING", heartbeatTimeout: TERMINATION_HOOK_HEARTBEAT_SECONDS, defaultResult: "CONTINUE" },
+      ],
       capacityRebalance: s.spot,
+      // Spot across several types, capacity-optimized. (Warm pools cannot be combined with Spot or mixed instances.)
       ...(s.spot
         ? {
             mixedInstancesPolicy: {
-              launchTemplate: { launchTemplateSpecification: { launchTemplateId: launchTemplate.id, version: "$Latest" } },
-              instancesDistribution: { onDemandBaseCapacity: 0, onDemandPercentageAboveBaseCapacity: 0, spotAllocationStrategy: "price-capacity-optimized" },
+              launchTemplate: {
+                launchTemplateSpecification: { launchTemplateId: launchTemplate.id, version: "$Latest" },
+                overrides: [s.instanceType, ...s.spotInstanceTypes].map((instanceType) => ({ instanceType })),
+              },
+              instancesDistribution: { onDemandBaseCapacity: 0, onDemandPercentageAboveBaseCapacity: 0, spotAllocationStrategy: "capacity-optimized" },
             },
           }
         : { launchTemplate: template }),

@@ -1,6 +1,7 @@
 /**
- * The EC2 fleet manager (runtime/fleet/lambda.ts) on a schedule: registers ready instances, reconciles leases,
- * scales each fleet's Auto Scaling group. Exists only when backend ec2 is enabled.
+ * The EC2 fleet manager (runtime/fleet/lambda.ts): every minute on a schedule (it loops passes inside the
+ * invocation) and on each group's termination lifecycle events. Registers ready instances, replaces failed boots,
+ * repairs leases, scales out, drains and terminates for scale-in. Exists only when backend ec2 is enabled.
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
@@ -14,6 +15,7 @@ export interface FleetManagerArgs {
   readonly runtimeConfig: pulumi.Input<object>;
   readonly tableArns: TableArns;
   readonly autoScalingGroupArns: pulumi.Input<string>[];
+  readonly autoScalingGroupNames: pulumi.Input<string>[];
   readonly fleetNames: string[];
   readonly schedule: string;
   readonly region: pulumi.Input<string>;
@@ -41,18 +43,38 @@ export function createFleetManager(name: string, args: FleetManagerArgs, parent:
       memoryMiB: 256,
       logRetentionDays: args.logRetentionDays,
       statements: () => [
-        tableStatement("LeasesAndQueue", args.tableArns, ["leases", "tasks"], true),
+        tableStatement("LeasesAndQueue", args.tableArns, ["leases", "waiters", "tasks", "events"], true),
         {
           Sid: "ObserveFleets",
           Effect: "Allow",
-          Action: ["ec2:DescribeInstances", "autoscaling:DescribeAutoScalingGroups", "ssm:DescribeInstanceInformation", "ssm:GetCommandInvocation"],
+          Action: ["ec2:DescribeInstances", "autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeScalingActivities"],
           Resource: "*",
         },
-        { Sid: "ScaleOurGroups", Effect: "Allow", Action: ["autoscaling:SetDesiredCapacity", "autoscaling:SetInstanceProtection"], Resource: args.autoScalingGroupArns },
+        {
+          // Every one of these takes the autoScalingGroup resource type: scoped to the fleets' own groups.
+          Sid: "ScaleDrainHealOurGroups",
+          Effect: "Allow",
+          Action: [
+            "autoscaling:SetDesiredCapacity",
+            "autoscaling:SetInstanceProtection",
+            "autoscaling:TerminateInstanceInAutoScalingGroup",
+            "autoscaling:SetInstanceHealth",
+            "autoscaling:CompleteLifecycleAction",
+          ],
+          Resource: args.autoScalingGroupArns,
+        },
         {
           Sid: "MirrorLeaseTags",
           Effect: "Allow",
-          Action: ["ec2:CreateTags", "ec2:DeleteTags"],
+          Action: ["ec2:CreateTags"],
+          Resource: [pulumi.interpolate`arn:aws:ec2:${args.region}:${args.accountId}:instance/*`],
+          Condition: { StringEquals: { [`aws:ResourceTag/${FLEET_TAG}`]: args.fleetNames } },
+        },
+        {
+          // Orphans only: fleet instances found outside their group on two passes in a row.
+          Sid: "TerminateFleetOrphans",
+          Effect: "Allow",
+          Action: ["ec2:TerminateInstances"],
           Resource: [pulumi.interpolate`arn:aws:ec2:${args.region}:${args.accountId}:instance/*`],
           Condition: { StringEquals: { [`aws:ResourceTag/${FLEET_TAG}`]: args.fleetNames } },
         },
@@ -63,5 +85,20 @@ export function createFleetManager(name: string, args: FleetManagerArgs, parent:
   const rule = new aws.cloudwatch.EventRule(`${name}-schedule`, { scheduleExpression: args.schedule, description: "agent-compute fleet manager" }, { parent });
   new aws.cloudwatch.EventTarget(`${name}-target`, { rule: rule.name, arn: fn.arn }, { parent });
   new aws.lambda.Permission(`${name}-invoke`, { action: "lambda:InvokeFunction", function: fn.name, principal: "events.amazonaws.com", sourceArn: rule.arn }, { parent });
-  return { fn, rule, role };
+  // Terminations the groups start themselves reach the manager at once, through their lifecycle hook's event.
+  const hookRule = new aws.cloudwatch.EventRule(
+    `${name}-terminating`,
+    {
+      description: "agent-compute fleet groups terminating an instance",
+      eventPattern: pulumi.jsonStringify({
+        source: ["aws.autoscaling"],
+        "detail-type": ["EC2 Instance-terminate Lifecycle Action"],
+        detail: { AutoScalingGroupName: args.autoScalingGroupNames },
+      }),
+    },
+    { parent },
+  );
+  new aws.cloudwatch.EventTarget(`${name}-terminating-target`, { rule: hookRule.name, arn: fn.arn }, { parent });
+  new aws.lambda.Permission(`${name}-terminating-invoke`, { action: "lambda:InvokeFunction", function: fn.name, principal: "events.amazonaws.com", sourceArn: hookRule.arn }, { parent });
+  return { fn, rule, hookRule, role };
 }

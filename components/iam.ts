@@ -51,6 +51,7 @@ export interface TableArns {
   leases: pulumi.Input<string>;
   concurrency: pulumi.Input<string>;
   repos: pulumi.Input<string>;
+  waiters: pulumi.Input<string>;
 }
 
 type TableKey = keyof TableArns;
@@ -205,18 +206,12 @@ export function computeStatements(g: ComputeGrants, start: boolean): Statement[]
     out.push({
       Sid: "Ec2MirrorLeaseTags",
       Effect: "Allow",
-      Action: ["ec2:CreateTags", "ec2:DeleteTags"],
+      Action: ["ec2:CreateTags"],
       Resource: [pulumi.interpolate`arn:aws:ec2:${g.region}:${g.accountId}:instance/*`],
       Condition: { StringEquals: { [`aws:ResourceTag/${FLEET_TAG}`]: e.fleetNames } },
     });
-    if (e.autoScalingGroupArns.length) {
-      out.push({
-        Sid: "AsgProtectBusyInstances",
-        Effect: "Allow",
-        Action: ["autoscaling:SetInstanceProtection"],
-        Resource: e.autoScalingGroupArns,
-      });
-    }
+    // No Auto Scaling grant: instances are protected from scale-in when registered (by the fleet manager), so a
+    // claim or a release only writes tags.
   }
   if (g.agentcore) {
     const a = g.agentcore;

@@ -58,7 +58,7 @@ export function createTaskApi(name: string, args: TaskApiArgs, parent: pulumi.Re
       memoryMiB: 512,
       logRetentionDays: args.logRetentionDays,
       statements: () => [
-        tableStatement("TaskTables", args.tableArns, ["tasks", "events", "leases", "concurrency", "repos"], true),
+        tableStatement("TaskTables", args.tableArns, ["tasks", "events", "leases", "concurrency", "repos", "waiters"], true),
         payloadStatement("Payloads", args.payloadBucketArn, ["put", "delete"]),
         { Sid: "StartOrchestration", Effect: "Allow", Action: ["lambda:InvokeFunction"], Resource: [args.orchestratorAliasArn] },
         // Cancel wakes the task's orchestrator (runtime/orchestrator/wake.ts).

@@ -62,7 +62,7 @@ export function createOrchestrator(name: string, args: TaskOrchestratorArgs, par
           // Durable execution ARNs extend a qualified function ARN; ":*" matches every version's executions.
           Resource: [pulumi.interpolate`${self.arn}:*`],
         },
-        tableStatement("TaskTables", args.tableArns, ["tasks", "events", "leases", "concurrency", "repos"], true),
+        tableStatement("TaskTables", args.tableArns, ["tasks", "events", "leases", "concurrency", "repos", "waiters"], true),
         // put: the start step writes the agent's token into the payload; get: it presigns the agent's URL with it.
         payloadStatement("Payloads", args.payloadBucketArn, ["get", "put", "delete"]),
         ...computeStatements(args.grants, true),

@@ -15,6 +15,8 @@ export interface RuntimeConfig {
     leases: string;
     concurrency: string;
     repos: string;
+    /** EC2 capacity waiters (runtime/fleet/queue.ts); needed only when backend ec2 is enabled. */
+    waiters?: string;
   };
   payload: { kind: "s3"; bucket: string; prefix?: string } | { kind: "file"; dir: string };
   defaultBackend: BackendType;
@@ -65,11 +67,25 @@ export interface EcsConfig {
 }
 
 export interface Ec2FleetConfig {
-  /** Auto Scaling group of this fleet, for scale-in protection. */
+  /** Auto Scaling group of this fleet: scale-in protection, scaling, draining, health. */
   autoScalingGroupName?: string;
   /** Idle ready instances kept beyond current demand, for a fast start (fleet scaling; default 0). */
   warmBuffer?: number;
+  /** An instance that has not reported boot=ready this long after launch is marked unhealthy (default 900 s). */
+  readyDeadlineSeconds?: number;
+  /** An instance older than this is drained and replaced once idle (default 86,400 s = 24 h). */
+  maxInstanceLifetimeSeconds?: number;
+  /** An instance that ran this many tasks is drained and replaced (default: unlimited). */
+  maxTasksPerInstance?: number;
+  /** Name of the group's termination lifecycle hook, completed once the instance holds no task. */
+  terminationHookName?: string;
 }
+
+/** Per-fleet defaults for the settings above. */
+export const FLEET_DEFAULTS = {
+  readyDeadlineSeconds: 900,
+  maxInstanceLifetimeSeconds: 24 * 3600,
+} as const;
 
 export interface Ec2Config {
   /** The stack-owned SSM Command document that runs one agent task. */
@@ -125,6 +141,11 @@ export interface LimitsConfig {
   maxPollIntervalSeconds: number;
   /** A finished task's compute that still runs after this many seconds is stopped (an agent hung after its result). */
   computeStopGraceSeconds: number;
+  /**
+   * New attempts a task gets when its compute is lost to infrastructure (Spot interruption, instance terminated,
+   * undeliverable command) rather than to the agent. Optional so that older configs keep working (default 1).
+   */
+  infraRetries?: number;
 }
 
 export const DEFAULT_LIMITS: LimitsConfig = {
@@ -139,6 +160,7 @@ export const DEFAULT_LIMITS: LimitsConfig = {
   startupGraceSeconds: 600,
   maxPollIntervalSeconds: 300,
   computeStopGraceSeconds: 120,
+  infraRetries: 1,
 };
 
 export const POLL_INTERVAL_BOUNDS = { min: 5, max: 300 } as const;

@@ -32,12 +32,16 @@ export interface LivenessInput {
   /** Consecutive polls (including this one) that saw the compute finished while the task was not terminal. */
   consecutiveFinishedPolls: number;
   lastPollError?: string;
+  /** Further attempts this task may get when its compute is lost to infrastructure (0: a loss fails it). */
+  infraRetriesLeft?: number;
 }
 
 export type LivenessDecision =
   | { action: "continue" }
   | { action: "done"; status: TaskStatus }
   | { action: "fail"; reason: string }
+  /** The compute was lost to infrastructure, not to the agent: run the task again as a new attempt. */
+  | { action: "requeue"; reason: string }
   | { action: "timeout"; reason: string };
 
 export function decideLiveness(input: LivenessInput, t: LivenessThresholds): LivenessDecision {
@@ -50,7 +54,8 @@ export function decideLiveness(input: LivenessInput, t: LivenessThresholds): Liv
 
   const compute = input.compute;
   if (compute?.state === "LOST") {
-    return { action: "fail", reason: `the ${what} was lost before the agent finished${detail(compute.reason)}` };
+    const reason = `the ${what} was lost before the agent finished${detail(compute.reason)}`;
+    return (input.infraRetriesLeft ?? 0) > 0 ? { action: "requeue", reason } : { action: "fail", reason };
   }
   if (compute?.state === "EXITED") {
     if (compute.exitCode !== undefined && compute.exitCode !== 0) {

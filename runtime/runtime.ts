@@ -7,7 +7,7 @@ import { LeaseTable } from "./fleet/lease";
 import { createPayloadStore } from "./payload";
 import type { PayloadStore, TaskEventLog, TaskStore } from "./ports";
 import { createMetrics, type MetricsSink } from "./metrics";
-import { LambdaDurableCallbacks, type DurableCallbacks } from "./orchestrator/wake";
+import { LambdaDurableCallbacks, wakeOrchestrator, type DurableCallbacks } from "./orchestrator/wake";
 import { RepoBlueprints } from "./repos/blueprints";
 import { DynamoEventLog } from "./tasks/events";
 import { DynamoTaskStore } from "./tasks/store";
@@ -46,7 +46,7 @@ export function createRuntime(config: RuntimeConfig, overrides: RuntimeOverrides
   let leases = overrides.leases;
   let callbacks = overrides.callbacks;
   let metrics = overrides.metrics;
-  return {
+  const runtime: Runtime = {
     config,
     get tasks() {
       return (tasks ??= new DynamoTaskStore(config));
@@ -61,7 +61,8 @@ export function createRuntime(config: RuntimeConfig, overrides: RuntimeOverrides
       return (repos ??= new RepoBlueprints(config));
     },
     get leases() {
-      return (leases ??= new LeaseTable(config));
+      // A task bound to an instance while it waited is woken at once, not at its next poll.
+      return (leases ??= new LeaseTable(config, runtime.now, { bound: (b) => void wakeOrchestrator(runtime, b.taskId) }));
     },
     repoCredentials: overrides.repoCredentials ?? configuredRepoCredentials(config),
     get callbacks() {
@@ -73,11 +74,12 @@ export function createRuntime(config: RuntimeConfig, overrides: RuntimeOverrides
     strategy<T extends BackendType>(type: T): ComputeStrategy<T> {
       let s = strategies.get(type) as ComputeStrategy<T> | undefined;
       if (!s) {
-        s = createStrategy(type, config);
+        s = createStrategy(type, config, runtime.leases);
         strategies.set(type, s);
       }
       return s;
     },
     now: overrides.now ?? (() => new Date()),
   };
+  return runtime;
 }

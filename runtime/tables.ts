@@ -22,7 +22,7 @@ export interface TableSchema {
   ttlAttribute?: string;
 }
 
-export type TableName = "tasks" | "events" | "leases" | "concurrency" | "repos";
+export type TableName = "tasks" | "events" | "leases" | "concurrency" | "repos" | "waiters";
 
 export const TASKS_BY_USER_INDEX = "by-user";
 export const TASKS_BY_STATUS_INDEX = "by-status";
@@ -62,6 +62,17 @@ export const TABLE_SCHEMAS: Readonly<Record<TableName, TableSchema>> = {
     hashKey: "instance_id",
     attributes: { instance_id: "S", fleet_state: "S", registered_at: "S" },
     indexes: [{ name: LEASES_BY_FLEET_STATE_INDEX, hashKey: "fleet_state", rangeKey: "registered_at" }],
+  },
+  /**
+   * Tasks waiting for an EC2 fleet's capacity, oldest first: one item per waiting task, position =
+   * "<created_at>#<task_id>". A Query on the table itself (not an index) is strongly consistent, so the
+   * dispatcher always sees the true oldest waiter.
+   */
+  waiters: {
+    hashKey: "fleet",
+    rangeKey: "position",
+    attributes: { fleet: "S", position: "S" },
+    indexes: [],
   },
   /** Per-user running-task counters for the admission cap. */
   concurrency: {
@@ -113,19 +124,19 @@ export function createTableInput(tableName: string, schema: TableSchema) {
  */
 export async function ensureTables(
   client: import("@aws-sdk/client-dynamodb").DynamoDBClient,
-  names: Readonly<Record<TableName, string>>,
+  names: Readonly<Partial<Record<TableName, string>>>,
 ): Promise<void> {
   const { CreateTableCommand, ResourceInUseException, waitUntilTableExists } = await import(
     "@aws-sdk/client-dynamodb"
   );
   await Promise.all(
-    (Object.keys(names) as TableName[]).map(async (key) => {
+    (Object.keys(names) as TableName[]).filter((key) => names[key]).map(async (key) => {
       try {
-        await client.send(new CreateTableCommand(createTableInput(names[key], TABLE_SCHEMAS[key])));
+        await client.send(new CreateTableCommand(createTableInput(names[key]!, TABLE_SCHEMAS[key])));
       } catch (err) {
         if (!(err instanceof ResourceInUseException)) throw err;
       }
-      await waitUntilTableExists({ client, maxWaitTime: 60, minDelay: 1 }, { TableName: names[key] });
+      await waitUntilTableExists({ client, maxWaitTime: 60, minDelay: 1 }, { TableName: names[key]! });
     }),
   );
 }

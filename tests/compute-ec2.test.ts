@@ -44,7 +44,7 @@ async function setup(fleets: Record<string, number>, leases?: (c: RuntimeConfig)
   const names = Object.fromEntries(Object.keys(fleets).map((f) => [f, `${f}-${s}`]));
   const config = checkRuntimeConfig({
     region: "us-east-1",
-    tables: { tasks: `tasks-${s}`, events: `events-${s}`, leases: `leases-${s}`, concurrency: `c-${s}`, repos: `r-${s}` },
+    tables: { tasks: `tasks-${s}`, events: `events-${s}`, leases: `leases-${s}`, concurrency: `c-${s}`, repos: `r-${s}`, waiters: `w-${s}` },
     payload: { kind: "s3", bucket: `payloads-${s}` },
     defaultBackend: "ec2",
     enabledBackends: ["ec2"],
@@ -59,6 +59,7 @@ async function setup(fleets: Record<string, number>, leases?: (c: RuntimeConfig)
     limits: {} as RuntimeConfig["limits"],
   });
   await awsClient(DynamoDBClient, {}).send(new CreateTableCommand(createTableInput(config.tables.leases, TABLE_SCHEMAS.leases)));
+  await awsClient(DynamoDBClient, {}).send(new CreateTableCommand(createTableInput(config.tables.waiters!, TABLE_SCHEMAS.waiters)));
   const table = leases ? leases(config) : new LeaseTable(config);
   const ec2 = awsClient(EC2Client, {});
   imageId ??= (await ec2.send(new DescribeImagesCommand({}))).Images![0].ImageId!;

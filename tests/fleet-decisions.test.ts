@@ -74,6 +74,7 @@ describe("lease reconcile plan", () => {
     fleet: "default",
     state: taskId ? "BUSY" : "READY",
     registeredAt: "2025-01-01T00:00:00Z",
+    taskCount: taskId ? 1 : 0,
     ...(taskId ? { taskId } : {}),
   });
   const statuses = (entries: [string, TaskStatus | undefined][]) => new Map(entries);

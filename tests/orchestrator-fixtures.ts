@@ -23,7 +23,7 @@ export function suffix(): string {
 export function testConfig(limits: Partial<LimitsConfig> = {}): RuntimeConfig {
   const s = suffix();
   const tables = Object.fromEntries(
-    (["tasks", "events", "leases", "concurrency", "repos"] as TableName[]).map((t) => [t, `orch-${t}-${s}`]),
+    (["tasks", "events", "leases", "concurrency", "repos", "waiters"] as TableName[]).map((t) => [t, `orch-${t}-${s}`]),
   ) as Record<TableName, string>;
   return {
     region: "us-east-1",

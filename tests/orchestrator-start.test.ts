@@ -198,7 +198,9 @@ describe("start step", function () {
       const execution = await runner.run({ payload: { task_id: task.task_id } });
       expect(execution.getResult()!.status).to.equal("COMPLETED");
       expect(h.strategy.starts).to.have.length(3);
-      expect(runner.getOperation("capacity-1").getWaitDetails()?.waitSeconds).to.equal(1);
+      // Each wait for capacity is a wake the fleet's dispatcher completes when it binds an instance (timeout: the
+      // safety net).
+      expect(runner.getOperation("capacity-1").getType()).to.equal("CALLBACK");
       expect(existsSync(task.payload_uri!)).to.equal(false);
     });
 

@@ -82,7 +82,7 @@ describe("the Pulumi program per backend combination", function () {
         expect(x.parent, `${x.type} ${x.name} has no parent`).to.not.equal("");
         if (x.type.startsWith("aws:")) expect(x.parent, `${x.type} ${x.name} parent`).to.match(/agent-compute:[a-z0-9]+:[A-Za-z0-9]+::/);
       }
-      expect(r.byType("aws:dynamodb/table:Table")).to.have.length(5);
+      expect(r.byType("aws:dynamodb/table:Table")).to.have.length(6);
     });
   }
 
@@ -93,7 +93,11 @@ describe("the Pulumi program per backend combination", function () {
     expect(gpuAsg.inputs.maxSize).to.equal(2);
     expect(gpuAsg.inputs.vpcZoneIdentifiers).to.deep.equal(["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]);
     expect(gpuAsg.inputs.tags).to.deep.include({ key: "agent-compute:fleet", value: "gpu", propagateAtLaunch: true });
-    expect(gpuAsg.inputs.mixedInstancesPolicy.instancesDistribution.onDemandPercentageAboveBaseCapacity).to.equal(0);
+    expect(gpuAsg.inputs.mixedInstancesPolicy.instancesDistribution).to.include({ onDemandPercentageAboveBaseCapacity: 0, spotAllocationStrategy: "capacity-optimized" });
+    expect(gpuAsg.inputs.protectFromScaleIn, "only the fleet manager removes instances").to.equal(true);
+    expect(gpuAsg.inputs.initialLifecycleHooks).to.deep.equal([
+      { name: "agent-compute-terminating", lifecycleTransition: "autoscaling:EC2_INSTANCE_TERMINATING", heartbeatTimeout: 300, defaultResult: "CONTINUE" },
+    ]);
     const gpuLt = r.one("aws:ec2/launchTemplate:LaunchTemplate", "fleet-gpu");
     expect(gpuLt.inputs.instanceType).to.equal("g5.xlarge");
     expect(gpuLt.inputs.imageId).to.match(/^resolve:ssm:\/aws\/service\/deeplearning\/ami\/x86_64\//);
@@ -109,7 +113,7 @@ describe("the Pulumi program per backend combination", function () {
       for (const fn of r.byType("aws:lambda/function:Function")) {
         const cfg = JSON.parse(fn.inputs.environment.variables.AGENT_COMPUTE_CONFIG);
         expect(cfg.enabledBackends).to.deep.equal(COMBINATIONS[label].backends);
-        expect(Object.keys(cfg.tables).sort()).to.deep.equal(["concurrency", "events", "leases", "repos", "tasks"]);
+        expect(Object.keys(cfg.tables).sort()).to.deep.equal(["concurrency", "events", "leases", "repos", "tasks", "waiters"]);
         expect(cfg.payload).to.deep.include({ kind: "s3", prefix: "payloads/" });
         expect(Boolean(cfg.ec2)).to.equal(label === "all three");
         expect(Boolean(cfg.agentcore)).to.equal(label === "all three");

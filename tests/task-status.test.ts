@@ -14,7 +14,7 @@ describe("task status transitions", () => {
     ["SUBMITTED", "RUNNING"],
     ["SUBMITTED", "COMPLETED"],
     ["QUEUED", "RUNNING"],
-    ["RUNNING", "STARTING"],
+    ["RUNNING", "SUBMITTED"],
     ["RUNNING", "QUEUED"],
     ["COMPLETED", "RUNNING"],
     ["CANCELLED", "COMPLETED"],
@@ -28,7 +28,7 @@ describe("task status transitions", () => {
 
   it("the predecessors of a status are exactly the statuses that may move to it", () => {
     expect(allowedPredecessors("RUNNING")).to.deep.equal(["STARTING"]);
-    expect(allowedPredecessors("STARTING")).to.deep.equal(["SUBMITTED", "QUEUED"]);
+    expect(allowedPredecessors("STARTING"), "RUNNING: re-queued after an infrastructure loss").to.deep.equal(["SUBMITTED", "QUEUED", "RUNNING"]);
     expect(allowedPredecessors("CANCELLED")).to.deep.equal(["SUBMITTED", "QUEUED", "STARTING", "RUNNING"]);
     expect(allowedPredecessors("TIMED_OUT")).to.deep.equal(["STARTING", "RUNNING"]);
   });

@@ -18,6 +18,7 @@ const tables: Record<TableName, string> = {
   leases: `leases-${suffix}`,
   concurrency: `concurrency-${suffix}`,
   repos: `repos-${suffix}`,
+  waiters: `waiters-${suffix}`,
 };
 
 function config(): RuntimeConfig {

@@ -1,4 +1,5 @@
 /** What a stack gets for each key it leaves unset. */
+import { FLEET_DEFAULTS } from "../../runtime/config";
 import type { CloudBackend, EcsSettings, FleetSettings } from "./types";
 
 export const DEFAULT_FLEET: Omit<FleetSettings, "architecture" | "gpu" | "amiParameter"> = {
@@ -8,6 +9,9 @@ export const DEFAULT_FLEET: Omit<FleetSettings, "architecture" | "gpu" | "amiPar
   warmBuffer: 1,
   rootVolumeGiB: 100,
   spot: false,
+  spotInstanceTypes: [],
+  readyDeadlineSeconds: FLEET_DEFAULTS.readyDeadlineSeconds,
+  maxInstanceLifetimeSeconds: FLEET_DEFAULTS.maxInstanceLifetimeSeconds,
 };
 
 export const DEFAULTS = {

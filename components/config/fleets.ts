@@ -1,10 +1,22 @@
 /** fleets and defaultFleet: the named EC2 fleets (backend ec2). */
 import { defaultAmiParameter, describeInstanceType } from "./aws-tables";
-import { bool, int, isObject, str, unknownKeys, type Problems } from "./checks";
+import { bool, int, isObject, optionalNumber, str, unknownKeys, type Problems } from "./checks";
 import { DEFAULT_FLEET } from "./defaults";
 import type { FleetSettings, RawConfig } from "./types";
 
-const FLEET_KEYS = ["instanceType", "minSize", "maxSize", "warmBuffer", "rootVolumeGiB", "spot", "amiParameter"];
+const FLEET_KEYS = [
+  "instanceType",
+  "minSize",
+  "maxSize",
+  "warmBuffer",
+  "rootVolumeGiB",
+  "spot",
+  "spotInstanceTypes",
+  "amiParameter",
+  "readyDeadlineSeconds",
+  "maxInstanceLifetimeSeconds",
+  "maxTasksPerInstance",
+];
 const FLEET_NAME = /^[a-z][a-z0-9-]{0,19}$/;
 
 export function validateFleet(p: Problems, name: string, raw: unknown): FleetSettings | undefined {
@@ -29,6 +41,23 @@ export function validateFleet(p: Problems, name: string, raw: unknown): FleetSet
   const rootVolumeGiB = int(p, `${path}.rootVolumeGiB`, settings.rootVolumeGiB, DEFAULT_FLEET.rootVolumeGiB, 30, 16384);
   const spot = bool(p, `${path}.spot`, settings.spot, DEFAULT_FLEET.spot);
   const architecture = described?.architecture ?? "arm64";
+  const spotInstanceTypes: string[] = [];
+  if (settings.spotInstanceTypes !== undefined) {
+    if (!spot) p.add(`${path}.spotInstanceTypes`, "applies only to a Spot fleet (spot: true)");
+    if (!Array.isArray(settings.spotInstanceTypes)) {
+      p.add(`${path}.spotInstanceTypes`, "must be a list of instance types, e.g. [\"m7g.2xlarge\", \"m6g.xlarge\"]");
+    } else {
+      settings.spotInstanceTypes.forEach((t, i) => {
+        const d = typeof t === "string" ? describeInstanceType(t) : undefined;
+        if (!d) p.add(`${path}.spotInstanceTypes[${i}]`, `${JSON.stringify(t)} is not an EC2 instance type`);
+        else if (d.architecture !== architecture) p.add(`${path}.spotInstanceTypes[${i}]`, `'${t}' is ${d.architecture}; the fleet's instanceType ${instanceType} is ${architecture}`);
+        else if (t !== instanceType && !spotInstanceTypes.includes(t as string)) spotInstanceTypes.push(t as string);
+      });
+    }
+  }
+  const readyDeadlineSeconds = int(p, `${path}.readyDeadlineSeconds`, settings.readyDeadlineSeconds, DEFAULT_FLEET.readyDeadlineSeconds, 60, 7200);
+  const maxInstanceLifetimeSeconds = int(p, `${path}.maxInstanceLifetimeSeconds`, settings.maxInstanceLifetimeSeconds, DEFAULT_FLEET.maxInstanceLifetimeSeconds, 3600, 365 * 24 * 3600);
+  const maxTasksPerInstance = optionalNumber(p, `${path}.maxTasksPerInstance`, settings.maxTasksPerInstance, 1, 1_000_000, true);
   const gpu = described?.gpu ?? false;
   let amiParameter = defaultAmiParameter(architecture, gpu);
   if (settings.amiParameter !== undefined) {
@@ -36,7 +65,21 @@ export function validateFleet(p: Problems, name: string, raw: unknown): FleetSet
     if (v !== undefined && !v.startsWith("/")) p.add(`${path}.amiParameter`, `must be an SSM parameter path starting with '/', got '${v}'`);
     else if (v !== undefined) amiParameter = v;
   }
-  return { instanceType, architecture, gpu, minSize, maxSize, warmBuffer, rootVolumeGiB, spot, amiParameter };
+  return {
+    instanceType,
+    architecture,
+    gpu,
+    minSize,
+    maxSize,
+    warmBuffer,
+    rootVolumeGiB,
+    spot,
+    spotInstanceTypes,
+    amiParameter,
+    readyDeadlineSeconds,
+    maxInstanceLifetimeSeconds,
+    ...(maxTasksPerInstance !== undefined ? { maxTasksPerInstance } : {}),
+  };
 }
 
 export function validateFleets(p: Problems, raw: RawConfig, ec2Enabled: boolean): { fleets: Record<string, FleetSettings>; defaultFleet?: string } {

@@ -21,8 +21,16 @@ export interface FleetSettings {
   warmBuffer: number;
   rootVolumeGiB: number;
   spot: boolean;
+  /** Further instance types a Spot fleet may launch (same architecture), for capacity-optimized allocation. */
+  spotInstanceTypes: string[];
   /** SSM parameter the launch template resolves the AMI from at launch (always the latest patched image). */
   amiParameter: string;
+  /** Seconds an instance may take to report boot=ready before it is marked unhealthy and replaced. */
+  readyDeadlineSeconds: number;
+  /** Seconds after which an idle instance is drained and replaced. */
+  maxInstanceLifetimeSeconds: number;
+  /** Tasks after which an instance is drained and replaced; undefined = unlimited. */
+  maxTasksPerInstance?: number;
 }
 
 export interface RepoSettings {

@@ -37,6 +37,8 @@ function errorName(err: unknown): string {
 
 export class Ec2Strategy implements ComputeStrategy<"ec2"> {
   readonly type = "ec2" as const;
+  /** A re-queued task's old lease is gone (released or dropped): its claim queues it afresh. */
+  readonly startsNewAttempts = true;
 
   constructor(
     private readonly config: RuntimeConfig,
@@ -72,7 +74,7 @@ export class Ec2Strategy implements ComputeStrategy<"ec2"> {
       executionTimeout: String(settings.executionTimeoutSeconds),
     });
 
-    const claim = await this.leases.claimInstance(fleet, task.task_id);
+    const claim = await this.leases.claimInstance(fleet, task.task_id, task.created_at);
     if (!claim.ok) throw new NoCapacityError(fleet);
     const { lease } = claim;
     const handle = (commandId: string): Ec2Handle => ({
@@ -132,6 +134,13 @@ export class Ec2Strategy implements ComputeStrategy<"ec2"> {
       // SSM can take a long time to notice a terminated instance; the fleet sync drops the lease of an instance
       // that stopped running, and that is reported here at once.
       const lease = await this.leases.get(handle.instanceId);
+      if (lease?.commandId === handle.commandId && lease.state === "DRAINING" && lease.drainReason === "terminating") {
+        return {
+          state: "LOST",
+          reason: `instance ${handle.instanceId} is being terminated by its Auto Scaling group (Spot interruption, rebalancing or health replacement)`,
+          raw: status.raw,
+        };
+      }
       if (!lease || lease.commandId !== handle.commandId) {
         return {
           state: "LOST",

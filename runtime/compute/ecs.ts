@@ -33,9 +33,10 @@ export const ECS_AGENT_ENV_NAMES = ["TASK_ID", "AGENT_PAYLOAD_URL", "AWS_REGION"
  * The RunTask client token for a task: the task id itself when ECS accepts it, so a replayed start step
  * gets the task the first attempt started; otherwise a SHA-256 of it, still one token per task.
  */
-export function ecsClientToken(taskId: string): string {
-  const acceptable = taskId.length > 0 && taskId.length <= CLIENT_TOKEN_MAX && /^[\x21-\x7e]+$/.test(taskId);
-  return acceptable ? taskId : createHash("sha256").update(taskId).digest("hex");
+export function ecsClientToken(taskId: string, attempt = 0): string {
+  const token = attempt > 0 ? `${taskId}#${attempt}` : taskId;
+  const acceptable = token.length > 0 && token.length <= CLIENT_TOKEN_MAX && /^[\x21-\x7e]+$/.test(token);
+  return acceptable ? token : createHash("sha256").update(token).digest("hex");
 }
 
 /** A label for ListTasks(startedBy=…): the task id, with characters ECS refuses replaced, cut to 36. */
@@ -126,6 +127,8 @@ function isAlreadyGone(err: unknown): boolean {
 
 export class EcsStrategy implements ComputeStrategy<"ecs"> {
   readonly type = "ecs" as const;
+  /** The clientToken carries the attempt, so a re-queued task gets a new Fargate task. */
+  readonly startsNewAttempts = true;
 
   constructor(private readonly config: RuntimeConfig) {}
 
@@ -166,7 +169,7 @@ export class EcsStrategy implements ComputeStrategy<"ecs"> {
       cluster: ecs.cluster,
       taskDefinition: ecs.taskDefinition,
       count: 1,
-      clientToken: ecsClientToken(task.task_id),
+      clientToken: ecsClientToken(task.task_id, task.attempt ?? 0),
       startedBy: ecsStartedBy(task.task_id),
       // launchType and capacityProviderStrategy are mutually exclusive in RunTask.
       ...(ecs.fargateSpot

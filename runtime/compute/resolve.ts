@@ -1,4 +1,5 @@
 import type { RuntimeConfig } from "../config";
+import type { LeaseTable } from "../fleet/lease";
 import type { RepoBlueprint } from "../repos/blueprints";
 import { AgentCoreStrategy } from "./agentcore";
 import { Ec2Strategy } from "./ec2";
@@ -48,15 +49,16 @@ export function resolveBackend(
 }
 
 /** The strategy for a backend. Exhaustive: a backend added to BACKEND_TYPES without a case here does not compile. */
-export function createStrategy<T extends BackendType>(type: T, config: RuntimeConfig): ComputeStrategy<T>;
-export function createStrategy(type: BackendType, config: RuntimeConfig): ComputeStrategy {
+export function createStrategy<T extends BackendType>(type: T, config: RuntimeConfig, leases?: LeaseTable): ComputeStrategy<T>;
+/** `leases`: the runtime's lease table (whose hooks wake a task bound while it waits); the EC2 strategy uses it. */
+export function createStrategy(type: BackendType, config: RuntimeConfig, leases?: LeaseTable): ComputeStrategy {
   switch (type) {
     case "agentcore":
       return new AgentCoreStrategy(config) as ComputeStrategy;
     case "ecs":
       return new EcsStrategy(config) as ComputeStrategy;
     case "ec2":
-      return new Ec2Strategy(config) as ComputeStrategy;
+      return new Ec2Strategy(config, leases) as ComputeStrategy;
     case "local":
       return new LocalStrategy(config) as ComputeStrategy;
     default: {

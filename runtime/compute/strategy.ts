@@ -44,6 +44,11 @@ export interface ComputeStrategy<T extends BackendType = BackendType> {
   pollSession(handle: HandleOf<T>): Promise<SessionStatus>;
   /** Stop the compute. Must tolerate compute that has already stopped. */
   stopSession(handle: HandleOf<T>, reason: string): Promise<void>;
+  /**
+   * True when a start for a re-queued attempt (task.attempt > 0) starts new compute rather than finding the lost
+   * one again: only such backends re-queue a task whose compute was lost to infrastructure.
+   */
+  readonly startsNewAttempts?: boolean;
 }
 
 export type AnyStrategy = { [T in BackendType]: ComputeStrategy<T> }[BackendType];

@@ -1,88 +1,119 @@
 /**
- * The scheduled fleet manager (an EventBridge-scheduled Lambda): for each named fleet, register the instances
- * that finished booting and drop the ones that are gone, release leases whose task is finished or missing, then
- * set the Auto Scaling group's desired capacity from the demand.
+ * The fleet manager Lambda. Invoked every minute by a schedule, it runs a pass over every fleet every
+ * `passSeconds` (10 s by default) for most of the minute, so queue changes reach the group within one pass; it
+ * is also invoked by the groups' termination lifecycle events, which it handles at once.
+ * A pass (manager.ts): register booted instances, replace failed or late boots, repair leases and orphans in two
+ * phases, release leases of finished tasks, scale out by raising the desired capacity, scale in by draining idle
+ * instances and terminating them through the group, retire old instances.
  */
 import { Logger } from "@aws-lambda-powertools/logger";
+import { BatchGetCommand, type BatchGetCommandOutput } from "@aws-sdk/lib-dynamodb";
 import { loadRuntimeConfig, type RuntimeConfig } from "../config";
 import type { TaskStore } from "../ports";
+import { createMetrics } from "../metrics";
+import { DynamoEventLog } from "../tasks/events";
+import { documentClient } from "../aws/dynamodb";
 import type { TaskStatus } from "../tasks/status";
-import { DynamoTaskStore } from "../tasks/store";
 import { LeaseTable } from "./lease";
+import { handleTerminationHook, managePass, type ManagerDeps, type PassReport, type TerminationHookEvent } from "./manager";
 import { executeReconcile, planReconcile, type ReconcileOutcome } from "./reconcile";
-import { applyScaling, type ScalingOutcome } from "./scaling";
-import { syncFleet, type SyncResult } from "./sync";
 
-/** Statuses of a task that wants an instance and may not have one yet (QUEUED tasks wait for a user slot, not capacity). */
-const WAITING_STATUSES: readonly TaskStatus[] = ["SUBMITTED", "STARTING"];
-
-export interface FleetReport {
-  fleet: string;
-  sync: SyncResult;
+export interface FleetReport extends PassReport {
   reconcile: ReconcileOutcome;
-  scaling: ScalingOutcome;
 }
 
+export type ManageOptions = Omit<ManagerDeps, "config" | "leases"> & { tasks?: TaskStore };
+
 /** Task statuses by id (consistent reads); a task that does not exist maps to undefined. */
-async function readStatuses(tasks: TaskStore, taskIds: readonly string[]): Promise<Map<string, TaskStatus | undefined>> {
-  const statuses = new Map<string, TaskStatus | undefined>();
-  for (const taskId of new Set(taskIds)) statuses.set(taskId, (await tasks.get(taskId))?.status);
+async function readStatuses(config: RuntimeConfig, tasks: TaskStore | undefined, taskIds: readonly string[]): Promise<Map<string, TaskStatus | undefined>> {
+  const ids = [...new Set(taskIds)];
+  const statuses = new Map<string, TaskStatus | undefined>(ids.map((id) => [id, undefined]));
+  if (tasks) {
+    for (const taskId of ids) statuses.set(taskId, (await tasks.get(taskId))?.status);
+    return statuses;
+  }
+  // One call per 100 busy instances, not one per instance: a pass runs every 10 s.
+  const db = documentClient(config);
+  for (let i = 0; i < ids.length; i += 100) {
+    let keys: Record<string, unknown>[] | undefined = ids.slice(i, i + 100).map((task_id) => ({ task_id }));
+    while (keys?.length) {
+      const out: BatchGetCommandOutput = await db.send(
+        new BatchGetCommand({
+          RequestItems: { [config.tables.tasks]: { Keys: keys, ProjectionExpression: "task_id, #s", ExpressionAttributeNames: { "#s": "status" }, ConsistentRead: true } },
+        }),
+      );
+      for (const item of out.Responses?.[config.tables.tasks] ?? []) statuses.set(item.task_id as string, item.status as TaskStatus);
+      keys = out.UnprocessedKeys?.[config.tables.tasks]?.Keys as Record<string, unknown>[] | undefined;
+    }
+  }
   return statuses;
 }
 
-/** Tasks of `fleet` that want an instance and hold none. */
-async function waitingTasks(config: RuntimeConfig, tasks: TaskStore, fleet: string, leasedTaskIds: ReadonlySet<string>): Promise<number> {
-  let count = 0;
-  for (const status of WAITING_STATUSES) {
-    for await (const t of tasks.eachInStatus(status)) {
-      const taskFleet = t.fleet ?? config.ec2?.defaultFleet;
-      if (t.backend === "ec2" && taskFleet === fleet && !leasedTaskIds.has(t.task_id)) count++;
-    }
-  }
-  return count;
-}
-
 /** One pass over every fleet. Exported for tests and for running it by hand. */
-export async function manageFleets(
-  config: RuntimeConfig,
-  leases = new LeaseTable(config),
-  tasks: TaskStore = new DynamoTaskStore(config),
-): Promise<FleetReport[]> {
+export async function manageFleets(config: RuntimeConfig, leases = new LeaseTable(config), options: ManageOptions = {}): Promise<FleetReport[]> {
   const reports: FleetReport[] = [];
   for (const fleet of Object.keys(config.ec2?.fleets ?? {})) {
-    const sync = await syncFleet(config, fleet, leases);
-    const current = await leases.list(fleet);
-    const busy = current.filter((l) => l.state === "BUSY" && l.taskId);
-    const statuses = await readStatuses(tasks, busy.map((l) => l.taskId!));
-    const reconcile = await executeReconcile(leases, planReconcile({ leases: current, tasks: statuses }));
-
-    const released = new Set(reconcile.released.map((r) => r.instanceId));
-    const stillBusy = busy.filter((l) => !released.has(l.instanceId));
-    const ready = current.length - stillBusy.length;
-    const queued = await waitingTasks(config, tasks, fleet, new Set(stillBusy.map((l) => l.taskId!)));
-    const scaling = await applyScaling(config, fleet, { queued, busyInstanceIds: stillBusy.map((l) => l.instanceId), ready });
-    reports.push({ fleet, sync, reconcile, scaling });
+    // Leases still held by finished or vanished tasks go back first, so the pass sees them as capacity.
+    const busy = (await leases.list(fleet)).filter((l) => l.taskId);
+    const statuses = await readStatuses(config, options.tasks, busy.map((l) => l.taskId!));
+    const reconcile = await executeReconcile(leases, planReconcile({ leases: busy, tasks: statuses }));
+    const pass = await managePass({ config, leases, ...options }, fleet);
+    reports.push({ ...pass, reconcile });
   }
   return reports;
 }
 
-export const handler = async (): Promise<FleetReport[]> => {
-  const logger = new Logger({ serviceName: "agent-compute-fleet" });
-  const config = loadRuntimeConfig();
-  const reports = await manageFleets(config);
-  for (const r of reports) {
-    for (const lost of r.sync.lostTasks) {
-      logger.warn("instance lost while running a task; the orchestrator will fail it", { fleet: r.fleet, ...lost });
+export interface LoopOptions extends ManageOptions {
+  /** Seconds between passes (default 10). */
+  passSeconds?: number;
+  /** Seconds of passes per invocation (default 50: the schedule invokes every minute, the timeout is 120 s). */
+  budgetSeconds?: number;
+  now?: () => number;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+/** Passes every `passSeconds` until the budget is spent; a pass that throws is logged and the loop goes on. */
+export async function manageFleetsFor(config: RuntimeConfig, leases: LeaseTable, options: LoopOptions = {}): Promise<FleetReport[][]> {
+  const now = options.now ?? Date.now;
+  const sleep = options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+  const passMs = (options.passSeconds ?? 10) * 1000;
+  const until = now() + (options.budgetSeconds ?? 50) * 1000;
+  const passes: FleetReport[][] = [];
+  for (;;) {
+    const started = now();
+    try {
+      passes.push(await manageFleets(config, leases, options));
+    } catch (err) {
+      options.log?.("fleet pass failed; the next pass tries again", { error: (err as Error).message });
     }
-    logger.info("fleet managed", {
-      fleet: r.fleet,
-      registered: r.sync.registered,
-      dropped: r.sync.dropped,
-      released: r.reconcile.released,
-      desired: r.scaling.desired,
-      previous: r.scaling.previous,
-      skipped: r.scaling.skipped,
-    });
+    const next = started + passMs;
+    if (next >= until) return passes;
+    await sleep(Math.max(0, next - now()));
   }
-  return reports;
+}
+
+interface LifecycleEvent {
+  "detail-type"?: string;
+  detail?: TerminationHookEvent;
+}
+
+export const handler = async (event?: LifecycleEvent): Promise<unknown> => {
+  const logger = new Logger({ serviceName: "agent-compute-fleet" });
+  const metrics = createMetrics("agent-compute-fleet");
+  const config = loadRuntimeConfig();
+  const leases = new LeaseTable(config);
+  const options: LoopOptions = { events: new DynamoEventLog(config), metrics, log: (message, fields) => logger.info(message, fields) };
+  try {
+    if (event?.["detail-type"] === "EC2 Instance-terminate Lifecycle Action" && event.detail) {
+      return await handleTerminationHook({ config, leases, ...options }, event.detail);
+    }
+    const passes = await manageFleetsFor(config, leases, options);
+    const last = passes[passes.length - 1] ?? [];
+    for (const r of last) {
+      logger.info("fleet managed", { fleet: r.fleet, actions: r.actions.length, registered: r.registered, lost: r.lostTasks, failures: r.failures, capacityError: r.capacityError });
+    }
+    return { passes: passes.length };
+  } finally {
+    metrics.flush();
+  }
 };

@@ -1,13 +1,18 @@
 /**
  * The EC2 side of a lease: the instance as EC2 describes it, and the tags and Auto Scaling scale-in protection
- * that mirror the lease table. The table is the truth (lease.ts); the mirror is for people and IAM conditions
- * (tags) and keeps a scale-in from ever picking a busy instance (protection).
+ * that mirror the lease table. The table is the truth (lease.ts); tags are for people and IAM conditions.
+ * Scale-in protection is set once, when an instance is registered, and taken off only by the fleet manager just
+ * before it terminates a drained instance: the group's own scale-in can never pick an instance, busy or idle,
+ * and a claim or a release costs one tag write.
  */
 import { AutoScalingClient, SetInstanceProtectionCommand } from "@aws-sdk/client-auto-scaling";
-import { CreateTagsCommand, DeleteTagsCommand, DescribeInstancesCommand, EC2Client, type Instance } from "@aws-sdk/client-ec2";
+import { CreateTagsCommand, DescribeInstancesCommand, EC2Client, type Instance } from "@aws-sdk/client-ec2";
 import { awsClient } from "../aws/clients";
 import type { RuntimeConfig } from "../config";
 import { BOOT_READY, BOOT_TAG, FLEET_TAG, LEASE_BUSY, LEASE_READY, LEASE_TAG, TASK_ID_TAG } from "./tags";
+
+/** SetInstanceProtection takes at most 50 instances per call. */
+const PROTECTION_BATCH = 50;
 
 function tagValue(instance: Instance, key: string): string | undefined {
   return instance.Tags?.find((t) => t.Key === key)?.Value;
@@ -35,29 +40,38 @@ export class LeaseMirror {
     return awsClient(AutoScalingClient, { region: this.config.region });
   }
 
-  private asgOf(fleet: string): string | undefined {
-    return this.config.ec2?.fleets[fleet]?.autoScalingGroupName;
-  }
-
   /** The instance as EC2 describes it now; undefined if EC2 does not know it. */
   async describe(instanceId: string): Promise<Instance | undefined> {
     const out = await this.ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }));
     return out.Reservations?.flatMap((r) => r.Instances ?? []).find((i) => i.InstanceId === instanceId);
   }
 
-  /** A newly registered instance: tagged ready (it carries no protection yet). */
-  async registered(instanceId: string): Promise<void> {
-    await this.ec2.send(new CreateTagsCommand({ Resources: [instanceId], Tags: [{ Key: LEASE_TAG, Value: LEASE_READY }] }));
-  }
-
-  /** Busy: tags say so, and the Auto Scaling group may not pick this instance for a scale-in. */
-  async busy(instanceId: string, fleet: string, taskId: string): Promise<void> {
-    const asg = this.asgOf(fleet);
-    if (asg) {
+  /** Protect instances of `fleet` from (or expose them to) the group's scale-in; no-op for a fleet without a group. */
+  async protect(fleet: string, instanceIds: readonly string[], on: boolean): Promise<void> {
+    const asg = this.config.ec2?.fleets[fleet]?.autoScalingGroupName;
+    if (!asg) return;
+    for (let i = 0; i < instanceIds.length; i += PROTECTION_BATCH) {
       await this.autoscaling.send(
-        new SetInstanceProtectionCommand({ AutoScalingGroupName: asg, InstanceIds: [instanceId], ProtectedFromScaleIn: true }),
+        new SetInstanceProtectionCommand({ AutoScalingGroupName: asg, InstanceIds: instanceIds.slice(i, i + PROTECTION_BATCH), ProtectedFromScaleIn: on }),
       );
     }
+  }
+
+  /** A newly registered, or released, instance: tagged ready, its task-id tag emptied (one write). */
+  async ready(instanceId: string): Promise<void> {
+    await this.ec2.send(
+      new CreateTagsCommand({
+        Resources: [instanceId],
+        Tags: [
+          { Key: LEASE_TAG, Value: LEASE_READY },
+          { Key: TASK_ID_TAG, Value: "" },
+        ],
+      }),
+    );
+  }
+
+  /** Busy with `taskId` (one write). */
+  async busy(instanceId: string, taskId: string): Promise<void> {
     await this.ec2.send(
       new CreateTagsCommand({
         Resources: [instanceId],
@@ -67,17 +81,5 @@ export class LeaseMirror {
         ],
       }),
     );
-  }
-
-  /** Back in the ready pool: tags say so, the task tag goes, and the instance may be scaled in again. */
-  async ready(instanceId: string, fleet: string): Promise<void> {
-    await this.ec2.send(new CreateTagsCommand({ Resources: [instanceId], Tags: [{ Key: LEASE_TAG, Value: LEASE_READY }] }));
-    await this.ec2.send(new DeleteTagsCommand({ Resources: [instanceId], Tags: [{ Key: TASK_ID_TAG }] }));
-    const asg = this.asgOf(fleet);
-    if (asg) {
-      await this.autoscaling.send(
-        new SetInstanceProtectionCommand({ AutoScalingGroupName: asg, InstanceIds: [instanceId], ProtectedFromScaleIn: false }),
-      );
-    }
   }
 }

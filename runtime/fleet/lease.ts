@@ -1,73 +1,107 @@
 /**
- * The EC2 instance lease table: which instance of which fleet runs which task. Binding a task to an instance is
- * a DynamoDB conditional write, never tag-then-check; EC2 tags and Auto Scaling scale-in protection only mirror
- * what this table says.
+ * The EC2 instance lease table: which instance of which fleet runs which task, and which tasks wait for one.
+ * Binding a task to an instance is a DynamoDB transaction, never tag-then-check; EC2 tags and Auto Scaling
+ * scale-in protection only mirror what this table says.
  *
  * Items (table config.tables.leases, hash key instance_id):
- * - one per registered instance: { instance_id: "i-…", kind: "instance", fleet, fleet_state: "<fleet>#READY|BUSY",
- *   registered_at, task_id?, command_id?, claimed_at? } — fleet_state + registered_at feed the by-fleet-state index;
- * - one per leased task: { instance_id: "task#<taskId>", kind: "task", task_id, lease_instance_id, fleet, claimed_at }.
- *   It is written in the same transaction as the claim, so "one lease per task" is enforced by DynamoDB itself (a
- *   replayed or concurrent start of one task cannot claim a second instance), and a task's lease is found with a
- *   strongly consistent GetItem instead of an eventually consistent index.
- * EC2 tags and scale-in protection follow each change through the mirror (lease-mirror.ts).
+ * - one per registered instance: { instance_id: "i-…", kind: "instance", fleet, fleet_state:
+ *   "<fleet>#READY|BUSY|DRAINING", registered_at, task_count, task_id?, command_id?, claimed_at?, drain_reason? }.
+ *   fleet_state + registered_at feed the by-fleet-state index. DRAINING instances take no task: the manager is
+ *   removing them (scale-in, retirement, a group-initiated termination).
+ * - one per task that waits or holds an instance: { instance_id: "task#<taskId>", kind: "task", task_id, fleet,
+ *   position, lease_instance_id?, claimed_at?, command_id? }. Without lease_instance_id the task is waiting and
+ *   has a twin item in the waiters table (same transaction); with it, the task holds that instance. Because every
+ *   bind, release and drop changes the instance item and the task item in one transaction, the task item alone
+ *   says which instance a task holds ("one lease per task" is enforced by DynamoDB itself).
+ * - one per fleet for the dispatcher's lock: { instance_id: "dispatch#<fleet>", kind: "dispatcher", … }.
+ *
+ * First come, first served: a task that finds no instance is queued by its submission time; every instance that
+ * becomes ready (registered, or released with nobody to hand it to) is given to the oldest waiter by the
+ * dispatcher, and a released instance is handed straight to the oldest waiter in the release's own transaction.
+ * The bound task is told through `hooks.bound` (the orchestrator's wake-up) instead of waiting for its next poll.
  */
 import type { Instance } from "@aws-sdk/client-ec2";
 import {
-  DeleteCommand,
   GetCommand,
-  paginateQuery,
-  paginateScan,
   PutCommand,
   QueryCommand,
+  ScanCommand,
   TransactWriteCommand,
   UpdateCommand,
+  type DynamoDBDocumentClient,
 } from "@aws-sdk/lib-dynamodb";
-import { documentClient, isConditionalCheckFailed, transactionCancellation } from "../aws/dynamodb";
-import type { RuntimeConfig } from "../config";
+import { documentClient, isConditionalCheckFailed } from "../aws/dynamodb";
+import { FLEET_DEFAULTS, type RuntimeConfig } from "../config";
 import { LEASES_BY_FLEET_STATE_INDEX } from "../tables";
+import { kickDispatcher, type BindOutcome, type KickResult } from "./dispatcher";
 import { LeaseMirror, notReadyReason } from "./lease-mirror";
 import { INSTANCE_ID_PATTERN } from "./tags";
+import { oldestWaiters, waiterPosition, waitersTable, type Waiter, type WaiterItem } from "./waiters";
 
-export type LeaseState = "READY" | "BUSY";
+export { notReadyReason };
+
+export type LeaseState = "READY" | "BUSY" | "DRAINING";
+export const LEASE_STATES: readonly LeaseState[] = ["READY", "BUSY", "DRAINING"];
+
+/** Why an instance is draining: the manager acts on each differently. */
+export type DrainReason =
+  /** Scale-in: terminate and lower the desired capacity. */
+  | "scale-in"
+  /** Lifetime or task count reached: terminate and let the group replace it. */
+  | "retire"
+  /** The group is terminating it (lifecycle hook): complete the hook once no task holds it. */
+  | "terminating";
 
 export interface Lease {
   instanceId: string;
   fleet: string;
   state: LeaseState;
   registeredAt: string;
+  /** Tasks this instance was bound to so far (0 when absent). */
+  taskCount?: number;
   taskId?: string;
   /** The SSM command sent for the task, once dispatched: a replayed start finds it here instead of sending again. */
   commandId?: string;
   claimedAt?: string;
+  drainReason?: DrainReason;
+  drainedAt?: string;
+  /** Set by the fleet manager when it did not see the instance running: dropped if still missing next pass. */
+  missingSince?: string;
 }
 
-export type BusyLease = Lease & { state: "BUSY"; taskId: string };
+export type BusyLease = Pick<Lease, "instanceId" | "fleet" | "commandId" | "claimedAt"> & { state: "BUSY"; taskId: string };
 
 export type ClaimResult =
   | {
       ok: true;
       lease: BusyLease;
-      /** True when the task already held this lease (a replayed start): nothing new was claimed. */
+      /** True when the task already held this lease when the claim began (a replayed or woken start). */
       resumed: boolean;
     }
-  | { ok: false; reason: "no-capacity"; fleet: string };
+  | { ok: false; reason: "no-capacity"; fleet: string; position: string };
 
 export type RegisterResult = { registered: true; created: boolean } | { registered: false; reason: string };
 
-/** Candidates read per query; shuffled so that concurrent claimers spread over them instead of colliding. */
-const CANDIDATES_PER_QUERY = 25;
-/**
- * Re-queries after a page of candidates was all taken by others. Bounded because the index is eventually
- * consistent: an instance claimed a moment ago may still be listed as READY, and the conditional write is what
- * rejects it.
- */
-const CLAIM_ROUNDS = 6;
+/** A task bound to an instance by the dispatcher or by a release's hand-over. */
+export interface Binding {
+  fleet: string;
+  taskId: string;
+  instanceId: string;
+  position: string;
+  /** When the bind was written (this process's clock). */
+  claimedAt: string;
+  /** How the binding happened. */
+  via: "dispatch" | "hand-over";
+}
+
+export interface FleetHooks {
+  /** A waiting task was bound: wake its orchestrator. Errors are swallowed (the task's next poll finds it anyway). */
+  bound?(binding: Binding): Promise<void> | void;
+  /** A task joined its fleet's queue. */
+  enqueued?(waiter: Waiter): void;
+}
 
 const TASK_KEY_PREFIX = "task#";
-
-/** The claim transaction's items, in the order written: TransactionCanceledException reports a reason for each. */
-const CLAIM_ITEMS = ["taskMarker", "instance"] as const;
 
 interface InstanceItem {
   instance_id: string;
@@ -75,18 +109,25 @@ interface InstanceItem {
   fleet: string;
   fleet_state: string;
   registered_at: string;
+  task_count?: number;
   task_id?: string;
   command_id?: string;
   claimed_at?: string;
+  drain_reason?: DrainReason;
+  drained_at?: string;
+  missing_since?: string;
 }
 
 interface TaskItem {
   instance_id: string;
   kind: "task";
   task_id: string;
-  lease_instance_id: string;
   fleet: string;
-  claimed_at: string;
+  position: string;
+  enqueued_at: string;
+  lease_instance_id?: string;
+  claimed_at?: string;
+  command_id?: string;
 }
 
 export function fleetState(fleet: string, state: LeaseState): string {
@@ -97,48 +138,88 @@ function taskKey(taskId: string): string {
   return `${TASK_KEY_PREFIX}${taskId}`;
 }
 
+function stateOf(fleetStateValue: string): LeaseState {
+  const state = fleetStateValue.slice(fleetStateValue.lastIndexOf("#") + 1);
+  return (LEASE_STATES as readonly string[]).includes(state) ? (state as LeaseState) : "DRAINING";
+}
+
 function toLease(item: InstanceItem): Lease {
-  const state = item.fleet_state.endsWith("#BUSY") ? "BUSY" : "READY";
   return {
     instanceId: item.instance_id,
     fleet: item.fleet,
-    state,
+    state: stateOf(item.fleet_state),
     registeredAt: item.registered_at,
+    taskCount: item.task_count ?? 0,
     ...(item.task_id ? { taskId: item.task_id } : {}),
     ...(item.command_id ? { commandId: item.command_id } : {}),
     ...(item.claimed_at ? { claimedAt: item.claimed_at } : {}),
+    ...(item.drain_reason ? { drainReason: item.drain_reason } : {}),
+    ...(item.drained_at ? { drainedAt: item.drained_at } : {}),
+    ...(item.missing_since ? { missingSince: item.missing_since } : {}),
   };
 }
 
-function shuffle<T>(items: T[]): T[] {
-  const out = [...items];
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [out[i], out[j]] = [out[j], out[i]];
-  }
-  return out;
+function busyLeaseOf(item: TaskItem): BusyLease {
+  return {
+    instanceId: item.lease_instance_id!,
+    fleet: item.fleet,
+    state: "BUSY",
+    taskId: item.task_id,
+    ...(item.claimed_at ? { claimedAt: item.claimed_at } : {}),
+    ...(item.command_id ? { commandId: item.command_id } : {}),
+  };
+}
+
+/**
+ * Should an instance that just finished a task be retired instead of taking another? Pure: lifetime and task
+ * count against the fleet's limits.
+ */
+export function shouldRetire(
+  lease: Pick<Lease, "registeredAt" | "taskCount">,
+  limits: { maxInstanceLifetimeSeconds?: number; maxTasksPerInstance?: number },
+  now: Date,
+): "lifetime" | "task-count" | undefined {
+  const lifetime = limits.maxInstanceLifetimeSeconds ?? FLEET_DEFAULTS.maxInstanceLifetimeSeconds;
+  const age = (now.getTime() - Date.parse(lease.registeredAt)) / 1000;
+  if (Number.isFinite(age) && age >= lifetime) return "lifetime";
+  if (limits.maxTasksPerInstance !== undefined && (lease.taskCount ?? 0) >= limits.maxTasksPerInstance) return "task-count";
+  return undefined;
+}
+
+function cancellationCodes(err: unknown): string[] | undefined {
+  if ((err as { name?: string })?.name !== "TransactionCanceledException") return undefined;
+  return ((err as { CancellationReasons?: { Code?: string }[] }).CancellationReasons ?? []).map((r) => r.Code ?? "None");
 }
 
 export class LeaseTable {
-  private readonly tableName: string;
+  readonly leasesTableName: string;
   private readonly mirror: LeaseMirror;
 
   constructor(
     private readonly config: RuntimeConfig,
-    private readonly now: () => Date = () => new Date(),
+    private readonly clock: () => Date = () => new Date(),
+    private readonly hooks: FleetHooks = {},
   ) {
-    this.tableName = config.tables.leases;
+    this.leasesTableName = config.tables.leases;
     this.mirror = new LeaseMirror(config);
   }
 
-  private get db() {
+  now(): Date {
+    return this.clock();
+  }
+
+  get db(): DynamoDBDocumentClient {
     return documentClient(this.config);
+  }
+
+  private get waitersTableName(): string {
+    return waitersTable(this.config);
   }
 
   /**
    * Register an instance as capacity of `fleet`. Only a running instance of that fleet whose boot finished
    * (tag agent-compute:boot=ready) is accepted: an instance still booting, or whose boot failed, never counts.
-   * Idempotent: registering an already registered instance changes nothing.
+   * Idempotent: registering an already registered instance changes nothing. The caller kicks the dispatcher.
    * `observed` is the instance as DescribeInstances just returned it (fleet sync); without it, it is described.
    */
   async registerInstance(fleet: string, instanceId: string, observed?: Instance): Promise<RegisterResult> {
@@ -158,124 +239,229 @@ export class LeaseTable {
       kind: "instance",
       fleet,
       fleet_state: fleetState(fleet, "READY"),
+      // Registration time: the instance's lifetime (maxInstanceLifetimeSeconds) counts from here.
       registered_at: this.now().toISOString(),
+      task_count: 0,
     };
+    // Protected before it is capacity: a failure here leaves it unregistered, and the next sync tries again.
+    await this.mirror.protect(fleet, [instanceId], true);
     try {
       await this.db.send(
-        new PutCommand({ TableName: this.tableName, Item: item, ConditionExpression: "attribute_not_exists(instance_id)" }),
+        new PutCommand({ TableName: this.leasesTableName, Item: item, ConditionExpression: "attribute_not_exists(instance_id)" }),
       );
     } catch (err) {
       if (isConditionalCheckFailed(err)) return { registered: true, created: false };
       throw err;
     }
-    await this.mirror.registered(instanceId);
+    await this.mirror.ready(instanceId);
     return { registered: true, created: true };
   }
 
   /**
-   * Bind one ready instance of `fleet` to `taskId`, atomically. Idempotent per task: if the task already holds a
-   * lease it is returned (resumed: true). No ready instance is a normal result ({ ok: false, reason: "no-capacity" }).
-   * The tags and the scale-in protection are applied before returning; if that fails the lease is released again.
+   * Get `taskId` an instance of `fleet`, first come, first served. Idempotent per task: a task that already holds
+   * a lease gets it back (resumed: true). Otherwise the task joins the fleet's queue (at `createdAt`, its
+   * submission time) and the dispatcher is kicked; if that binds the task at once the lease is returned, else
+   * { ok: false, reason: "no-capacity" }: the task stays queued and is bound, and told, when an instance frees up.
+   * A call costs at most 6 AWS calls for this task, whatever the number of waiters and instances (plus, when it
+   * becomes the fleet's dispatcher, the binds it makes for others).
    */
-  async claimInstance(fleet: string, taskId: string): Promise<ClaimResult> {
-    const held = await this.leaseOfTask(taskId);
-    if (held) return { ok: true, lease: held, resumed: true };
-
-    for (let round = 0; round < CLAIM_ROUNDS; round++) {
-      const candidates = await this.readyCandidates(fleet);
-      if (candidates.length === 0) break;
-      for (const instanceId of shuffle(candidates)) {
-        const claimedAt = this.now().toISOString();
-        try {
-          await this.db.send(
-            new TransactWriteCommand({
-              TransactItems: [
-                {
-                  Put: {
-                    TableName: this.tableName,
-                    Item: {
-                      instance_id: taskKey(taskId),
-                      kind: "task",
-                      task_id: taskId,
-                      lease_instance_id: instanceId,
-                      fleet,
-                      claimed_at: claimedAt,
-                    } satisfies TaskItem,
-                    ConditionExpression: "attribute_not_exists(instance_id)",
-                  },
-                },
-                {
-                  Update: {
-                    TableName: this.tableName,
-                    Key: { instance_id: instanceId },
-                    UpdateExpression: "SET fleet_state = :busy, task_id = :task, claimed_at = :at REMOVE command_id",
-                    ConditionExpression: "fleet_state = :ready AND attribute_not_exists(task_id)",
-                    ExpressionAttributeValues: {
-                      ":busy": fleetState(fleet, "BUSY"),
-                      ":ready": fleetState(fleet, "READY"),
-                      ":task": taskId,
-                      ":at": claimedAt,
-                    },
-                  },
-                },
-              ],
-            }),
-          );
-        } catch (err) {
-          const cancelled = transactionCancellation(err, CLAIM_ITEMS);
-          if (!cancelled) throw err;
-          if (cancelled.taskMarker === "ConditionalCheckFailed") {
-            // A concurrent start of the same task won: its lease is this task's lease.
-            const winner = await this.leaseOfTask(taskId);
-            if (winner) return { ok: true, lease: winner, resumed: true };
-            continue;
-          }
-          // The instance was taken (ConditionalCheckFailed) or is being written by another claim
-          // (TransactionConflict): try the next candidate.
-          continue;
-        }
-        const lease: BusyLease = {
-          instanceId,
-          fleet,
-          state: "BUSY",
-          taskId,
-          claimedAt,
-          registeredAt: "",
-        };
-        try {
-          await this.mirror.busy(instanceId, fleet, taskId);
-        } catch (err) {
-          await this.releaseInstance(instanceId, taskId).catch(() => undefined);
-          throw new Error(
-            `claimed instance ${instanceId} for task ${taskId} but could not tag/protect it, so the lease was released: ${(err as Error).message}`,
-            { cause: err },
-          );
-        }
-        const stored = await this.get(instanceId);
-        return { ok: true, lease: { ...lease, registeredAt: stored?.registeredAt ?? "" }, resumed: false };
-      }
+  async claimInstance(fleet: string, taskId: string, createdAt?: string): Promise<ClaimResult> {
+    // Queue first: for a new task that is the only read or write before the kick; a task that is already queued
+    // or bound learns so from the refused write (and one read).
+    const { item, created } = await this.enqueue(fleet, taskId, waiterPosition(createdAt ?? this.now().toISOString(), taskId));
+    if (item.lease_instance_id) return { ok: true, lease: busyLeaseOf(item), resumed: true };
+    const kicked: KickResult = await this.kick(item.fleet, taskId);
+    const mine = kicked.bound.find((b) => b.taskId === taskId);
+    if (mine) {
+      return { ok: true, lease: { instanceId: mine.instanceId, fleet: item.fleet, state: "BUSY", taskId, claimedAt: mine.claimedAt }, resumed: !created };
+    } else if (!kicked.dispatched) {
+      // Someone else dispatches: they may have bound us already (or a release handed us an instance).
+      const after = await this.taskItem(taskId);
+      if (after?.lease_instance_id) return { ok: true, lease: busyLeaseOf(after), resumed: !created };
     }
-    return { ok: false, reason: "no-capacity", fleet };
+    return { ok: false, reason: "no-capacity", fleet: item.fleet, position: item.position };
   }
 
-  /** The lease a task holds, read with strong consistency; undefined if it holds none. */
+  /**
+   * Dispatch `fleet` now (or make sure whoever dispatches it looks again). `self`: the task on whose behalf this
+   * runs, which learns its binding from the result instead of being woken.
+   */
+  kick(fleet: string, self?: string): Promise<KickResult> {
+    return kickDispatcher(this, fleet, self);
+  }
+
+  /** The task's waiting/bound item, strongly consistent. */
+  private async taskItem(taskId: string): Promise<TaskItem | undefined> {
+    return (await this.db.send(new GetCommand({ TableName: this.leasesTableName, Key: { instance_id: taskKey(taskId) }, ConsistentRead: true })))
+      .Item as TaskItem | undefined;
+  }
+
+  /** Queue the task (its item + its waiter, one transaction); if it is already queued or bound, its item as it is. */
+  private async enqueue(fleet: string, taskId: string, position: string): Promise<{ item: TaskItem; created: boolean }> {
+    const enqueuedAt = this.now().toISOString();
+    const item: TaskItem = { instance_id: taskKey(taskId), kind: "task", task_id: taskId, fleet, position, enqueued_at: enqueuedAt };
+    const waiter: WaiterItem = { fleet, position, task_id: taskId, enqueued_at: enqueuedAt };
+    try {
+      await this.db.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            { Put: { TableName: this.leasesTableName, Item: item, ConditionExpression: "attribute_not_exists(instance_id)" } },
+            { Put: { TableName: this.waitersTableName, Item: waiter } },
+          ],
+        }),
+      );
+    } catch (err) {
+      const codes = cancellationCodes(err);
+      if (!codes || codes[0] !== "ConditionalCheckFailed") throw err;
+      const existing = await this.taskItem(taskId);
+      if (existing) return { item: existing, created: false };
+      // Released between the refused write and the read: queue afresh.
+      return this.enqueue(fleet, taskId, position);
+    }
+    this.hooks.enqueued?.({ fleet, position, taskId, enqueuedAt });
+    return { item, created: true };
+  }
+
+  /** The dispatcher's reads and its one write per pair (see DispatchTarget). */
+  oldestWaiters(fleet: string, limit: number): Promise<Waiter[]> {
+    return oldestWaiters(this.db, this.waitersTableName, fleet, limit);
+  }
+
+  async readyInstanceIds(fleet: string, limit: number): Promise<string[]> {
+    const out = await this.db.send(
+      new QueryCommand({
+        TableName: this.leasesTableName,
+        IndexName: LEASES_BY_FLEET_STATE_INDEX,
+        KeyConditionExpression: "fleet_state = :fs",
+        ExpressionAttributeValues: { ":fs": fleetState(fleet, "READY") },
+        ProjectionExpression: "instance_id",
+        Limit: limit,
+      }),
+    );
+    return (out.Items ?? []).map((i) => i.instance_id as string);
+  }
+
+  /**
+   * Bind a ready instance to a waiter: instance READY → BUSY, waiter removed, task item bound — one transaction.
+   * Then the scale-in protection and the tags; if those fail the bind is undone and the caller tries the next
+   * instance for the same waiter.
+   */
+  async bind(fleet: string, instanceId: string, waiter: Waiter, tell = true): Promise<BindOutcome> {
+    const claimedAt = this.now().toISOString();
+    try {
+      await this.db.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Update: {
+                TableName: this.leasesTableName,
+                Key: { instance_id: instanceId },
+                UpdateExpression: "SET fleet_state = :busy, task_id = :task, claimed_at = :at ADD task_count :one REMOVE command_id",
+                ConditionExpression: "fleet_state = :ready AND attribute_not_exists(task_id)",
+                ExpressionAttributeValues: { ":busy": fleetState(fleet, "BUSY"), ":ready": fleetState(fleet, "READY"), ":task": waiter.taskId, ":at": claimedAt, ":one": 1 },
+              },
+            },
+            {
+              Delete: {
+                TableName: this.waitersTableName,
+                Key: { fleet, position: waiter.position },
+                ConditionExpression: "attribute_exists(task_id)",
+              },
+            },
+            {
+              Update: {
+                TableName: this.leasesTableName,
+                Key: { instance_id: taskKey(waiter.taskId) },
+                UpdateExpression: "SET lease_instance_id = :i, claimed_at = :at",
+                ConditionExpression: "attribute_not_exists(lease_instance_id) AND #pos = :pos",
+                ExpressionAttributeNames: { "#pos": "position" },
+                ExpressionAttributeValues: { ":i": instanceId, ":at": claimedAt, ":pos": waiter.position },
+              },
+            },
+          ],
+        }),
+      );
+    } catch (err) {
+      const codes = cancellationCodes(err);
+      if (!codes) throw err;
+      if (codes[1] === "ConditionalCheckFailed" || codes[2] === "ConditionalCheckFailed") {
+        if (codes[1] !== "ConditionalCheckFailed") await this.dropWaiter(waiter);
+        return { kind: "waiter-gone" };
+      }
+      return { kind: "instance-taken" };
+    }
+    try {
+      await this.mirror.busy(instanceId, waiter.taskId);
+    } catch (err) {
+      await this.unbind(fleet, instanceId, waiter, claimedAt).catch(() => undefined);
+      return { kind: "mirror-failed", error: err as Error };
+    }
+    if (tell) await this.tell({ fleet, taskId: waiter.taskId, instanceId, position: waiter.position, claimedAt, via: "dispatch" });
+    return { kind: "bound", claimedAt };
+  }
+
+  /** A waiter whose task item is gone or bound elsewhere: remove it so it is not offered an instance again. */
+  private async dropWaiter(waiter: Waiter): Promise<void> {
+    await this.db.send(
+      new TransactWriteCommand({
+        TransactItems: [{ Delete: { TableName: this.waitersTableName, Key: { fleet: waiter.fleet, position: waiter.position } } }],
+      }),
+    );
+  }
+
+  /** Undo a bind whose mirror failed: the instance is ready again and the task waits at its old place. */
+  private async unbind(fleet: string, instanceId: string, waiter: Waiter, claimedAt: string): Promise<void> {
+    await this.db.send(
+      new TransactWriteCommand({
+        TransactItems: [
+          {
+            Update: {
+              TableName: this.leasesTableName,
+              Key: { instance_id: instanceId },
+              UpdateExpression: "SET fleet_state = :ready ADD task_count :minus REMOVE task_id, claimed_at",
+              ConditionExpression: "task_id = :task AND claimed_at = :at",
+              ExpressionAttributeValues: { ":ready": fleetState(fleet, "READY"), ":task": waiter.taskId, ":at": claimedAt, ":minus": -1 },
+            },
+          },
+          { Put: { TableName: this.waitersTableName, Item: { fleet, position: waiter.position, task_id: waiter.taskId, enqueued_at: waiter.enqueuedAt } } },
+          {
+            Update: {
+              TableName: this.leasesTableName,
+              Key: { instance_id: taskKey(waiter.taskId) },
+              UpdateExpression: "REMOVE lease_instance_id, claimed_at",
+              ConditionExpression: "lease_instance_id = :i",
+              ExpressionAttributeValues: { ":i": instanceId },
+            },
+          },
+        ],
+      }),
+    );
+  }
+
+  private async tell(binding: Binding): Promise<void> {
+    try {
+      await this.hooks.bound?.(binding);
+    } catch {
+      // The woken task would only have found its lease sooner; its next poll finds it.
+    }
+  }
+
+  /** The lease a task holds, read with strong consistency; undefined if it holds none (or only waits). */
   async leaseOfTask(taskId: string): Promise<BusyLease | undefined> {
-    const marker = (
-      await this.db.send(new GetCommand({ TableName: this.tableName, Key: { instance_id: taskKey(taskId) }, ConsistentRead: true }))
-    ).Item as TaskItem | undefined;
-    if (!marker) return undefined;
-    const lease = await this.get(marker.lease_instance_id);
-    if (lease?.state === "BUSY" && lease.taskId === taskId) return lease as BusyLease;
-    // The marker outlived its lease (a crash between the two writes of a release, or the instance was dropped):
-    // remove it so the task can claim again.
-    await this.deleteTaskMarker(taskId, marker.lease_instance_id);
-    return undefined;
+    const item = await this.taskItem(taskId);
+    return item?.lease_instance_id ? busyLeaseOf(item) : undefined;
+  }
+
+  /** Is the task queued for an instance? Its waiter's fleet and position if so. */
+  async waiting(taskId: string): Promise<{ fleet: string; position: string } | undefined> {
+    const item = await this.taskItem(taskId);
+    return item && !item.lease_instance_id ? { fleet: item.fleet, position: item.position } : undefined;
   }
 
   /** One instance's lease, strongly consistent. */
   async get(instanceId: string): Promise<Lease | undefined> {
     const item = (
-      await this.db.send(new GetCommand({ TableName: this.tableName, Key: { instance_id: instanceId }, ConsistentRead: true }))
+      await this.db.send(new GetCommand({ TableName: this.leasesTableName, Key: { instance_id: instanceId }, ConsistentRead: true }))
     ).Item as InstanceItem | undefined;
     return item?.kind === "instance" ? toLease(item) : undefined;
   }
@@ -287,16 +473,31 @@ export class LeaseTable {
   async recordCommand(instanceId: string, taskId: string, commandId: string): Promise<void> {
     try {
       await this.db.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: { instance_id: instanceId },
-          UpdateExpression: "SET command_id = :cmd",
-          ConditionExpression: "task_id = :task",
-          ExpressionAttributeValues: { ":cmd": commandId, ":task": taskId },
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Update: {
+                TableName: this.leasesTableName,
+                Key: { instance_id: instanceId },
+                UpdateExpression: "SET command_id = :cmd",
+                ConditionExpression: "task_id = :task",
+                ExpressionAttributeValues: { ":cmd": commandId, ":task": taskId },
+              },
+            },
+            {
+              Update: {
+                TableName: this.leasesTableName,
+                Key: { instance_id: taskKey(taskId) },
+                UpdateExpression: "SET command_id = :cmd",
+                ConditionExpression: "lease_instance_id = :i",
+                ExpressionAttributeValues: { ":cmd": commandId, ":i": instanceId },
+              },
+            },
+          ],
         }),
       );
     } catch (err) {
-      if (isConditionalCheckFailed(err)) {
+      if (cancellationCodes(err)) {
         throw new Error(`cannot record command ${commandId}: instance ${instanceId} is not leased to task ${taskId}`, { cause: err });
       }
       throw err;
@@ -304,117 +505,328 @@ export class LeaseTable {
   }
 
   /**
-   * Return the instance to its fleet's ready pool, only if it is still leased to `taskId`. Releasing twice, or
-   * after another task claimed the instance, is a no-op ({ released: false }).
+   * Give the instance back, only if it is still leased to `taskId`. If a task waits for this fleet, the instance
+   * goes straight to the oldest waiter (hand-over, one transaction) and stays protected; otherwise it becomes
+   * READY — or DRAINING when it reached its lifetime or task count, or was already draining — and the dispatcher
+   * is kicked. Releasing twice, or after another task claimed the instance, is a no-op ({ released: false }).
    */
-  async releaseInstance(instanceId: string, taskId: string): Promise<{ released: boolean }> {
+  async releaseInstance(instanceId: string, taskId: string): Promise<{ released: boolean; handedTo?: string }> {
     const current = await this.get(instanceId);
-    let released = false;
-    if (current && current.taskId === taskId) {
-      try {
-        await this.db.send(
-          new UpdateCommand({
-            TableName: this.tableName,
-            Key: { instance_id: instanceId },
-            UpdateExpression: "SET fleet_state = :ready REMOVE task_id, command_id, claimed_at",
-            ConditionExpression: "task_id = :task",
-            ExpressionAttributeValues: { ":ready": fleetState(current.fleet, "READY"), ":task": taskId },
-          }),
-        );
-        released = true;
-      } catch (err) {
-        if (!isConditionalCheckFailed(err)) throw err;
-      }
+    if (!current || current.taskId !== taskId) {
+      await this.forgetStaleTaskItem(taskId, instanceId);
+      return { released: false };
     }
-    await this.deleteTaskMarker(taskId, instanceId);
-    if (released) await this.mirror.ready(instanceId, current!.fleet);
-    return { released };
+    const fleetConfig = this.config.ec2?.fleets[current.fleet] ?? {};
+    const retire = current.state === "DRAINING" ? undefined : shouldRetire(current, fleetConfig, this.now());
+    let waiters: Waiter[] | undefined;
+    if (current.state === "BUSY" && !retire) {
+      waiters = await this.oldestWaiters(current.fleet, 1);
+      // Only the oldest waiter is tried: if a concurrent release took it, the dispatcher (one holder, no races)
+      // serves the rest, instead of every release walking the queue against the others.
+      if (waiters.length && (await this.handOver(current, waiters[0]))) return { released: true, handedTo: waiters[0].taskId };
+    }
+    const to: LeaseState = current.state === "DRAINING" || retire ? "DRAINING" : "READY";
+    // The mirror goes first: once the lease says READY the dispatcher may bind the instance, and a late "ready"
+    // mirror must not undo that.
+    await this.mirror.ready(instanceId);
+    try {
+      await this.db.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Update: {
+                TableName: this.leasesTableName,
+                Key: { instance_id: instanceId },
+                UpdateExpression:
+                  to === "DRAINING" && current.state !== "DRAINING"
+                    ? "SET fleet_state = :to, drain_reason = :why, drained_at = :now REMOVE task_id, command_id, claimed_at"
+                    : "SET fleet_state = :to REMOVE task_id, command_id, claimed_at",
+                ConditionExpression: "task_id = :task",
+                ExpressionAttributeValues: {
+                  ":to": fleetState(current.fleet, to),
+                  ":task": taskId,
+                  ...(to === "DRAINING" && current.state !== "DRAINING" ? { ":why": "retire", ":now": this.now().toISOString() } : {}),
+                },
+              },
+            },
+            {
+              Delete: {
+                TableName: this.leasesTableName,
+                Key: { instance_id: taskKey(taskId) },
+                ConditionExpression: "lease_instance_id = :i",
+                ExpressionAttributeValues: { ":i": instanceId },
+              },
+            },
+          ],
+        }),
+      );
+    } catch (err) {
+      if (!cancellationCodes(err)) throw err;
+      await this.forgetStaleTaskItem(taskId, instanceId);
+      return { released: false };
+    }
+    if (to === "READY") {
+      // Someone waits (the hand-over lost a race), or may have queued after our read and dispatched before the
+      // instance was READY: read again unless we know, and dispatch if anyone waits. A task queuing after this
+      // read finds the instance READY itself.
+      if (waiters?.length || (await this.oldestWaiters(current.fleet, 1)).length) await this.kick(current.fleet);
+    }
+    return { released: true };
   }
 
-  /** Release whatever instance `taskId` holds; a task without a lease is a no-op. */
-  async releaseTask(taskId: string): Promise<{ released: boolean; instanceId?: string }> {
-    const marker = (
-      await this.db.send(new GetCommand({ TableName: this.tableName, Key: { instance_id: taskKey(taskId) }, ConsistentRead: true }))
-    ).Item as TaskItem | undefined;
-    if (!marker) return { released: false };
-    const { released } = await this.releaseInstance(marker.lease_instance_id, taskId);
-    return { released, instanceId: marker.lease_instance_id };
+  /** Move a busy instance from `from`'s task straight to `waiter` (one transaction); false if that lost a race. */
+  private async handOver(from: Lease, waiter: Waiter): Promise<boolean> {
+    const claimedAt = this.now().toISOString();
+    try {
+      await this.db.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Update: {
+                TableName: this.leasesTableName,
+                Key: { instance_id: from.instanceId },
+                UpdateExpression: "SET task_id = :new, claimed_at = :at ADD task_count :one REMOVE command_id",
+                ConditionExpression: "task_id = :old AND fleet_state = :busy",
+                ExpressionAttributeValues: { ":new": waiter.taskId, ":old": from.taskId, ":at": claimedAt, ":one": 1, ":busy": fleetState(from.fleet, "BUSY") },
+              },
+            },
+            {
+              Delete: {
+                TableName: this.leasesTableName,
+                Key: { instance_id: taskKey(from.taskId!) },
+                ConditionExpression: "lease_instance_id = :i",
+                ExpressionAttributeValues: { ":i": from.instanceId },
+              },
+            },
+            {
+              Delete: { TableName: this.waitersTableName, Key: { fleet: from.fleet, position: waiter.position }, ConditionExpression: "attribute_exists(task_id)" },
+            },
+            {
+              Update: {
+                TableName: this.leasesTableName,
+                Key: { instance_id: taskKey(waiter.taskId) },
+                UpdateExpression: "SET lease_instance_id = :i, claimed_at = :at",
+                ConditionExpression: "attribute_not_exists(lease_instance_id) AND #pos = :pos",
+                ExpressionAttributeNames: { "#pos": "position" },
+                ExpressionAttributeValues: { ":i": from.instanceId, ":at": claimedAt, ":pos": waiter.position },
+              },
+            },
+          ],
+        }),
+      );
+    } catch (err) {
+      const codes = cancellationCodes(err);
+      if (!codes) throw err;
+      // A waiter whose task item is gone or bound elsewhere would be offered again and again: remove it.
+      if (codes[2] !== "ConditionalCheckFailed" && codes[3] === "ConditionalCheckFailed") await this.dropWaiter(waiter);
+      return false;
+    }
+    try {
+      await this.mirror.busy(from.instanceId, waiter.taskId);
+    } catch {
+      // The lease is the truth; the tag mirror is rewritten by the next release or bind.
+    }
+    await this.tell({ fleet: from.fleet, taskId: waiter.taskId, instanceId: from.instanceId, position: waiter.position, claimedAt, via: "hand-over" });
+    return true;
+  }
+
+  /** A task item that points at an instance the task no longer holds (a crash, a drop): remove it. */
+  private async forgetStaleTaskItem(taskId: string, instanceId: string): Promise<void> {
+    try {
+      await this.db.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Delete: {
+                TableName: this.leasesTableName,
+                Key: { instance_id: taskKey(taskId) },
+                ConditionExpression: "lease_instance_id = :i",
+                ExpressionAttributeValues: { ":i": instanceId },
+              },
+            },
+          ],
+        }),
+      );
+    } catch (err) {
+      if (!cancellationCodes(err)) throw err;
+    }
   }
 
   /**
-   * Forget an instance that is gone (terminated, stopped): its lease item and the marker of the task it ran.
-   * Returns the lease it had, so the caller can report that task as lost.
+   * Release whatever `taskId` holds, or take it out of its fleet's queue if it is waiting; a task with neither is a
+   * no-op. Finalize and cancel call this on every path.
    */
-  async dropInstance(instanceId: string): Promise<Lease | undefined> {
-    const out = await this.db.send(
-      new DeleteCommand({
-        TableName: this.tableName,
-        Key: { instance_id: instanceId },
-        ConditionExpression: "kind = :instance",
-        ExpressionAttributeValues: { ":instance": "instance" },
-        ReturnValues: "ALL_OLD",
-      }),
-    ).catch((err) => {
-      if (isConditionalCheckFailed(err)) return { Attributes: undefined };
-      throw err;
-    });
-    const old = out.Attributes as InstanceItem | undefined;
-    if (old?.task_id) await this.deleteTaskMarker(old.task_id, instanceId);
-    return old ? toLease(old) : undefined;
-  }
-
-  /** Leases of one fleet (both states), or of every fleet. */
-  async list(fleet?: string): Promise<Lease[]> {
-    const items: InstanceItem[] = [];
-    const client = { client: this.db };
-    if (fleet) {
-      for (const state of ["READY", "BUSY"] as const) {
-        const pages = paginateQuery(client, {
-          TableName: this.tableName,
-          IndexName: LEASES_BY_FLEET_STATE_INDEX,
-          KeyConditionExpression: "fleet_state = :fs",
-          ExpressionAttributeValues: { ":fs": fleetState(fleet, state) },
-        });
-        for await (const page of pages) items.push(...((page.Items ?? []) as InstanceItem[]));
+  async releaseTask(taskId: string): Promise<{ released: boolean; instanceId?: string; dequeued?: boolean }> {
+    const item = await this.taskItem(taskId);
+    if (!item) return { released: false };
+    if (!item.lease_instance_id) {
+      try {
+        await this.db.send(
+          new TransactWriteCommand({
+            TransactItems: [
+              {
+                Delete: {
+                  TableName: this.leasesTableName,
+                  Key: { instance_id: taskKey(taskId) },
+                  ConditionExpression: "attribute_not_exists(lease_instance_id)",
+                },
+              },
+              { Delete: { TableName: this.waitersTableName, Key: { fleet: item.fleet, position: item.position } } },
+            ],
+          }),
+        );
+        return { released: false, dequeued: true };
+      } catch (err) {
+        if (!cancellationCodes(err)) throw err;
+        // Bound between our read and the delete: release that lease instead.
+        return this.releaseTask(taskId);
       }
-    } else {
-      const pages = paginateScan(client, {
-        TableName: this.tableName,
-        FilterExpression: "kind = :instance",
-        ExpressionAttributeValues: { ":instance": "instance" },
-        ConsistentRead: true,
-      });
-      for await (const page of pages) items.push(...((page.Items ?? []) as InstanceItem[]));
     }
-    return items.map(toLease).sort((a, b) => a.registeredAt.localeCompare(b.registeredAt) || a.instanceId.localeCompare(b.instanceId));
+    const { released } = await this.releaseInstance(item.lease_instance_id, taskId);
+    return { released, instanceId: item.lease_instance_id };
   }
 
-  private async readyCandidates(fleet: string): Promise<string[]> {
-    const out = await this.db.send(
-      new QueryCommand({
-        TableName: this.tableName,
-        IndexName: LEASES_BY_FLEET_STATE_INDEX,
-        KeyConditionExpression: "fleet_state = :fs",
-        ExpressionAttributeValues: { ":fs": fleetState(fleet, "READY") },
-        ProjectionExpression: "instance_id",
-        Limit: CANDIDATES_PER_QUERY,
-      }),
-    );
-    return (out.Items ?? []).map((i) => i.instance_id as string);
-  }
-
-  private async deleteTaskMarker(taskId: string, instanceId: string): Promise<void> {
+  /**
+   * READY → DRAINING, conditionally: once it holds, no claim can take the instance. False if the instance was not
+   * ready (a claim won, or it is gone).
+   */
+  async drain(instanceId: string, fleet: string, reason: DrainReason): Promise<boolean> {
     try {
       await this.db.send(
-        new DeleteCommand({
-          TableName: this.tableName,
-          Key: { instance_id: taskKey(taskId) },
-          ConditionExpression: "lease_instance_id = :id",
-          ExpressionAttributeValues: { ":id": instanceId },
+        new UpdateCommand({
+          TableName: this.leasesTableName,
+          Key: { instance_id: instanceId },
+          UpdateExpression: "SET fleet_state = :draining, drain_reason = :why, drained_at = :now",
+          ConditionExpression: "fleet_state = :ready AND attribute_not_exists(task_id)",
+          ExpressionAttributeValues: { ":draining": fleetState(fleet, "DRAINING"), ":ready": fleetState(fleet, "READY"), ":why": reason, ":now": this.now().toISOString() },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionalCheckFailed(err)) return false;
+      throw err;
+    }
+  }
+
+  /**
+   * The group is terminating the instance (lifecycle hook): whatever its state, it takes no new task. A task it
+   * runs keeps its lease until the orchestrator sees the loss and re-queues it. Returns the lease as it was.
+   */
+  async markTerminating(instanceId: string): Promise<Lease | undefined> {
+    const current = await this.get(instanceId);
+    if (!current || (current.state === "DRAINING" && current.drainReason === "terminating")) return current;
+    try {
+      await this.db.send(
+        new UpdateCommand({
+          TableName: this.leasesTableName,
+          Key: { instance_id: instanceId },
+          UpdateExpression: "SET fleet_state = :draining, drain_reason = :why, drained_at = :now",
+          ConditionExpression: "kind = :instance",
+          ExpressionAttributeValues: { ":draining": fleetState(current.fleet, "DRAINING"), ":why": "terminating", ":now": this.now().toISOString(), ":instance": "instance" },
         }),
       );
     } catch (err) {
       if (!isConditionalCheckFailed(err)) throw err;
     }
+    return current;
+  }
+
+  /** Phase one of repairing a lease whose instance was not seen running: remember when. */
+  async markMissing(instanceId: string, since: string | undefined): Promise<void> {
+    await this.db.send(
+      new UpdateCommand({
+        TableName: this.leasesTableName,
+        Key: { instance_id: instanceId },
+        UpdateExpression: since ? "SET missing_since = :s" : "REMOVE missing_since",
+        ConditionExpression: "kind = :instance",
+        ExpressionAttributeValues: { ":instance": "instance", ...(since ? { ":s": since } : {}) },
+      }),
+    ).catch((err) => {
+      if (!isConditionalCheckFailed(err)) throw err;
+    });
+  }
+
+  /**
+   * Forget an instance that is gone (terminated, stopped): its lease item and the item of the task it ran, in one
+   * transaction. Returns the lease it had, so the caller can report that task as lost.
+   */
+  async dropInstance(instanceId: string): Promise<Lease | undefined> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const old = await this.get(instanceId);
+      if (!old) return undefined;
+      try {
+        await this.db.send(
+          new TransactWriteCommand({
+            TransactItems: [
+              {
+                Delete: {
+                  TableName: this.leasesTableName,
+                  Key: { instance_id: instanceId },
+                  ConditionExpression: old.taskId ? "task_id = :task" : "attribute_not_exists(task_id) AND kind = :instance",
+                  ExpressionAttributeValues: old.taskId ? { ":task": old.taskId } : { ":instance": "instance" },
+                },
+              },
+              ...(old.taskId
+                ? [{ Delete: { TableName: this.leasesTableName, Key: { instance_id: taskKey(old.taskId) }, ConditionExpression: "lease_instance_id = :i", ExpressionAttributeValues: { ":i": instanceId } } }]
+                : []),
+            ],
+          }),
+        );
+        return old;
+      } catch (err) {
+        const codes = cancellationCodes(err);
+        if (!codes) throw err;
+        if (old.taskId && codes[0] !== "ConditionalCheckFailed" && codes[1] === "ConditionalCheckFailed") {
+          // The task item already moved on: drop the instance alone.
+          await this.forgetStaleTaskItem(old.taskId, instanceId);
+        }
+        // The lease changed under us (a claim or a release): read it again.
+      }
+    }
+    throw new Error(`instance ${instanceId}'s lease kept changing while it was being dropped`);
+  }
+
+  /** Leases of one fleet (every state), or of every fleet. */
+  async list(fleet?: string): Promise<Lease[]> {
+    const items: InstanceItem[] = [];
+    if (fleet) {
+      for (const state of LEASE_STATES) {
+        let start: Record<string, unknown> | undefined;
+        do {
+          const out = await this.db.send(
+            new QueryCommand({
+              TableName: this.leasesTableName,
+              IndexName: LEASES_BY_FLEET_STATE_INDEX,
+              KeyConditionExpression: "fleet_state = :fs",
+              ExpressionAttributeValues: { ":fs": fleetState(fleet, state) },
+              ExclusiveStartKey: start,
+            }),
+          );
+          items.push(...((out.Items ?? []) as InstanceItem[]));
+          start = out.LastEvaluatedKey;
+        } while (start);
+      }
+    } else {
+      let start: Record<string, unknown> | undefined;
+      do {
+        const out = await this.db.send(
+          new ScanCommand({
+            TableName: this.leasesTableName,
+            FilterExpression: "kind = :instance",
+            ExpressionAttributeValues: { ":instance": "instance" },
+            ExclusiveStartKey: start,
+            ConsistentRead: true,
+          }),
+        );
+        items.push(...((out.Items ?? []) as InstanceItem[]));
+        start = out.LastEvaluatedKey;
+      } while (start);
+    }
+    return items.map(toLease).sort((a, b) => a.registeredAt.localeCompare(b.registeredAt) || a.instanceId.localeCompare(b.instanceId));
+  }
+
+  /** See LeaseMirror.protect: the manager takes protection off a drained instance just before terminating it. */
+  protect(fleet: string, instanceIds: string[], on: boolean): Promise<void> {
+    return this.mirror.protect(fleet, instanceIds, on);
   }
 }

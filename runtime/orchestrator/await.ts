@@ -9,6 +9,7 @@ import type { LimitsConfig } from "../config";
 import { IllegalTransitionError } from "../errors";
 import { decideLiveness, type LivenessThresholds } from "../liveness";
 import type { Runtime } from "../runtime";
+import type { TaskRecord } from "../tasks/record";
 import { ACTIVE_STATUSES, isTerminal, TASK_STATUSES, type TaskStatus } from "../tasks/status";
 import { TaskNotFoundError } from "./errors";
 import { secondsSince } from "./load";
@@ -21,7 +22,11 @@ export interface PollCounters {
 
 export const FRESH_COUNTERS: PollCounters = { pollErrors: 0, finishedPolls: 0 };
 
-export type PollResult = { outcome: "continue"; counters: PollCounters } | { outcome: "ended"; status: TaskStatus };
+export type PollResult =
+  | { outcome: "continue"; counters: PollCounters }
+  | { outcome: "ended"; status: TaskStatus }
+  /** Lost to infrastructure: the task is STARTING again, as attempt `attempt`; the workflow starts it anew. */
+  | { outcome: "requeued"; attempt: number };
 
 export function livenessThresholds(limits: LimitsConfig, startupGraceSeconds = limits.startupGraceSeconds): LivenessThresholds {
   return {
@@ -97,6 +102,7 @@ export async function pollTask(
       consecutivePollErrors: counters.pollErrors,
       consecutiveFinishedPolls: counters.finishedPolls,
       lastPollError: pollError,
+      infraRetriesLeft: strategy.startsNewAttempts ? Math.max(0, (rt.config.limits.infraRetries ?? 1) - (task.attempt ?? 0)) : 0,
     },
     livenessThresholds(rt.config.limits, options.startupGraceSeconds),
   );
@@ -108,6 +114,8 @@ export async function pollTask(
       return { outcome: "ended", status: decision.status };
     case "fail":
       return stopAs(rt, taskId, handle, strategy, "FAILED", decision.reason, exitCode);
+    case "requeue":
+      return requeue(rt, task, handle, strategy, decision.reason);
     case "timeout":
       return stopAs(rt, taskId, handle, strategy, "TIMED_OUT", decision.reason, exitCode);
     default: {
@@ -147,4 +155,40 @@ async function stopAs(
     await rt.events.append(taskId, "error", `could not stop the ${BACKEND_NAMES[handle.type]}: ${(err as Error).message}`);
   }
   return { outcome: "ended", status: to };
+}
+
+/**
+ * Infrastructure took the compute (Spot interruption, instance terminated, undeliverable command): the agent is
+ * not at fault, so the task runs again as a new attempt, with the lost one on its record. The old compute is
+ * stopped (and its EC2 lease released) first, then the record forgets it in one conditional write.
+ */
+async function requeue(rt: Runtime, task: TaskRecord, handle: SessionHandle, strategy: ComputeStrategy, reason: string): Promise<PollResult> {
+  try {
+    await strategy.stopSession(handle, reason);
+  } catch (err) {
+    await rt.events.append(task.task_id, "error", `could not stop the lost ${BACKEND_NAMES[handle.type]}: ${(err as Error).message}`);
+  }
+  const attempt = (task.attempt ?? 0) + 1;
+  const fields = {
+    attempt,
+    attempts: [
+      ...(task.attempts ?? []),
+      { attempt: attempt - 1, compute_type: handle.type, ...(task.session_id ? { session_id: task.session_id } : {}), reason, ended_at: rt.now().toISOString() },
+    ],
+    compute_type: null,
+    compute_metadata: null,
+    session_id: null,
+    started_at: null,
+    agent_heartbeat_at: null,
+    exit_code: null,
+  };
+  try {
+    if (task.status === "RUNNING") await rt.tasks.transition(task.task_id, "STARTING", fields, ["RUNNING"]);
+    else await rt.tasks.update(task.task_id, fields, ["STARTING"]);
+  } catch (err) {
+    if (!(err instanceof IllegalTransitionError) || err.actual === undefined || !isTerminal(err.actual)) throw err;
+    return { outcome: "ended", status: err.actual };
+  }
+  await rt.events.append(task.task_id, "status", `${reason}; re-queued as attempt ${attempt + 1}`, { status: "STARTING", data: { attempt } });
+  return { outcome: "requeued", attempt };
 }

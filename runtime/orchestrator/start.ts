@@ -41,7 +41,15 @@ export function sessionIdOf(handle: SessionHandle): string {
   }
 }
 
-export async function startTask(rt: Runtime, taskId: string): Promise<StartResult> {
+export interface StartOptions {
+  /**
+   * The wake armed for a wait for capacity: recorded on the task before the start asks for an instance, so the
+   * fleet's dispatcher, binding one to this task later, wakes it at once (orchestrator/wake.ts).
+   */
+  wakeToken?: string;
+}
+
+export async function startTask(rt: Runtime, taskId: string, options: StartOptions = {}): Promise<StartResult> {
   const task = await rt.tasks.get(taskId);
   if (!task) throw new TaskNotFoundError(taskId);
   if (isTerminal(task.status)) return { outcome: "ended", status: task.status };
@@ -74,6 +82,11 @@ export async function startTask(rt: Runtime, taskId: string): Promise<StartResul
   }
   const request = { task: { ...task, backend: choice.backend, fleet: choice.fleet, payload_uri: payloadUri }, payloadUrl };
 
+  if (options.wakeToken) {
+    await rt.tasks.update(taskId, { wake_callback_id: options.wakeToken }, ["STARTING"]).catch((err) => {
+      if (!(err instanceof IllegalTransitionError)) throw err;
+    });
+  }
   let handle: SessionHandle;
   try {
     handle = await startSession(rt, task, strategy, request);

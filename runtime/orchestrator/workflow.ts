@@ -94,26 +94,35 @@ async function drive(driver: WorkflowDriver, rt: Runtime, taskId: string, s: Dri
     await driver.wait(`queued-${n}`, s.base);
   }
 
-  let started;
-  for (let n = 0; ; n++) {
-    started = await driver.step(`start-${n}`, () => startTask(rt, taskId));
-    if (started.outcome === "ended") return;
-    if (started.outcome === "started") break;
-    await driver.wait(`capacity-${n}`, s.base);
-  }
+  // One pass per attempt: an attempt whose compute infrastructure lost is re-queued and started again. Step
+  // names of the first attempt are unchanged; later ones carry the attempt.
+  for (let attempt = 0; ; attempt++) {
+    const at = attempt === 0 ? "" : `a${attempt}-`;
+    let started;
+    for (let n = 0; ; n++) {
+      // A task waiting for an EC2 instance is woken when the fleet binds one to it; the wait is only the safety
+      // net, so it backs off like the polls (and bounds the durable history the same way).
+      const wake = await driver.armWake(`${at}capacity-${n}`, pollDelaySeconds(n, s.base, s.ceiling));
+      started = await driver.step(`${at}start-${n}`, () => startTask(rt, taskId, { wakeToken: wake.token }));
+      if (started.outcome === "ended") return;
+      if (started.outcome === "started") break;
+      await wake.wait();
+    }
 
-  const handle = started.handle;
-  let counters: PollCounters = FRESH_COUNTERS;
-  // A just-started compute may not be visible yet (ECS DescribeTasks, SSM invocations): the first poll waits.
-  await driver.wait("first-poll", s.base);
-  for (let n = 0; ; n++) {
-    const wake = await driver.armWake(`wake-${n}`, pollDelaySeconds(n, s.base, s.ceiling));
-    const polled = await driver.step(`poll-${n}`, () =>
-      pollTask(rt, taskId, handle, counters, { startupGraceSeconds: s.startupGraceSeconds, wakeToken: wake.token }),
-    );
-    if (polled.outcome === "ended") return;
-    counters = polled.counters;
-    await wake.wait();
+    const handle = started.handle;
+    let counters: PollCounters = FRESH_COUNTERS;
+    // A just-started compute may not be visible yet (ECS DescribeTasks, SSM invocations): the first poll waits.
+    await driver.wait(`${at}first-poll`, s.base);
+    for (let n = 0; ; n++) {
+      const wake = await driver.armWake(`${at}wake-${n}`, pollDelaySeconds(n, s.base, s.ceiling));
+      const polled = await driver.step(`${at}poll-${n}`, () =>
+        pollTask(rt, taskId, handle, counters, { startupGraceSeconds: s.startupGraceSeconds, wakeToken: wake.token }),
+      );
+      if (polled.outcome === "ended") return;
+      if (polled.outcome === "requeued") break;
+      counters = polled.counters;
+      await wake.wait();
+    }
   }
 }
 

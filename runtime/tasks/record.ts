@@ -46,12 +46,31 @@ export interface TaskRecord {
   released_at?: string;
   /** Epoch seconds; DynamoDB TTL removes finished records after the retention period. */
   ttl?: number;
+  /** Re-queues after an infrastructure loss so far (0 or absent: the first attempt runs). */
+  attempt?: number;
+  /** Earlier attempts, oldest first: what ran and why it was lost. */
+  attempts?: AttemptRecord[];
 }
 
-/** Fields an actor may set together with a status transition. */
-export type TaskResultFields = Partial<
-  Pick<
-    TaskRecord,
+/** One attempt that infrastructure ended (Spot interruption, instance lost, undeliverable command). */
+export interface AttemptRecord {
+  attempt: number;
+  compute_type?: BackendType;
+  session_id?: string;
+  reason: string;
+  ended_at: string;
+}
+
+/**
+ * Fields an actor may set together with a status transition. A field given as null is removed (a re-queued task
+ * forgets the compute of its lost attempt).
+ */
+export type TaskResultFields = {
+  [K in ResultKey]?: TaskRecord[K] | null;
+};
+
+type ResultKey = keyof Pick<
+  TaskRecord,
     | "pr_url"
     | "error_message"
     | "cost_usd"
@@ -70,7 +89,8 @@ export type TaskResultFields = Partial<
     | "wake_callback_id"
     | "start_sent_at"
     | "released_at"
-  >
+    | "attempt"
+    | "attempts"
 >;
 
 export type TaskEventType = "status" | "dispatch" | "heartbeat" | "error" | "info" | "progress";

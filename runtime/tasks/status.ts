@@ -24,7 +24,8 @@ export const TRANSITIONS: Readonly<Record<TaskStatus, readonly TaskStatus[]>> = 
   SUBMITTED: ["QUEUED", "STARTING", "FAILED", "CANCELLED"],
   QUEUED: ["STARTING", "FAILED", "CANCELLED"],
   STARTING: ["RUNNING", "COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"],
-  RUNNING: ["COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"],
+  // RUNNING → STARTING: the compute was lost to infrastructure and the task is re-queued as a new attempt.
+  RUNNING: ["STARTING", "COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"],
   COMPLETED: [],
   FAILED: [],
   CANCELLED: [],

@@ -173,6 +173,7 @@ export class DynamoTaskStore implements TaskStore {
     const names: Record<string, string> = { "#status": "status", "#updated_at": "updated_at" };
     const values: Record<string, unknown> = { ":updated_at": now.toISOString() };
     const sets = ["#updated_at = :updated_at"];
+    const removes: string[] = [];
     let i = 0;
     for (const [key, value] of Object.entries(fields)) {
       if (value === undefined) continue;
@@ -180,8 +181,12 @@ export class DynamoTaskStore implements TaskStore {
         throw new RangeError(`field '${key}' cannot be set by an update; it is managed by the store`);
       }
       names[`#f${i}`] = key;
-      values[`:f${i}`] = value;
-      sets.push(`#f${i} = :f${i}`);
+      if (value === null) {
+        removes.push(`#f${i}`);
+      } else {
+        values[`:f${i}`] = value;
+        sets.push(`#f${i} = :f${i}`);
+      }
       i++;
     }
     if (to) {
@@ -204,7 +209,7 @@ export class DynamoTaskStore implements TaskStore {
       new UpdateCommand({
         TableName: this.table,
         Key: { task_id: taskId },
-        UpdateExpression: `SET ${sets.join(", ")}${leavesQueue ? " REMOVE #waiting" : ""}`,
+        UpdateExpression: `SET ${sets.join(", ")}${removes.length || leavesQueue ? ` REMOVE ${[...removes, ...(leavesQueue ? ["#waiting"] : [])].join(", ")}` : ""}`,
         ConditionExpression: `attribute_exists(task_id) AND #status IN (${allowed.join(", ")})`,
         ExpressionAttributeNames: names,
         ExpressionAttributeValues: values,
