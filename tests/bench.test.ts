@@ -2,7 +2,7 @@
 import { expect } from "chai";
 import { runCostBench } from "../bench/cost/cost";
 import { frontierSvg } from "../bench/fleet/chart";
-import { dominates, rateSeconds, runFleetEconomics } from "../bench/fleet/economics";
+import { dominates, fleetChart, rateSeconds, runFleetEconomics } from "../bench/fleet/economics";
 import { ephemeralRunners, staticFleet } from "../bench/fleet/peers";
 import { percentile, simulate, type SimulationResult } from "../bench/fleet/simulate";
 import { generateTrace, WORKDAY } from "../bench/fleet/workload";
@@ -46,8 +46,8 @@ describe("bench: fleet economics", () => {
     expect(r.peers.length).to.equal(6);
     const staticRun = r.peers[0];
     expect(staticRun.waitP95).to.be.at.most(r.staticSizedFor.p95Target);
-    expect(r.svg.match(/<circle [^>]*><title>/g)?.length).to.equal(r.ours.length + r.whatIf.length + r.peers.length);
-    expect(r.dominance.length).to.equal((r.ours.length + r.whatIf.length) * r.peers.length);
+    expect(fleetChart(r).match(/<circle [^>]*><title>/g)?.length).to.equal(r.ours.length + r.oursWakes.length + r.whatIf.length + r.peers.length);
+    expect(r.dominance.length).to.equal((r.ours.length + r.oursWakes.length + r.whatIf.length) * r.peers.length);
   });
 
   it("calls a point dominant only when it is no worse on both axes and better on one", () => {
@@ -80,20 +80,24 @@ describe("bench: fleet economics", () => {
 describe("bench: control-plane cost per task", function () {
   this.timeout(60_000);
 
-  it("meters a 10-minute ECS task: requests, durable operations, units and dollars all counted", async () => {
-    const [ours, baseline] = await runCostBench({ backends: ["ecs"], lengths: [{ label: "10 min", seconds: 600 }] });
-    expect(ours.mode).to.equal("ours");
-    expect(baseline.mode).to.match(/baseline/);
-    expect(ours.requests["ecs:RunTask"]).to.equal(1);
-    expect(ours.requests["ecs:DescribeTasks"]).to.be.greaterThan(0);
-    expect(ours.requests["dynamodb:PutItem"]).to.be.greaterThan(0);
-    expect(ours.readUnits).to.be.greaterThan(0);
-    expect(ours.writeUnits).to.be.greaterThan(0);
+  it("meters a 10-minute ECS task: requests, durable operations, units and dollars all counted, and a wake finalizes at once", async () => {
+    const [wakes, silent, baseline] = await runCostBench({ backends: ["ecs"], lengths: [{ label: "10 min", seconds: 600 }] });
+    expect([wakes.mode, silent.mode, baseline.mode]).to.deep.equal(["ours, report wakes", "ours, report does not wake", "baseline (fixed 30 s poll)"]);
+    expect(wakes.requests["ecs:RunTask"]).to.equal(1);
+    expect(wakes.requests["ecs:DescribeTasks"]).to.be.greaterThan(0);
+    expect(wakes.requests["dynamodb:PutItem"]).to.be.greaterThan(0);
+    expect(wakes.readUnits).to.be.greaterThan(0);
+    expect(wakes.writeUnits).to.be.greaterThan(0);
+    // The report wakes the orchestrator: finalized on the report's instant, through one callback completion.
+    expect(wakes.reportToFinalizedSeconds).to.equal(0);
+    expect(wakes.agentRequests["lambda:SendDurableExecutionCallbackSuccess"]).to.equal(1);
+    expect(silent.reportToFinalizedSeconds).to.be.greaterThan(0);
     // A 600 s task polled every 30 s: twenty waits at least, each a durable operation and a new invocation.
     expect(baseline.durableOperations).to.be.at.least(40);
     expect(baseline.lambdaInvocations).to.be.at.least(21);
-    expect(ours.agentRequests["dynamodb:UpdateItem"]).to.be.greaterThan(1);
-    expect(ours.usd.total).to.be.greaterThan(0);
-    expect(ours.usd.total).to.be.closeTo(ours.usd.platform + ours.usd.agentReports, 1e-12);
+    expect(baseline.durableOperations).to.be.greaterThan(wakes.durableOperations);
+    expect(wakes.agentRequests["dynamodb:UpdateItem"]).to.be.greaterThan(1);
+    expect(wakes.usd.total).to.be.greaterThan(0);
+    expect(wakes.usd.total).to.be.closeTo(wakes.usd.platform + wakes.usd.agentReports, 1e-12);
   });
 });

@@ -5,7 +5,10 @@
  * (meter.ts); the workflow driver counts durable operations and Lambda invocations and times each invocation's
  * steps. The agent's own reports (RUNNING, a heartbeat every 30 s, its result) are counted apart.
  *
- * "ours" runs the workflow as the product configures it; the baseline is the same run with a fixed 30 s poll.
+ * Three runs per backend and length. "ours, report wakes": the workflow as the product configures it (polls back off
+ * to a ceiling; a durable callback is armed between polls), and the agent's terminal report is followed by the
+ * product's wakeOrchestrator, as the agent channel's result route does. "ours, report does not wake": the same
+ * workflow with nothing waking it, as when an agent writes the task store directly. The baseline: a fixed 30 s poll.
  */
 import { performance } from "node:perf_hooks";
 import { Readable } from "node:stream";
@@ -25,6 +28,7 @@ import { LeaseTable } from "../../runtime/fleet/lease";
 import { BOOT_READY, BOOT_TAG, FLEET_TAG } from "../../runtime/fleet/tags";
 import { startEmbeddedStore, type EmbeddedStore } from "../../runtime/local/embedded-store";
 import { LambdaDispatcher } from "../../runtime/orchestrator/dispatch";
+import { wakeOrchestrator } from "../../runtime/orchestrator/wake";
 import { runWorkflow, type WorkflowDriver } from "../../runtime/orchestrator/workflow";
 import { createRuntime } from "../../runtime/runtime";
 import { DynamoEventLog } from "../../runtime/tasks/events";
@@ -34,13 +38,19 @@ import { LAMBDA_MEMORY_GB, PRICES } from "./prices";
 
 export type CostBackend = "ecs" | "ec2" | "agentcore";
 export const COST_BACKENDS: readonly CostBackend[] = ["ecs", "ec2", "agentcore"];
-export const TASK_LENGTHS = [{ label: "10 min", seconds: 600 }, { label: "8 h", seconds: 8 * 3600 }] as const;
+/** The long task works a minute less than 8 h: 8 h is the default task timeout, which would end it TIMED_OUT. */
+export const TASK_LENGTHS = [{ label: "10 min", seconds: 600 }, { label: "8 h", seconds: 8 * 3600 - 60 }] as const;
 export const BASELINE_POLL_SECONDS = 30;
+
+export const COST_MODES = ["ours, report wakes", "ours, report does not wake", "baseline (fixed 30 s poll)"] as const;
+export type CostMode = (typeof COST_MODES)[number];
 
 export interface CostFigures {
   backend: CostBackend;
   task: string;
-  mode: "ours" | "baseline (fixed 30 s poll)";
+  mode: CostMode;
+  /** Seconds from the agent's terminal report to the task finalized, on the virtual clock. */
+  reportToFinalizedSeconds: number;
   /** Requests the platform made, "service:Operation" → count (the agent's are in `agentRequests`). */
   requests: Record<string, number>;
   awsRequests: number;
@@ -171,7 +181,19 @@ async function runScenario(
   const tasks = new DynamoTaskStore(config, { now });
   const events = new DynamoEventLog(config, { now });
   const leases = new LeaseTable(config, now);
-  const rt = createRuntime(config, { tasks, events, leases, now });
+  // The callback an orchestrator waits on between polls; completing it (SendDurableExecutionCallbackSuccess) ends
+  // the wait at once. Counted as a Lambda request of whoever completes it.
+  let armed: { token: string; woken: boolean } | undefined;
+  let callbackSeq = 0;
+  let current: () => Tally = () => platform;
+  const callbacks = {
+    async succeed(callbackId: string): Promise<void> {
+      const t = current();
+      t.requests["lambda:SendDurableExecutionCallbackSuccess"] = (t.requests["lambda:SendDurableExecutionCallbackSuccess"] ?? 0) + 1;
+      if (armed?.token === callbackId) armed.woken = true;
+    },
+  };
+  const rt = createRuntime(config, { tasks, events, leases, now, callbacks });
 
   // The EC2 fleet has a ready instance before the task arrives (registering it is fleet upkeep, not the task's).
   if (backend === "ec2") {
@@ -191,14 +213,21 @@ async function runScenario(
   const onStart = () => {
     if (agentEnd !== undefined) return;
     const start = clock;
-    agentEnd = start + task.seconds * 1000;
+    // RUNNING a second after the compute starts, then `seconds` of work.
+    agentEnd = start + 1000 + task.seconds * 1000;
     // The agent reads its payload (an S3 GET through its presigned URL), reports RUNNING, beats, and reports its result.
     agent.requests["s3:GetObject"] = 1;
     agenda.push({ at: start + 1000, run: () => tasks.transition(taskId, "RUNNING", { agent_heartbeat_at: new Date(start + 1000).toISOString() }, ["STARTING"]) });
     for (let t = start + DEFAULT_HEARTBEAT_SECONDS * 1000; t < agentEnd; t += DEFAULT_HEARTBEAT_SECONDS * 1000) {
       agenda.push({ at: t, run: () => tasks.heartbeat(taskId) });
     }
-    agenda.push({ at: agentEnd, run: () => tasks.transition(taskId, "COMPLETED", { exit_code: 0, cost_usd: 0 }, ["RUNNING"]) });
+    agenda.push({
+      at: agentEnd,
+      run: async () => {
+        await tasks.transition(taskId, "COMPLETED", { exit_code: 0, cost_usd: 0 }, ["RUNNING"]);
+        if (mode === "ours, report wakes") await wakeOrchestrator(rt, taskId);
+      },
+    });
   };
   resetHistories(mocks);
   scriptCompute(mocks, () => clock, onStart, () => agentEnd);
@@ -239,37 +268,46 @@ async function runScenario(
       durable++;
       await suspend(seconds);
     },
-    // The wake callback is one durable operation; its wait suspends like a durable wait (no wake is modelled here:
-    // the safety-net timeout is the worst case).
+    // The wake callback is one durable operation; its wait suspends like a durable wait until it is completed or
+    // times out (the safety-net poll).
     async armWake(_name, seconds) {
       durable++;
-      return { wait: () => suspend(seconds) };
+      const wake = { token: `bench-callback-${callbackSeq++}`, woken: false };
+      armed = wake;
+      return { token: wake.token, wait: () => suspend(seconds, () => wake.woken) };
     },
   };
   // A durable wait suspends the function; the resume is a new invocation.
-  async function suspend(seconds: number): Promise<void> {
-    {
-      closeInvocation();
-      invocations++;
-      const target = clock + Math.max(1, Math.ceil(seconds)) * 1000;
-      agenda.sort((a, b) => a.at - b.at);
-      while (agenda.length && agenda[0].at <= target) {
-        const action = agenda.shift()!;
-        clock = action.at;
-        meter.current = agent;
-        try {
-          await action.run();
-        } finally {
-          meter.current = platform;
-        }
+  async function suspend(seconds: number, woken: () => boolean = () => false): Promise<void> {
+    closeInvocation();
+    invocations++;
+    const target = clock + Math.max(1, Math.ceil(seconds)) * 1000;
+    agenda.sort((a, b) => a.at - b.at);
+    while (agenda.length && agenda[0].at <= target) {
+      const action = agenda.shift()!;
+      clock = action.at;
+      meter.current = agent;
+      current = () => agent;
+      try {
+        await action.run();
+      } finally {
+        meter.current = platform;
+        current = () => platform;
       }
-      clock = target;
+      // Woken: the orchestrator resumes now, not at the end of its wait.
+      if (woken()) return;
     }
+    clock = target;
   }
   // The baseline polls at a fixed interval, never stretching it (what the orchestrator did before wake callbacks).
-  const workflowOptions = mode === "ours" ? {} : { waitSeconds: BASELINE_POLL_SECONDS, maxWaitSeconds: BASELINE_POLL_SECONDS };
+  const workflowOptions = mode === "baseline (fixed 30 s poll)" ? { waitSeconds: BASELINE_POLL_SECONDS, maxWaitSeconds: BASELINE_POLL_SECONDS } : {};
   const result = await runWorkflow(driver, rt, taskId, workflowOptions);
   closeInvocation();
+  // Finalized when the final event was written (payload deleted, capacity released); later rounds of a compute's
+  // stop grace (finalizeWithGrace) only stop compute that has not exited.
+  const finalEvent = (await events.list(taskId, { limit: 200 })).items.find((e) => e.data?.final === true);
+  if (!finalEvent) throw new Error(`bench task ${taskId} on ${backend} has no final event`);
+  const finalizedAt = Date.parse(finalEvent.at);
   if (result.status !== "COMPLETED") throw new Error(`bench task on ${backend} ended ${result.status}: ${result.error_message ?? ""}`);
 
   const requests = { ...platform.requests, ...mockedRequests(mocks) };
@@ -279,6 +317,7 @@ async function runScenario(
     backend,
     task: task.label,
     mode,
+    reportToFinalizedSeconds: (finalizedAt - (agentEnd ?? finalizedAt)) / 1000,
     requests,
     awsRequests: sum(requests),
     durableOperations: durable,
@@ -312,7 +351,7 @@ export async function runCostBench(options: CostOptions = {}): Promise<CostFigur
   try {
     for (const backend of options.backends ?? COST_BACKENDS) {
       for (const task of options.lengths ?? TASK_LENGTHS) {
-        for (const mode of ["ours", "baseline (fixed 30 s poll)"] as const) {
+        for (const mode of COST_MODES) {
           out.push(await runScenario(store, mocks, backend, task, mode, meter));
         }
       }

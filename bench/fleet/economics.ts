@@ -4,6 +4,7 @@
  * peer each of our points dominates (no worse on both axes, better on one) or is dominated by; an SVG frontier.
  */
 import { DEFAULT_LIMITS } from "../../runtime/config";
+import { pollCeilingSeconds, pollDelaySeconds } from "../../runtime/orchestrator/await-schedule";
 import { DEFAULT_FLEET, DEFAULTS } from "../../components/config/defaults";
 import { frontierSvg, type ChartPoint } from "./chart";
 import { agentScaler, ephemeralRunners, PULL_MECHANICS, staticFleet } from "./peers";
@@ -24,12 +25,19 @@ export function rateSeconds(expression: string): number {
  * The product's capacity mechanics as the code stands: a task without an instance retries its claim at the
  * orchestrator's capacity-wait interval (the poll interval, workflow.ts); a booted instance is capacity once the
  * fleet manager's sync registers it (syncFleet is registerInstance's only caller); a finished task frees its
- * instance when the orchestrator's next poll finalizes it, or earlier if the manager's reconciler sees the
- * task terminal first (planReconcile, run in the simulation).
+ * instance when the orchestrator's next poll finalizes it — polls back off from the poll interval to a ceiling
+ * (await-schedule.ts) — or earlier if the manager's reconciler sees the task terminal first (planReconcile, run in
+ * the simulation). An agent that writes its result to the task store wakes nobody; `wakes` models an agent whose
+ * terminal report wakes the orchestrator (the agent channel's result route), which finalizes at once.
  */
-export function productMechanics(): Mechanics {
+export function productMechanics(options: { wakes: boolean } = { wakes: false }): Mechanics {
   const poll = DEFAULT_LIMITS.pollIntervalSeconds;
-  return { claim: { kind: "retry", retrySeconds: poll }, registration: "manager", release: { kind: "poll", pollSeconds: poll } };
+  const ceiling = pollCeilingSeconds(DEFAULT_LIMITS, poll);
+  return {
+    claim: { kind: "retry", retrySeconds: poll },
+    registration: "manager",
+    release: options.wakes ? { kind: "immediate" } : { kind: "poll", firstPollSeconds: poll, delayAfterPoll: (n) => pollDelaySeconds(n, poll, ceiling) },
+  };
 }
 
 /** The product's default fleet settings, as the stack config fills them in. */
@@ -51,12 +59,13 @@ export interface FleetEconomics {
   /** The stack's default warm buffer: the point the static fleet is sized against. */
   defaultBuffer: number;
   ours: SimulationResult[];
+  /** Ours with the agent's terminal report waking the orchestrator (the agent channel's result route). */
+  oursWakes: SimulationResult[];
   /** Our decision function under pull-style mechanics: what the scaling decision gives once hand-out and wake exist. */
   whatIf: SimulationResult[];
   peers: SimulationResult[];
   staticSizedFor: { p95Target: number; size: number };
   dominance: Dominance[];
-  svg: string;
 }
 
 function label(r: SimulationResult): string {
@@ -89,6 +98,9 @@ export function runFleetEconomics(spec: WorkloadSpec = WORKDAY): FleetEconomics 
   const loop = PRODUCT_DEFAULTS.managerLoopSeconds;
   const mechanics = productMechanics();
   const ours = BUFFERS.map((buffer) => simulate(trace, productPolicy({ buffer, loopSeconds: loop, max, mechanics }), spec));
+  const oursWakes = BUFFERS.map((buffer) =>
+    simulate(trace, productPolicy({ name: "agent-compute, agent's report wakes", buffer, loopSeconds: loop, max, mechanics: productMechanics({ wakes: true }) }), spec),
+  );
   const whatIf = BUFFERS.map((buffer) =>
     simulate(trace, productPolicy({ name: "desiredCapacity with hand-out + wake (not today's code)", buffer, loopSeconds: loop, max, mechanics: PULL_MECHANICS }), spec),
   );
@@ -109,19 +121,13 @@ export function runFleetEconomics(spec: WorkloadSpec = WORKDAY): FleetEconomics 
   ];
 
   const dominance: Dominance[] = [];
-  for (const o of [...ours, ...whatIf]) {
+  for (const o of [...ours, ...oursWakes, ...whatIf]) {
     for (const p of peers) {
       const verdict = dominates(o, p) ? "ours dominates" : dominates(p, o) ? "peer dominates" : "trade-off";
       dominance.push({ ours: label(o), peer: label(p), verdict });
     }
   }
 
-  const points: ChartPoint[] = [...ours, ...whatIf, ...peers].map((r) => ({
-    series: r.policy.startsWith("static fleet") ? "static fleet (sized for our p95)" : r.policy,
-    label: r.buffer !== undefined ? `b=${r.buffer}` : r.policy.startsWith("static") ? r.policy.replace("static fleet of ", "n=") : "",
-    x: r.instanceHours,
-    y: r.waitP95,
-  }));
   const sortedDurations = trace.map((t) => t.duration).sort((a, b) => a - b);
   return {
     workload: {
@@ -137,10 +143,21 @@ export function runFleetEconomics(spec: WorkloadSpec = WORKDAY): FleetEconomics 
     managerLoopSeconds: loop,
     defaultBuffer: PRODUCT_DEFAULTS.warmBuffer,
     ours,
+    oursWakes,
     whatIf,
     peers,
     staticSizedFor: { p95Target: target, size: lo },
     dominance,
-    svg: frontierSvg(points, `Fleet frontier: one working day, ${trace.length} tasks (seed ${spec.seed})`, "instance-hours (log scale)", "p95 wait for capacity (s)"),
   };
+}
+
+/** The frontier chart of a run: one point per policy and buffer. */
+export function fleetChart(e: FleetEconomics): string {
+  const points: ChartPoint[] = [...e.ours, ...e.oursWakes, ...e.whatIf, ...e.peers].map((r) => ({
+    series: r.policy.startsWith("static fleet") ? "static fleet (sized for our p95)" : r.policy,
+    label: r.buffer !== undefined ? `b=${r.buffer}` : r.policy.startsWith("static") ? r.policy.replace("static fleet of ", "n=") : "",
+    x: r.instanceHours,
+    y: r.waitP95,
+  }));
+  return frontierSvg(points, `Fleet frontier: one working day, ${e.workload.tasks} tasks (seed ${e.workload.seed})`, "instance-hours (log scale)", "p95 wait for capacity (s)");
 }

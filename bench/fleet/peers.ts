@@ -9,7 +9,9 @@ export const PULL_MECHANICS: Mechanics = { claim: { kind: "handout" }, registrat
 
 /**
  * Buildkite's Elastic CI Stack runs its scaler with scale-in disabled and lets an agent that has been idle for
- * ScaleInIdlePeriod (600 s by default there) terminate its own instance, decrementing the group.
+ * ScaleInIdlePeriod terminate its own instance, decrementing the group (buildkite-agent-scaler README; the
+ * stack's templates/aws-stack.yml: ScaleInIdlePeriod default 600, InstanceBuffer "how many free instances to
+ * maintain", scaler schedule "1 minute").
  */
 export const AGENT_SCALER_IDLE_SECONDS = 600;
 

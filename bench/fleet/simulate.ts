@@ -36,9 +36,10 @@ export interface Mechanics {
   registration: "manager" | "immediate";
   /**
    * When a finished task's instance is free again: at the orchestrator's next poll after the agent's terminal
-   * report ("poll"), or at once ("immediate": the report ends the wait).
+   * report ("poll": the first poll `firstPollSeconds` after the start, then `delayAfterPoll(n)` after poll n), or
+   * at once ("immediate": the report ends the wait). The fleet manager's reconciler may free it earlier.
    */
-  release: { kind: "poll"; pollSeconds: number } | { kind: "immediate" };
+  release: { kind: "poll"; firstPollSeconds: number; delayAfterPoll(n: number): number } | { kind: "immediate" };
 }
 
 /** What a scaling loop sees on each pass. */
@@ -280,11 +281,11 @@ export function simulate(trace: readonly TraceTask[], policy: ScalingPolicy, spe
   const agentFinished = (task: SimTask) => {
     // The agent's terminal report lands in the task table now; the orchestrator sees it at its next poll.
     task.status = "COMPLETED";
-    const claimedAt = task.claimedAt!;
-    const finalizeAt =
-      mechanics.release.kind === "immediate"
-        ? now
-        : claimedAt + Math.ceil((now - claimedAt) / mechanics.release.pollSeconds) * mechanics.release.pollSeconds;
+    let finalizeAt = now;
+    if (mechanics.release.kind === "poll") {
+      finalizeAt = task.claimedAt! + mechanics.release.firstPollSeconds;
+      for (let n = 0; finalizeAt < now; n++) finalizeAt += mechanics.release.delayAfterPoll(n);
+    }
     agenda.at(finalizeAt, () => {
       task.finalized = true;
       lastFinalized = Math.max(lastFinalized, now);

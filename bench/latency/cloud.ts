@@ -26,8 +26,11 @@ import { agentTaskDocument } from "../../runtime/fleet/document";
 import { LeaseTable } from "../../runtime/fleet/lease";
 import { BOOT_READY, BOOT_TAG, FLEET_TAG } from "../../runtime/fleet/tags";
 import { LocalDispatcher } from "../../runtime/local/dispatcher";
+import { pollCeilingSeconds } from "../../runtime/orchestrator/await-schedule";
+import { wakeOrchestrator } from "../../runtime/orchestrator/wake";
 import { createRuntime, type Runtime } from "../../runtime/runtime";
 import { ensureTables, type TableName } from "../../runtime/tables";
+import { isTerminal } from "../../runtime/tasks/status";
 import { motoEnvironment, startMotoServer } from "../../tests/setup/moto-server";
 import { collectTimings, type BatchResult } from "../local/local-run";
 
@@ -95,8 +98,14 @@ async function backendConfig(backend: CloudBackend, tasks: number, pollSeconds: 
   return config;
 }
 
-/** The bench's stand-in agent: RUNNING once the compute has started, then its result after `workSeconds`. */
-async function benchAgent(rt: Runtime, taskId: string, workSeconds: number): Promise<void> {
+export const CLOUD_LATENCY_MODES = ["ours, report wakes", "ours, report does not wake", "baseline (pure polling)"] as const;
+export type CloudLatencyMode = (typeof CLOUD_LATENCY_MODES)[number];
+
+/**
+ * The bench's stand-in agent: RUNNING once the compute has started, then its result after `workSeconds`; with
+ * `wakes`, the result is followed by the product's wakeOrchestrator, as the agent channel's result route does.
+ */
+async function benchAgent(rt: Runtime, taskId: string, workSeconds: number, wakes: boolean): Promise<void> {
   for (;;) {
     const task = await rt.tasks.get(taskId);
     if (!task) throw new Error(`bench agent: task ${taskId} is gone`);
@@ -112,30 +121,44 @@ async function benchAgent(rt: Runtime, taskId: string, workSeconds: number): Pro
     const task = await rt.tasks.get(taskId);
     throw new Error(`bench agent: task ${taskId} ended ${task?.status} before its result (${task?.error_message ?? "no reason"})`, { cause: err });
   }
+  if (wakes) await wakeOrchestrator(rt, taskId);
 }
 
-async function batch(backend: CloudBackend, count: number, pollSeconds: number, workSeconds: (i: number) => number): Promise<BatchResult> {
+async function batch(backend: CloudBackend, mode: CloudLatencyMode, count: number, pollSeconds: number, workSeconds: (i: number) => number): Promise<BatchResult> {
   const config = await backendConfig(backend, count, pollSeconds);
   const rt = createRuntime(config);
-  const dispatcher = new LocalDispatcher(rt, { waitSeconds: pollSeconds });
+  // The local driver with the durable function's schedule: polls back off to the stack's ceiling (the baseline
+  // never stretches them), and a wake ends the wait at once.
+  const ceiling = mode === "baseline (pure polling)" ? pollSeconds : pollCeilingSeconds(config.limits, pollSeconds);
+  const dispatcher = new LocalDispatcher(rt, { waitSeconds: pollSeconds, maxWaitSeconds: ceiling });
   const started = Date.now();
   const ids: string[] = [];
   const agents: Promise<void>[] = [];
-  await Promise.all(
-    Array.from({ length: count }, async (_, i) => {
-      const res = await handleApiRequest(rt, dispatcher, {
-        method: "POST",
-        path: "/tasks",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ repo_url: "https://github.com/acme/app", prompt: `bench task ${i}`, backend }),
-        userId: "bench",
-      });
-      if (res.statusCode >= 300) throw new Error(`bench submit on ${backend} was refused: ${res.statusCode} ${res.body}`);
-      const id = (JSON.parse(res.body) as { task: { task_id: string } }).task.task_id;
-      ids.push(id);
-      agents.push(benchAgent(rt, id, workSeconds(i)));
-    }),
-  );
+  const submit = async (i: number) => {
+    const res = await handleApiRequest(rt, dispatcher, {
+      method: "POST",
+      path: "/tasks",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ repo_url: "https://github.com/acme/app", prompt: `bench task ${i}`, backend }),
+      userId: "bench",
+    });
+    if (res.statusCode >= 300) throw new Error(`bench submit on ${backend} was refused: ${res.statusCode} ${res.body}`);
+    const id = (JSON.parse(res.body) as { task: { task_id: string } }).task.task_id;
+    ids.push(id);
+    const agent = benchAgent(rt, id, workSeconds(i), mode === "ours, report wakes");
+    agents.push(agent);
+    return id;
+  };
+  if (backend === "ec2") {
+    // moto does not serialize concurrent TransactWriteItems (DynamoDB does), so two concurrent claims can both bind
+    // one instance there: EC2 tasks are submitted one after another, each once its instance is claimed.
+    for (let i = 0; i < count; i++) {
+      const id = await submit(i);
+      for (let t = await rt.tasks.get(id); t && !t.compute_metadata && !isTerminal(t.status); t = await rt.tasks.get(id)) await sleep(100);
+    }
+  } else {
+    await Promise.all(Array.from({ length: count }, (_, i) => submit(i)));
+  }
   await Promise.all(agents);
   await dispatcher.idle();
   const tasks = await collectTimings(rt, ids);
@@ -149,15 +172,20 @@ export interface CloudLatencyRun {
 }
 
 /** Each backend, ours and the pure-polling baseline side by side, all at once (the waits overlap). */
-export async function runCloudLatency(options: { backends: readonly CloudBackend[]; tasks: number; pollSeconds: number }): Promise<CloudLatencyRun[]> {
+export async function runCloudLatency(options: {
+  backends: readonly CloudBackend[];
+  tasks: number;
+  pollSeconds: number;
+  /** Seconds the bench agent of task i works. */
+  workSeconds(i: number): number;
+}): Promise<CloudLatencyRun[]> {
   const moto = await startMotoServer();
   const saved = { ...process.env };
   Object.assign(process.env, motoEnvironment(moto.url));
   resetClients();
   try {
-    const workSeconds = (i: number) => 3 + ((i * 7) % 12);
     const runs = options.backends.flatMap((backend) =>
-      (["ours", "baseline (pure polling)"] as const).map(async (mode) => ({ backend, mode, batch: await batch(backend, options.tasks, options.pollSeconds, workSeconds) })),
+      CLOUD_LATENCY_MODES.map(async (mode) => ({ backend, mode, batch: await batch(backend, mode, options.tasks, options.pollSeconds, options.workSeconds) })),
     );
     return await Promise.all(runs);
   } finally {
