@@ -66,15 +66,18 @@ export function fleetArgumentErrors(args: Ec2AgentFleetArgs): pulumi.InputProper
   return errors;
 }
 
-/** The instance may set its own boot tag and nothing else, on no other instance. */
+/**
+ * The instance may set its own boot tag and nothing else, on no other instance: the resource is the policy variable
+ * ec2:SourceInstanceARN (the ARN of the instance the role credentials were issued to), a documented key, where
+ * the undocumented aws:ARN condition key is not in the Service Authorization Reference.
+ */
 export function selfTagStatement() {
   return {
     Sid: "TagOnlyItself",
     Effect: "Allow" as const,
     Action: ["ec2:CreateTags"],
-    Resource: ["arn:aws:ec2:*:*:instance/*"],
+    Resource: ["${ec2:SourceInstanceARN}"],
     Condition: {
-      StringEquals: { "aws:ARN": "${ec2:SourceInstanceARN}" },
       "ForAllValues:StringEquals": { "aws:TagKeys": [BOOT_TAG] },
     },
   };

@@ -189,13 +189,18 @@ export function computeStatements(g: ComputeGrants, start: boolean): Statement[]
         Resource: [pulumi.interpolate`arn:aws:ec2:${g.region}:${g.accountId}:instance/*`],
         Condition: { StringEquals: { [`ssm:resourceTag/${FLEET_TAG}`]: e.fleetNames } },
       });
+      // A start replayed after a crash finds the command it already sent (read-only; wildcard-only).
+      out.push({ Sid: "SsmFindSentCommand", Effect: "Allow", Action: ["ssm:ListCommands"], Resource: "*" });
     }
+    // CancelCommand supports no resource type and no condition key of its own (Service Authorization Reference):
+    // only "*" matches, so it is scoped to the stack's Region by the global aws:RequestedRegion. It can only stop a
+    // running Run Command command, never start one.
     out.push({
-      Sid: "SsmCancelFleetCommands",
+      Sid: "SsmCancelCommands",
       Effect: "Allow",
       Action: ["ssm:CancelCommand"],
-      Resource: [pulumi.interpolate`arn:aws:ec2:${g.region}:${g.accountId}:instance/*`],
-      Condition: { StringEquals: { [`ssm:resourceTag/${FLEET_TAG}`]: e.fleetNames } },
+      Resource: "*",
+      Condition: { StringEquals: { "aws:RequestedRegion": g.region } },
     });
     out.push({
       Sid: "Ec2ObserveFleet",

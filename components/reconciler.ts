@@ -44,7 +44,10 @@ export function createReconciler(name: string, args: ReconcilerArgs, parent: pul
       memoryMiB: 512,
       logRetentionDays: args.logRetentionDays,
       statements: () => [
-        tableStatement("TaskTables", args.tableArns, ["tasks", "events", "leases", "concurrency"], true),
+        // Waiters: releasing a finished task's EC2 capacity drops its queue entry or hands the instance on.
+        tableStatement("TaskTables", args.tableArns, ["tasks", "events", "leases", "concurrency", ...(args.grants.ec2 ? (["waiters"] as const) : [])], true),
+        // Each pass reads every held slot (runtime/reconciler/observe.ts).
+        { Sid: "ScanSlots", Effect: "Allow", Action: ["dynamodb:Scan"], Resource: [args.tableArns.concurrency] },
         payloadStatement("Payloads", args.payloadBucketArn, ["delete"]),
         ...orchestratorExecutionStatements(args.orchestratorFunctionArn, { list: true, get: true, wake: true }),
         { Sid: "RedriveOrchestration", Effect: "Allow", Action: ["lambda:InvokeFunction"], Resource: [args.orchestratorAliasArn] },

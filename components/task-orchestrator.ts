@@ -58,7 +58,9 @@ export function createOrchestrator(name: string, args: TaskOrchestratorArgs, par
         {
           Sid: "OwnDurableExecutions",
           Effect: "Allow",
-          Action: ["lambda:CheckpointDurableExecution", "lambda:GetDurableExecutionState"],
+          // SendDurableExecutionCallbackSuccess: releasing an EC2 instance hands it to the next waiting task and wakes
+          // that task's execution (runtime/runtime.ts, the lease table's `bound`); only its own executions.
+          Action: ["lambda:CheckpointDurableExecution", "lambda:GetDurableExecutionState", "lambda:SendDurableExecutionCallbackSuccess"],
           // Durable execution ARNs extend a qualified function ARN; ":*" matches every version's executions.
           Resource: [pulumi.interpolate`${self.arn}:*`],
         },

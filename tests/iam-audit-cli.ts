@@ -1,21 +1,28 @@
 /**
  * `npm run audit:iam`: builds the program under Pulumi mocks for every backend combination and audits every
- * policy document. One line per statement checked, then the violation count; exit code 1 on any violation.
+ * policy document, against the project's rules and AWS's Service Authorization Reference. One line per statement
+ * checked, then the coverage table (principal × call × granted), then the counts; exit code 1 on any violation.
  */
 import { COMBINATIONS, policyDocuments, runProgram } from "./pulumi-mocks";
-import { auditDocuments, formatFinding } from "./iam-audit";
+import { auditDocuments, documentActions, formatFinding } from "./iam-audit";
 import { agentPrincipals, isAllowed, otherTaskRequests } from "./iam-evaluator";
+import { loadReference } from "./iam-reference";
+import { coverage, coverageActions, formatRow, isViolation } from "./iam-coverage";
 
 async function main(): Promise<number> {
   let statements = 0;
   let violations = 0;
+  let calls = 0;
+  let uncovered = 0;
   for (const [label, config] of Object.entries(COMBINATIONS)) {
     const run = await runProgram(config);
     if (run.error) {
       console.error(`[${label}] the program failed: ${String((run.error as Error).stack ?? run.error)}`);
       return 2;
     }
-    for (const f of auditDocuments(policyDocuments(run))) {
+    const docs = policyDocuments(run);
+    const reference = await loadReference([...documentActions(docs), ...coverageActions()]);
+    for (const f of auditDocuments(docs, reference)) {
       statements++;
       violations += f.violations.length;
       console.log(formatFinding(label, f));
@@ -28,9 +35,16 @@ async function main(): Promise<number> {
       const verdict = allowed.length ? `VIOLATION: may ${allowed.map((r) => `${r.action} ${r.resource}`).join("; ")}` : "ok (no access beyond its own task)";
       console.log(`[${label}] agent principal ${p.label} ${p.role}: ${requests.length} requests on another task's record, events and payload: ${verdict}`);
     }
+    // Coverage: every call each principal makes, on its concrete ARN, allowed to it.
+    for (const row of coverage(run, reference)) {
+      calls++;
+      if (isViolation(row)) uncovered++;
+      console.log(formatRow(label, row));
+    }
   }
   console.log(`IAM audit: ${statements} statements checked in ${Object.keys(COMBINATIONS).length} combinations, ${violations} violation(s)`);
-  return violations ? 1 : 0;
+  console.log(`IAM coverage: ${calls} principal × call × resource rows, ${uncovered} not granted`);
+  return violations + uncovered ? 1 : 0;
 }
 
 main().then(

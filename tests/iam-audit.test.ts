@@ -19,7 +19,7 @@ describe("the IAM audit rules", () => {
     ["ssm:SendCommand on AWS-RunShellScript", identity({ Effect: "Allow", Action: "ssm:SendCommand", Resource: ["arn:aws:ssm:us-east-1::document/AWS-RunShellScript"] }), /AWS-RunShellScript/],
     ["ssm:SendCommand on instances without a tag condition", identity({ Effect: "Allow", Action: "ssm:SendCommand", Resource: ["arn:aws:ec2:us-east-1:1:instance/*"] }), /fleet-tag/],
     ["an instance role tagging any instance", identity({ Effect: "Allow", Action: "ec2:CreateTags", Resource: ["arn:aws:ec2:*:*:instance/*"] }, ["ec2.amazonaws.com"]), /other than itself/],
-    ["an instance role tagging only itself", identity({ Effect: "Allow", Action: "ec2:CreateTags", Resource: ["arn:aws:ec2:*:*:instance/*"], Condition: { StringEquals: { "aws:ARN": "${ec2:SourceInstanceARN}" } } }, ["ec2.amazonaws.com"]), null],
+    ["an instance role tagging only itself", identity({ Effect: "Allow", Action: "ec2:CreateTags", Resource: ["${ec2:SourceInstanceARN}"] }, ["ec2.amazonaws.com"]), null],
     ["a Deny statement", identity({ Effect: "Deny", Action: "*", Resource: "*" }), null],
   ];
   for (const [name, [doc, statement], expected] of cases) {
@@ -58,7 +58,7 @@ describe("the IAM audit on the program's own documents, each weakened by one rul
     ["iam:PassRole on *", "EcsPassTaskRoles", (s) => { s.Resource = "*"; }, /PassRole on a wildcard/],
     ["ssm:SendCommand on AWS-RunShellScript", "SsmSendOurDocument", (s) => { s.Resource = ["arn:aws:ssm:us-east-1::document/AWS-RunShellScript"]; }, /AWS-RunShellScript/],
     ["ssm:SendCommand on untagged instances", "SsmSendFleetInstances", (s) => { delete s.Condition; }, /fleet-tag condition/],
-    ["an instance role tagging other instances", "TagOnlyItself", (s) => { delete s.Condition.StringEquals; }, /other than itself/],
+    ["an instance role tagging other instances", "TagOnlyItself", (s) => { s.Resource = ["arn:aws:ec2:*:*:instance/*"]; }, /other than itself/],
   ];
   for (const [rule, sid, weaken, expected] of weakenings) {
     it(`flags ${rule} (${sid} weakened)`, async () => {

@@ -1,10 +1,13 @@
 /**
- * The IAM audit: checks every statement of every policy document a program run built against the rules of
- * Pure: give it documents, get one finding per statement checked.
+ * The IAM audit: checks every statement of every policy document a program run built against the project's
+ * least-privilege rules and, given the Service Authorization Reference (./iam-reference), against AWS's own
+ * action, resource and condition-key data. Pure: give it documents, get one finding per statement checked.
  */
+import { referenceViolations, type Reference } from "./iam-reference";
+
 export interface AuditInput {
   resource: string;
-  kind: "identity" | "trust" | "bucket";
+  kind: "identity" | "trust" | "bucket" | "secret";
   trustedServices: string[];
   document: { Statement: any[] };
 }
@@ -67,21 +70,25 @@ export function auditStatement(doc: AuditInput, statement: any): string[] {
   }
   if (doc.trustedServices.includes("ec2.amazonaws.com")) {
     const tagActions = actions.filter((a) => a === "*" || a === "ec2:*" || /^ec2:(CreateTags|DeleteTags)$/i.test(a));
-    if (tagActions.length) {
-      const self = conditionValue(condition, "StringEquals", "aws:ARN");
-      if (!self.includes("${ec2:SourceInstanceARN}")) {
-        violations.push(`instance role may ${tagActions.join("/")} instances other than itself (needs aws:ARN = \${ec2:SourceInstanceARN})`);
-      }
+    if (tagActions.length && !(resources.length && resources.every((r) => r === "${ec2:SourceInstanceARN}"))) {
+      violations.push(`instance role may ${tagActions.join("/")} instances other than itself (its Resource must be \${ec2:SourceInstanceARN})`);
     }
   }
   return violations;
 }
 
-export function auditDocuments(docs: AuditInput[]): Finding[] {
+/** Every action the documents name (what the reference must be loaded for). */
+export function documentActions(docs: AuditInput[]): string[] {
+  return [...new Set(docs.flatMap((d) => d.document.Statement.flatMap((s: any) => asList(s.Action ?? s.NotAction))))];
+}
+
+/** One finding per statement; with `reference`, AWS's data is checked too (its violations say "reference:"). */
+export function auditDocuments(docs: AuditInput[], reference?: Reference): Finding[] {
   const findings: Finding[] = [];
   for (const doc of docs) {
     doc.document.Statement.forEach((s: any, i: number) => {
-      findings.push({ resource: doc.resource, sid: s.Sid || `#${i}`, actions: asList(s.Action), violations: auditStatement(doc, s) });
+      const violations = [...auditStatement(doc, s), ...(reference ? referenceViolations(reference, s).map((v) => `reference: ${v}`) : [])];
+      findings.push({ resource: doc.resource, sid: s.Sid || `#${i}`, actions: asList(s.Action), violations });
     });
   }
   return findings;

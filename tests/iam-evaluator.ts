@@ -1,8 +1,10 @@
 /**
  * A small IAM evaluator for the audit: does a role's policy set allow one request? Explicit Deny wins; an Allow
- * must match the action (wildcards, case-insensitive), the resource (wildcards) and its conditions. It errs towards
- * "allowed": a condition it cannot decide (an operator it does not know, a key the request does not carry) counts as
- * met, so a "denied" from it is a proof, not a guess. It also finds the agent principals of a program run.
+ * must match the action (wildcards, case-insensitive), the resource (wildcards, ${policy:variables} filled from
+ * the request) and its conditions. Two modes, each a proof in one direction: by default a condition it cannot
+ * decide (an operator it does not know, a key the request does not carry) counts as met, so a "denied" is a proof
+ * (the agent-isolation checks); `strict`, it counts as not met, so an "allowed" is a proof (the coverage checks:
+ * every call a principal makes is allowed). It also finds the agent principals of a program run.
  */
 import { ACCOUNT, REGION, type ProgramRun } from "./pulumi-mocks";
 
@@ -11,6 +13,11 @@ export interface Request {
   resource: string;
   /** Condition keys the request carries, e.g. dynamodb:LeadingKeys. */
   context?: Record<string, string[]>;
+}
+
+export interface EvaluationOptions {
+  /** An undecidable condition counts as not met (default: met). */
+  strict?: boolean;
 }
 
 export interface Principal {
@@ -27,13 +34,29 @@ function glob(pattern: string, value: string, caseInsensitive: boolean): boolean
   return re.test(value);
 }
 
-function conditionMet(condition: Record<string, Record<string, unknown>> | undefined, context: Record<string, string[]>): boolean {
+const contextValue = (context: Record<string, string[]>, key: string) => Object.entries(context).find(([k]) => k.toLowerCase() === key.toLowerCase())?.[1];
+
+/** Fill ${key} policy variables from the request; undefined when one names a key the request does not carry. */
+function substitute(value: string, context: Record<string, string[]>): string | undefined {
+  let missing = false;
+  const out = value.replace(/\$\{([^}]+)\}/g, (_m, key: string) => {
+    const v = contextValue(context, key);
+    if (v?.length !== 1) missing = true;
+    return v?.[0] ?? "";
+  });
+  return missing ? undefined : out;
+}
+
+function conditionMet(condition: Record<string, Record<string, unknown>> | undefined, context: Record<string, string[]>, strict: boolean): boolean {
   for (const [rawOperator, block] of Object.entries(condition ?? {})) {
     const [qualifier, operator] = rawOperator.includes(":") ? rawOperator.split(":") : ["", rawOperator];
     for (const [key, expected] of Object.entries(block)) {
-      const actual = Object.entries(context).find(([k]) => k.toLowerCase() === key.toLowerCase())?.[1];
-      if (actual === undefined) continue; // undecidable here: counted as met
-      const wanted = asList(expected);
+      const actual = contextValue(context, key);
+      if (actual === undefined) {
+        if (strict) return false;
+        continue; // undecidable here: counted as met
+      }
+      const wanted = asList(expected).map((w) => (w.includes("${") ? substitute(w, context) : w)).filter((w): w is string => w !== undefined);
       const like = /Like$/.test(operator);
       const matches = (v: string) => wanted.some((w) => (like || operator.startsWith("Arn") ? glob(w, v, false) : w === v));
       let ok: boolean;
@@ -42,6 +65,7 @@ function conditionMet(condition: Record<string, Record<string, unknown>> | undef
       } else if (/^(StringNotEquals|StringNotLike|ArnNotEquals|ArnNotLike)$/.test(operator)) {
         ok = !actual.some((v) => wanted.some((w) => (/Like$/.test(operator) ? glob(w, v, false) : w === v)));
       } else {
+        if (strict) return false;
         continue; // an operator this evaluator does not know: counted as met
       }
       if (!ok) return false;
@@ -50,17 +74,41 @@ function conditionMet(condition: Record<string, Record<string, unknown>> | undef
   return true;
 }
 
-function statementMatches(s: any, req: Request): boolean {
-  const actions = asList(s.Action);
-  const resources = asList(s.Resource);
-  const actionHit = s.NotAction ? !asList(s.NotAction).some((a) => glob(a, req.action, true)) : actions.some((a) => glob(a, req.action, true));
-  const resourceHit = s.NotResource ? !asList(s.NotResource).some((r) => glob(r, req.resource, false)) : resources.some((r) => glob(r, req.resource, false));
-  return actionHit && resourceHit && conditionMet(s.Condition, req.context ?? {});
+function statementMatches(s: any, req: Request, strict: boolean): boolean {
+  const context = req.context ?? {};
+  // A variable the request does not carry: the pattern matches nothing (strict), anything (lenient).
+  const resourceGlob = (r: string) => {
+    if (!r.includes("${")) return glob(r, req.resource, false);
+    const filled = substitute(r, context);
+    return filled === undefined ? !strict : glob(filled, req.resource, false);
+  };
+  const actionHit = s.NotAction ? !asList(s.NotAction).some((a) => glob(a, req.action, true)) : asList(s.Action).some((a) => glob(a, req.action, true));
+  const resourceHit = s.NotResource ? !asList(s.NotResource).some(resourceGlob) : asList(s.Resource).some(resourceGlob);
+  return actionHit && resourceHit && conditionMet(s.Condition, context, strict);
 }
 
-export function isAllowed(statements: any[], req: Request): boolean {
-  if (statements.some((s) => s.Effect === "Deny" && statementMatches(s, req))) return false;
-  return statements.some((s) => s.Effect === "Allow" && statementMatches(s, req));
+export function isAllowed(statements: any[], req: Request, options: EvaluationOptions = {}): boolean {
+  const strict = !!options.strict;
+  // A Deny is applied leniently in strict mode too: "allowed" must survive every Deny that might match.
+  if (statements.some((s) => s.Effect === "Deny" && statementMatches(s, req, false))) return false;
+  return statements.some((s) => s.Effect === "Allow" && statementMatches(s, req, strict));
+}
+
+/** Why no Allow matches, statement by statement (for a coverage failure): the nearest misses first. */
+export function whyDenied(statements: any[], req: Request): string {
+  const sameAction = statements.filter((s) => s.Effect === "Allow" && asList(s.Action).some((a) => glob(a, req.action, true)));
+  if (!sameAction.length) return `no Allow statement names ${req.action}`;
+  const context = req.context ?? {};
+  const misses = sameAction.map((s) => {
+    const resources = asList(s.Resource);
+    const resourceHit = resources.some((r) => {
+      const filled = r.includes("${") ? substitute(r, context) : r;
+      return filled !== undefined && glob(filled, req.resource, false);
+    });
+    if (!resourceHit) return `${s.Sid ?? "a statement"} allows ${req.action} on ${resources.join(", ")}, not ${req.resource}`;
+    return `${s.Sid ?? "a statement"} allows ${req.action} on it only if ${JSON.stringify(s.Condition)} (the request carries ${JSON.stringify(context)})`;
+  });
+  return misses.join("; ");
 }
 
 /**

@@ -38,37 +38,60 @@ export const PROJECT = "agent-compute";
 export const ACCOUNT = "123456789012";
 export const REGION = "us-east-1";
 
+/**
+ * Each resource type's ARN as AWS gives it (https://docs.aws.amazon.com/service-authorization/latest/reference/),
+ * so the IAM checks measure the program's policies, not the mocks. A type not listed gets no `arn`: a policy built
+ * from it would show "undefined" and fail the audit, rather than pass on an invented shape.
+ */
+const ARNS: Record<string, (name: string, inputs: Record<string, any>) => string> = {
+  "aws:dynamodb/table:Table": (n) => `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/${n}`,
+  "aws:s3/bucket:Bucket": (n) => `arn:aws:s3:::${n}`,
+  "aws:iam/role:Role": (n) => `arn:aws:iam::${ACCOUNT}:role/${n}`,
+  "aws:iam/instanceProfile:InstanceProfile": (n) => `arn:aws:iam::${ACCOUNT}:instance-profile/${n}`,
+  "aws:lambda/function:Function": (n) => `arn:aws:lambda:${REGION}:${ACCOUNT}:function:${n}`,
+  "aws:lambda/alias:Alias": (_n, i) => `arn:aws:lambda:${REGION}:${ACCOUNT}:function:${i.functionName}:${i.name}`,
+  "aws:ecs/taskDefinition:TaskDefinition": (_n, i) => `arn:aws:ecs:${REGION}:${ACCOUNT}:task-definition/${i.family}:1`,
+  "aws:ecs/cluster:Cluster": (n) => `arn:aws:ecs:${REGION}:${ACCOUNT}:cluster/${n}`,
+  "aws:autoscaling/group:Group": (n) => `arn:aws:autoscaling:${REGION}:${ACCOUNT}:autoScalingGroup:0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0:autoScalingGroupName/${n}`,
+  "aws:ssm/document:Document": (n) => `arn:aws:ssm:${REGION}:${ACCOUNT}:document/${n}`,
+  // The provider strips the ":*" the Logs API appends.
+  "aws:cloudwatch/logGroup:LogGroup": (n) => `arn:aws:logs:${REGION}:${ACCOUNT}:log-group:${n}`,
+  "aws:cloudwatch/eventRule:EventRule": (n) => `arn:aws:events:${REGION}:${ACCOUNT}:rule/${n}`,
+  "aws:cloudwatch/metricAlarm:MetricAlarm": (n) => `arn:aws:cloudwatch:${REGION}:${ACCOUNT}:alarm:${n}`,
+  "aws:cloudwatch/dashboard:Dashboard": (n) => `arn:aws:cloudwatch::${ACCOUNT}:dashboard/${n}`,
+  // Secrets Manager appends a hyphen and six random characters to the name.
+  "aws:secretsmanager/secret:Secret": (n) => `arn:aws:secretsmanager:${REGION}:${ACCOUNT}:secret:${n}-Ab12Cd`,
+  "aws:ecr/repository:Repository": (n) => `arn:aws:ecr:${REGION}:${ACCOUNT}:repository/${n}`,
+  "aws:ec2/securityGroup:SecurityGroup": () => `arn:aws:ec2:${REGION}:${ACCOUNT}:security-group/sg-0123456789abcdef0`,
+  "aws:ec2/launchTemplate:LaunchTemplate": () => `arn:aws:ec2:${REGION}:${ACCOUNT}:launch-template/lt-0123456789abcdef0`,
+  "aws:apigatewayv2/api:Api": () => `arn:aws:apigateway:${REGION}::/apis/api123`,
+  "aws:apigatewayv2/stage:Stage": (n) => `arn:aws:apigateway:${REGION}::/apis/api123/stages/${n}`,
+  "aws:bedrock/agentcoreAgentRuntime:AgentcoreAgentRuntime": (_n, i) => `arn:aws:bedrock-agentcore:${REGION}:${ACCOUNT}:runtime/${i.agentRuntimeName}-abc123XYZ0`,
+};
+
+/** The ARN the mocks give a resource (undefined for a type without one). */
+export function mockArn(type: string, name: string, inputs: Record<string, any>): string | undefined {
+  return ARNS[type]?.(inputs.name ?? name, inputs);
+}
+
 /** Plausible outputs for the resources the program reads attributes of. */
 function mockState(type: string, name: string, inputs: Record<string, any>): Record<string, any> {
-  const arnBase = `arn:aws:${type.split(":")[1].split("/")[0]}:${REGION}:${ACCOUNT}`;
-  const state: Record<string, any> = { ...inputs, arn: `${arnBase}:${name}`, name: inputs.name ?? name };
+  const resourceName = inputs.name ?? name;
+  const arn = mockArn(type, name, inputs);
+  const state: Record<string, any> = { ...inputs, ...(arn ? { arn } : {}), name: resourceName };
   switch (type) {
-    case "aws:dynamodb/table:Table":
-      return { ...state, arn: `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/${name}` };
     case "aws:s3/bucket:Bucket":
-      return { ...state, bucket: name, arn: `arn:aws:s3:::${name}` };
-    case "aws:iam/role:Role":
-      return { ...state, arn: `arn:aws:iam::${ACCOUNT}:role/${name}` };
+      return { ...state, bucket: name };
     case "aws:lambda/function:Function":
-      return { ...state, arn: `arn:aws:lambda:${REGION}:${ACCOUNT}:function:${name}`, version: "1" };
-    case "aws:lambda/alias:Alias":
-      return { ...state, arn: `arn:aws:lambda:${REGION}:${ACCOUNT}:function:${inputs.functionName}:${inputs.name}` };
-    case "aws:ecs/taskDefinition:TaskDefinition":
-      return { ...state, arn: `arn:aws:ecs:${REGION}:${ACCOUNT}:task-definition/${inputs.family}:1` };
-    case "aws:ecs/cluster:Cluster":
-      return { ...state, arn: `arn:aws:ecs:${REGION}:${ACCOUNT}:cluster/${name}` };
-    case "aws:autoscaling/group:Group":
-      return { ...state, arn: `arn:aws:autoscaling:${REGION}:${ACCOUNT}:autoScalingGroup:uuid:autoScalingGroupName/${name}` };
-    case "aws:ssm/document:Document":
-      return { ...state, arn: `arn:aws:ssm:${REGION}:${ACCOUNT}:document/${name}` };
+      return { ...state, version: "1" };
     case "aws:bedrock/agentcoreAgentRuntime:AgentcoreAgentRuntime":
-      return { ...state, agentRuntimeArn: `arn:aws:bedrock-agentcore:${REGION}:${ACCOUNT}:runtime/${inputs.agentRuntimeName}-abc123` };
+      return { ...state, agentRuntimeArn: arn };
     case "aws:apigatewayv2/api:Api":
       return { ...state, executionArn: `arn:aws:execute-api:${REGION}:${ACCOUNT}:api123`, apiEndpoint: "https://api123.execute-api.us-east-1.amazonaws.com" };
     case "aws:apigatewayv2/stage:Stage":
       return { ...state, invokeUrl: "https://api123.execute-api.us-east-1.amazonaws.com/" };
     case "aws:ecr/repository:Repository":
-      return { ...state, arn: `arn:aws:ecr:${REGION}:${ACCOUNT}:repository/${name}`, repositoryUrl: `${ACCOUNT}.dkr.ecr.${REGION}.amazonaws.com/${name}`, registryId: ACCOUNT };
+      return { ...state, repositoryUrl: `${ACCOUNT}.dkr.ecr.${REGION}.amazonaws.com/${name}`, registryId: ACCOUNT };
     case "docker-build:index:Image":
       return { ...state, digest: `sha256:${"d".repeat(64)}`, ref: `${inputs.tags?.[0]}@sha256:${"d".repeat(64)}` };
     case "awsx:ec2:Vpc":
@@ -181,10 +204,10 @@ export async function runProgram(stackConfig: Record<string, unknown>, program: 
   };
 }
 
-/** Every IAM policy document the run built: inline role policies, managed policies, trust policies, bucket policies. */
+/** Every IAM policy document the run built: inline role policies, managed policies, trust policies, bucket and secret policies. */
 export interface PolicyDocumentRecord {
   resource: string;
-  kind: "identity" | "trust" | "bucket";
+  kind: "identity" | "trust" | "bucket" | "secret";
   /** For identity policies: the service principal(s) the role trusts (e.g. ec2.amazonaws.com). */
   trustedServices: string[];
   document: { Statement: any[] };
@@ -208,6 +231,9 @@ export function policyDocuments(run: ProgramRun): PolicyDocumentRecord[] {
   }
   for (const r of run.byType("aws:s3/bucketPolicy:BucketPolicy")) {
     out.push({ resource: r.name, kind: "bucket", trustedServices: [], document: parse(r.inputs.policy) });
+  }
+  for (const r of run.byType("aws:secretsmanager/secretPolicy:SecretPolicy")) {
+    out.push({ resource: r.name, kind: "secret", trustedServices: [], document: parse(r.inputs.policy) });
   }
   return out;
 }
