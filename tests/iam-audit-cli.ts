@@ -35,11 +35,21 @@ async function main(): Promise<number> {
       const verdict = allowed.length ? `VIOLATION: may ${allowed.map((r) => `${r.action} ${r.resource}`).join("; ")}` : "ok (no access beyond its own task)";
       console.log(`[${label}] agent principal ${p.label} ${p.role}: ${requests.length} requests on another task's record, events and payload: ${verdict}`);
     }
-    // Coverage: every call each principal makes, on its concrete ARN, allowed to it.
-    for (const row of coverage(run, reference)) {
+    // Coverage: every call each principal makes, on its concrete ARN, allowed to it; then one line per principal.
+    const rows = coverage(run, reference);
+    const byPrincipal = new Map<string, { granted: number; notMade: number; missing: number }>();
+    for (const row of rows) {
       calls++;
       if (isViolation(row)) uncovered++;
       console.log(formatRow(label, row));
+      const t = byPrincipal.get(row.principal) ?? { granted: 0, notMade: 0, missing: 0 };
+      if (row.granted) t.granted++;
+      else if (row.notMade) t.notMade++;
+      else t.missing++;
+      byPrincipal.set(row.principal, t);
+    }
+    for (const [principal, t] of byPrincipal) {
+      console.log(`[${label}] coverage ${principal}: ${t.granted} granted, ${t.missing} not granted, ${t.notMade} not made in this stack`);
     }
   }
   console.log(`IAM audit: ${statements} statements checked in ${Object.keys(COMBINATIONS).length} combinations, ${violations} violation(s)`);
