@@ -176,22 +176,40 @@ function helperBodies(source: ts.SourceFile, input: ts.Node): ts.Node[] {
   return out;
 }
 
+/** The items of a transaction (Put/Update/Delete/ConditionCheck/Get), read in `node` and the helpers it calls. */
+function transactItems(file: string, source: ts.SourceFile, node: ts.Node, line: number, within: string): CallSite[] {
+  const items: CallSite[] = [];
+  const visit = (n: ts.Node) => {
+    if (ts.isPropertyAssignment(n) && TRANSACT_ITEM[n.name.getText()] && ts.isObjectLiteralExpression(n.initializer)) {
+      items.push({ file, line, action: `dynamodb:${TRANSACT_ITEM[n.name.getText()]}`, tables: propertyTexts(n.initializer, "TableName"), within });
+    }
+    ts.forEachChild(n, visit);
+  };
+  for (const part of [node, ...helperBodies(source, node)]) visit(part);
+  return items;
+}
+
 function sitesOfCall(file: string, source: ts.SourceFile, node: ts.Node, action: string, input: ts.Node | undefined): CallSite[] {
   const line = source.getLineAndCharacterOfPosition(node.getStart(source)).line + 1;
   const within = enclosing(node);
   const parts = input ? [input, ...helperBodies(source, input)] : [];
   const tables = parts.flatMap((p) => [...propertyTexts(p, "TableName"), ...requestItemTables(p)]);
   const index = parts.flatMap((p) => propertyTexts(p, "IndexName"))[0];
-  if (/^dynamodb:Transact(Write|Get)Items$/.test(action) && input) {
-    const items: CallSite[] = [];
-    const visit = (n: ts.Node) => {
-      if (ts.isPropertyAssignment(n) && TRANSACT_ITEM[n.name.getText()] && ts.isObjectLiteralExpression(n.initializer)) {
-        items.push({ file, line, action: `dynamodb:${TRANSACT_ITEM[n.name.getText()]}`, tables: propertyTexts(n.initializer, "TableName"), within });
-      }
-      ts.forEachChild(n, visit);
-    };
-    visit(input);
-    return items;
+  if (/^dynamodb:Transact(Write|Get)Items$/.test(action)) {
+    const items = input ? transactItems(file, source, input, line, within) : [];
+    // Items handed in by the caller (`private transact(items)`): read them at each call of the enclosing function.
+    if (!items.length && within) {
+      const visit = (n: ts.Node) => {
+        if (ts.isCallExpression(n) && n.arguments[0] && (ts.isIdentifier(n.expression) ? n.expression.text : ts.isPropertyAccessExpression(n.expression) ? n.expression.name.text : "") === within) {
+          const at = source.getLineAndCharacterOfPosition(n.getStart(source)).line + 1;
+          items.push(...transactItems(file, source, n.arguments[0], at, enclosing(n)));
+        }
+        ts.forEachChild(n, visit);
+      };
+      visit(source);
+    }
+    // A transaction whose items cannot be read must fail the coverage, not vanish from it.
+    return items.length ? items : [{ file, line, action, tables: [], within }];
   }
   const site: CallSite = { file, line, action, tables, within, ...(index ? { index } : {}) };
   if (action === "ec2:CreateTags" && input) site.tagKeys = propertyTexts(input, "Key");

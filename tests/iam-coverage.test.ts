@@ -21,6 +21,12 @@ describe("the AWS calls the code makes, found by parsing it", () => {
       "  async four() { await lambda.send(new InvokeCommand({ FunctionName: f })); for await (const p of paginateListCommands({ client: ssm }, {})) {} }",
       "}",
       "async function dyn() { const m = await import(\"@aws-sdk/client-lambda\"); await c.send(new m.GetDurableExecutionCommand({})); }",
+      "class L {",
+      "  private async transact(items) { await db.send(new TransactWriteCommand({ TransactItems: items })); }",
+      "  async five() { await this.transact([this.dropWaiter(), { Update: { TableName: this.leasesTableName } }]); }",
+      "  private dropWaiter() { return { Delete: { TableName: this.waitersTableName } }; }",
+      "  private async six() { await db.send(new TransactWriteCommand(build())); }",
+      "}",
     ].join("\n");
     const sites = callSites("x.ts", text).map((s) => [s.action, s.within, s.tables.join(","), s.index ?? ""]);
     expect(sites).to.deep.equal([
@@ -31,6 +37,11 @@ describe("the AWS calls the code makes, found by parsing it", () => {
       ["lambda:InvokeFunction", "four", "", ""],
       ["ssm:ListCommands", "four", "", ""],
       ["lambda:GetDurableExecution", "dyn", "", ""],
+      // Items handed to a helper are read at its callers, through the clauses they call.
+      ["dynamodb:UpdateItem", "five", "this.leasesTableName", ""],
+      ["dynamodb:DeleteItem", "five", "this.waitersTableName", ""],
+      // Items it cannot read stay a (failing) call rather than vanish.
+      ["dynamodb:TransactWriteItems", "six", "", ""],
     ]);
   });
 
