@@ -18,6 +18,7 @@ import { FleetManager } from "./components/fleet-manager";
 import type { ComputeGrants } from "./components/iam";
 import { agentTaskDocument } from "./runtime/fleet/document";
 import { bootScript } from "./runtime/fleet/boot-script";
+import { DEFAULT_LIMITS } from "./runtime/limits";
 
 // 1. Config, checked before any resource exists.
 const config = loadStackConfig();
@@ -83,7 +84,7 @@ const runtimeConfig = {
     },
   }),
   ...(agentcore && { agentcore: { runtimeArn: agentcore.runtimeArn } }),
-  limits: { ...config.limits, maxPollErrors: 5, maxFinishedPolls: 3 },
+  limits: { ...config.limits, maxPollErrors: DEFAULT_LIMITS.maxPollErrors, maxFinishedPolls: DEFAULT_LIMITS.maxFinishedPolls },
 };
 const grants: ComputeGrants = {
   region,

@@ -1,4 +1,5 @@
 import { BACKEND_TYPES, isBackendType, type BackendType } from "./compute/handle";
+import { DEFAULT_LIMITS } from "./limits";
 
 /**
  * Everything the runtime needs to know about its stack. The Pulumi program writes it, as JSON, into
@@ -83,24 +84,6 @@ export interface LimitsConfig {
   maxFinishedPolls: number;
   /** Days a finished record is kept before TTL removes it. */
   retentionDays: number;
-}
-
-export const DEFAULT_LIMITS: LimitsConfig = {
-  maxConcurrentPerUser: 10,
-  taskTimeoutSeconds: 8 * 3600,
-  pollIntervalSeconds: 30,
-  heartbeatTimeoutSeconds: 180,
-  maxPollErrors: 5,
-  maxFinishedPolls: 3,
-  retentionDays: 30,
-};
-
-export const POLL_INTERVAL_BOUNDS = { min: 5, max: 300 } as const;
-
-/** Poll interval clamped to what the orchestrator accepts (5–300 s). */
-export function clampPollInterval(seconds: number): number {
-  if (!Number.isFinite(seconds)) return DEFAULT_LIMITS.pollIntervalSeconds;
-  return Math.min(POLL_INTERVAL_BOUNDS.max, Math.max(POLL_INTERVAL_BOUNDS.min, seconds));
 }
 
 export class ConfigError extends Error {

@@ -1,8 +1,7 @@
-import type { RuntimeConfig } from "./config";
-import { createStrategy } from "./compute/resolve";
 import type { BackendType } from "./compute/handle";
+import { createStrategy } from "./compute/registry";
 import type { ComputeStrategy } from "./compute/strategy";
-import { LeaseTable } from "./fleet/lease";
+import type { RuntimeConfig } from "./config";
 import { createPayloadStore } from "./payload";
 import type { PayloadStore, TaskEventLog, TaskStore } from "./ports";
 import { RepoBlueprints } from "./repos/blueprints";
@@ -10,8 +9,9 @@ import { DynamoEventLog } from "./tasks/events";
 import { DynamoTaskStore } from "./tasks/store";
 
 /**
- * Everything a handler needs, wired from one config. Stores and strategies are created on first use, so a
- * Lambda pays only for what its invocation touches; tests override any part.
+ * Everything a handler needs, wired from one config. Stores and strategies are created on first use, and a
+ * backend's code is loaded when its strategy is first asked for (compute/registry.ts), so a Lambda pays only
+ * for what its invocation touches; tests override any part.
  */
 export interface Runtime {
   readonly config: RuntimeConfig;
@@ -19,7 +19,6 @@ export interface Runtime {
   readonly events: TaskEventLog;
   readonly payloads: PayloadStore;
   readonly repos: RepoBlueprints;
-  readonly leases: LeaseTable;
   strategy<T extends BackendType>(type: T): ComputeStrategy<T>;
   now(): Date;
 }
@@ -34,7 +33,6 @@ export function createRuntime(config: RuntimeConfig, overrides: RuntimeOverrides
   let events = overrides.events;
   let payloads = overrides.payloads;
   let repos = overrides.repos;
-  let leases = overrides.leases;
   return {
     config,
     get tasks() {
@@ -48,9 +46,6 @@ export function createRuntime(config: RuntimeConfig, overrides: RuntimeOverrides
     },
     get repos() {
       return (repos ??= new RepoBlueprints(config));
-    },
-    get leases() {
-      return (leases ??= new LeaseTable(config));
     },
     strategy<T extends BackendType>(type: T): ComputeStrategy<T> {
       let s = strategies.get(type) as ComputeStrategy<T> | undefined;

@@ -10,7 +10,8 @@ import {
   runReferenceAgent,
 } from "../runtime/agent/reference-agent";
 import { awsClient } from "../runtime/aws/clients";
-import { DEFAULT_LIMITS, type RuntimeConfig } from "../runtime/config";
+import type { RuntimeConfig } from "../runtime/config";
+import { DEFAULT_LIMITS } from "../runtime/limits";
 import { S3PayloadStore } from "../runtime/payload";
 import { ensureTables, type TableName } from "../runtime/tables";
 import type { TaskStatus } from "../runtime/tasks/status";

@@ -10,7 +10,8 @@ import * as path from "node:path";
 import { DynamoDBClient, ScanCommand } from "@aws-sdk/client-dynamodb";
 import type { TaskDispatcher } from "../runtime/api/router";
 import { awsClient } from "../runtime/aws/clients";
-import { DEFAULT_LIMITS, type RuntimeConfig } from "../runtime/config";
+import type { RuntimeConfig } from "../runtime/config";
+import { DEFAULT_LIMITS } from "../runtime/limits";
 import { createRuntime, type Runtime } from "../runtime/runtime";
 import { ensureTables, type TableName } from "../runtime/tables";
 

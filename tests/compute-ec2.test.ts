@@ -401,4 +401,19 @@ describe("Ec2Strategy", () => {
       expect(await leases.get(old.instanceId)).to.include({ state: "BUSY", taskId: "new", commandId: "cmd-new" });
     });
   });
+
+  describe("releaseTask", () => {
+    it("gives back the instance a task claimed before any command was sent, and only that task's", async () => {
+      const { strategy, leases, config } = await setup({ default: 2 });
+      const held = await leases.claimInstance(config.ec2!.defaultFleet, "t-held");
+      const other = await leases.claimInstance(config.ec2!.defaultFleet, "t-other");
+      if (!held.ok || !other.ok) throw new Error("setup: both claims should succeed");
+      await strategy.releaseTask(task("t-held"));
+      await strategy.releaseTask(task("t-held"));
+      await strategy.releaseTask(task("t-never-claimed"));
+      expect(await leases.get(held.lease.instanceId)).to.include({ state: "READY" });
+      expect(await leases.leaseOfTask("t-held")).to.equal(undefined);
+      expect(await leases.get(other.lease.instanceId)).to.include({ state: "BUSY", taskId: "t-other" });
+    });
+  });
 });

@@ -9,7 +9,8 @@ import { join } from "node:path";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { BackendType, HandleOf, SessionHandle } from "../runtime/compute/handle";
 import type { ComputeStrategy, SessionStatus, StartRequest } from "../runtime/compute/strategy";
-import { DEFAULT_LIMITS, type LimitsConfig, type RuntimeConfig } from "../runtime/config";
+import type { LimitsConfig, RuntimeConfig } from "../runtime/config";
+import { DEFAULT_LIMITS } from "../runtime/limits";
 import { createRuntime, type Runtime, type RuntimeOverrides } from "../runtime/runtime";
 import { ensureTables, type TableName } from "../runtime/tables";
 import type { TaskRecord } from "../runtime/tasks/record";
@@ -105,6 +106,8 @@ export type PollScript = (ctx: { taskId: string; n: number; rt: Runtime; clock: 
 export class FakeStrategy<T extends BackendType> implements ComputeStrategy<T> {
   readonly starts: string[] = [];
   readonly stops: { handle: SessionHandle; reason: string }[] = [];
+  /** Task ids releaseTask was called for, in order. */
+  readonly releases: string[] = [];
   readonly polls = new Map<string, number>();
   /** Sessions started and not stopped, by task id. */
   readonly live = new Set<string>();
@@ -137,6 +140,10 @@ export class FakeStrategy<T extends BackendType> implements ComputeStrategy<T> {
   async stopSession(handle: HandleOf<T>, reason: string): Promise<void> {
     this.stops.push({ handle, reason });
     this.live.delete(taskIdOf(handle));
+  }
+
+  async releaseTask(task: TaskRecord): Promise<void> {
+    this.releases.push(task.task_id);
   }
 }
 

@@ -5,7 +5,8 @@ import * as path from "node:path";
 import { CreateBucketCommand, HeadObjectCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 import { expect } from "chai";
 import { awsClient } from "../runtime/aws/clients";
-import { DEFAULT_LIMITS, type RuntimeConfig } from "../runtime/config";
+import type { RuntimeConfig } from "../runtime/config";
+import { DEFAULT_LIMITS } from "../runtime/limits";
 import { PayloadTooLargeError } from "../runtime/errors";
 import {
   createPayloadStore,

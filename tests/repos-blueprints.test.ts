@@ -3,7 +3,8 @@ import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { expect } from "chai";
 import { awsClient } from "../runtime/aws/clients";
 import { resolveBackend } from "../runtime/compute/resolve";
-import { DEFAULT_LIMITS, type RuntimeConfig } from "../runtime/config";
+import type { RuntimeConfig } from "../runtime/config";
+import { DEFAULT_LIMITS } from "../runtime/limits";
 import { blueprintProblems, normalizeRepoUrl, RepoBlueprints, RepoUrlError, type RepoBlueprint } from "../runtime/repos/blueprints";
 import { ensureTables, type TableName } from "../runtime/tables";
 

@@ -1,7 +1,9 @@
 import { expect } from "chai";
-import { BackendResolutionError, createStrategy, resolveBackend } from "../runtime/compute/resolve";
+import { createStrategy } from "../runtime/compute/registry";
+import { BackendResolutionError, resolveBackend } from "../runtime/compute/resolve";
 import { BACKEND_TYPES } from "../runtime/compute/handle";
-import { DEFAULT_LIMITS, type RuntimeConfig } from "../runtime/config";
+import type { RuntimeConfig } from "../runtime/config";
+import { DEFAULT_LIMITS } from "../runtime/limits";
 
 const config: RuntimeConfig = {
   region: "us-east-1",

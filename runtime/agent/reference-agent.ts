@@ -10,7 +10,7 @@
  */
 import { createHash } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { DEFAULT_LIMITS } from "../config";
+import { DEFAULT_LIMITS } from "../limits";
 import { IllegalTransitionError } from "../errors";
 import { readPayload } from "../payload";
 import type { AgentPayload, TaskEventLog, TaskStore } from "../ports";

@@ -34,6 +34,13 @@ export interface ComputeStrategy<T extends BackendType = BackendType> {
   pollSession(handle: HandleOf<T>): Promise<SessionStatus>;
   /** Stop the compute. Must tolerate compute that has already stopped. */
   stopSession(handle: HandleOf<T>, reason: string): Promise<void>;
+  /**
+   * Give back what the backend holds for the task beyond its session (EC2: the instance lease). Cancel and
+   * finalize call it on every path that ends a task, with or without a handle: a start can take capacity and fail
+   * before its handle is saved. Idempotent; a task that holds nothing is a no-op. Backends that hold nothing
+   * beyond the session leave it out.
+   */
+  releaseTask?(task: TaskRecord): Promise<void>;
 }
 
 export type AnyStrategy = { [T in BackendType]: ComputeStrategy<T> }[BackendType];

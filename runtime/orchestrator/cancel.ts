@@ -11,7 +11,7 @@ import type { Runtime } from "../runtime";
 import type { TaskRecord } from "../tasks/record";
 import { ACTIVE_STATUSES, isTerminal } from "../tasks/status";
 import { TaskNotCancellableError, TaskNotFoundError } from "./errors";
-import { ConcurrencySlots } from "./slots";
+import { releaseHeld } from "./release";
 
 export interface CancelOptions {
   /** The caller; a task of another user is reported as not found. */
@@ -49,7 +49,6 @@ export async function cancelTask(rt: Runtime, taskId: string, options: CancelOpt
       await rt.events.append(taskId, "error", `could not stop the ${what} yet: ${(err as Error).message}`);
     }
   }
-  if ((task.compute_type ?? task.backend) === "ec2") await rt.leases.releaseTask(taskId);
-  await new ConcurrencySlots(rt.config).release(task.user_id, taskId);
+  await releaseHeld(rt, task);
   return task;
 }

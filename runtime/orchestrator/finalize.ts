@@ -1,6 +1,7 @@
 /**
- * The finalize step: give back everything the task held — its concurrency slot, its EC2 lease, its payload,
- * its compute if it did not finish by itself — and write the terminal event. Every operation is idempotent and
+ * The finalize step: give back everything the task held — its compute if it did not finish by itself, its
+ * concurrency slot and what its backend holds beyond the session (release.ts), its payload — and write the
+ * terminal event. Every operation is idempotent and
  * the terminal event is written only if absent, so a re-run (durable retry, local restart) changes nothing.
  */
 import { BACKEND_NAMES } from "../compute/handle";
@@ -9,7 +10,7 @@ import type { Runtime } from "../runtime";
 import type { TaskRecord } from "../tasks/record";
 import { isTerminal, type TaskStatus } from "../tasks/status";
 import { TaskNotFoundError } from "./errors";
-import { ConcurrencySlots } from "./slots";
+import { releaseHeld } from "./release";
 
 export interface FinalizeResult {
   task_id: string;
@@ -27,12 +28,7 @@ export async function finalizeTask(rt: Runtime, taskId: string): Promise<Finaliz
   }
 
   await stopLeftoverCompute(rt, task);
-  await new ConcurrencySlots(rt.config).release(task.user_id, taskId);
-  // A lease can exist whenever start ran on EC2, even if it failed before the handle was saved.
-  const backend = task.compute_type ?? task.backend;
-  if (backend === "ec2" || (backend === undefined && rt.config.enabledBackends.includes("ec2"))) {
-    await rt.leases.releaseTask(taskId);
-  }
+  await releaseHeld(rt, task);
   if (task.payload_uri) await rt.payloads.delete(task.payload_uri);
   if (!(await hasFinalEvent(rt, taskId))) {
     await rt.events.append(taskId, "status", finalMessage(task), { status: task.status, data: { final: true } });

@@ -1,4 +1,5 @@
-import { clampPollInterval, type LimitsConfig } from "../config";
+import type { LimitsConfig } from "../config";
+import { clampPollInterval } from "../limits";
 import type { Runtime } from "../runtime";
 import type { TaskStatus } from "../tasks/status";
 import { TaskNotFoundError } from "./errors";

@@ -5,7 +5,7 @@
  * a crash between "started" and "persisted" finds the same session instead of starting a second one.
  */
 import { BACKEND_NAMES, type SessionHandle } from "../compute/handle";
-import type { BackendChoice } from "../compute/resolve";
+import { resolveBackend, type BackendChoice } from "../compute/resolve";
 import type { ComputeStrategy } from "../compute/strategy";
 import { IllegalTransitionError, isTransientError, NoCapacityError } from "../errors";
 import type { AgentPayload } from "../ports";
@@ -94,12 +94,8 @@ export async function startTask(rt: Runtime, taskId: string): Promise<StartResul
   return { outcome: "started", handle };
 }
 
-/**
- * The backend fixed at submit, else the repo blueprint's, else the stack default. compute/resolve loads every
- * backend's SDK client, so it is imported here, when a start needs it, not when the orchestrator Lambda loads.
- */
-async function chooseBackend(rt: Runtime, task: TaskRecord): Promise<BackendChoice> {
-  const { resolveBackend } = await import("../compute/resolve");
+/** The backend fixed at submit, else the repo blueprint's, else the stack default. */
+export async function chooseBackend(rt: Runtime, task: TaskRecord): Promise<BackendChoice> {
   const blueprint = task.backend ? undefined : await rt.repos.get(task.repo_url);
   return resolveBackend({ backend: task.backend, fleet: task.fleet }, blueprint, rt.config);
 }
