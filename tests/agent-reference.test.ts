@@ -1,5 +1,4 @@
 import { randomBytes } from "node:crypto";
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import { expect } from "chai";
 import {
@@ -10,13 +9,11 @@ import {
   runReferenceAgent,
 } from "../runtime/agent/reference-agent";
 import { awsClient } from "../runtime/aws/clients";
-import type { RuntimeConfig } from "../runtime/config";
-import { DEFAULT_LIMITS } from "../runtime/limits";
 import { S3PayloadStore } from "../runtime/payload";
-import { ensureTables, type TableName } from "../runtime/tables";
 import type { TaskStatus } from "../runtime/tasks/status";
 import { DynamoEventLog } from "../runtime/tasks/events";
 import { DynamoTaskStore } from "../runtime/tasks/store";
+import { createTables, runtimeConfig, suffix } from "./fixtures";
 
 const fullEnv = {
   TASK_ID: "t1",
@@ -90,25 +87,15 @@ describe("reference agent", () => {
 
   describe("in-process runs against moto (S3 payload, DynamoDB records)", function () {
     this.timeout(30_000);
-    const suffix = randomBytes(4).toString("hex");
-    const tables = Object.fromEntries(
-      (["tasks", "events", "leases", "concurrency", "repos"] as TableName[]).map((k) => [k, `agent-${k}-${suffix}`]),
-    ) as Record<TableName, string>;
-    const bucket = `agent-payloads-${suffix}`;
-    const config: RuntimeConfig = {
-      region: "us-east-1",
-      tables,
-      payload: { kind: "s3", bucket, prefix: "p/" },
-      defaultBackend: "local",
-      enabledBackends: ["local"],
-      limits: DEFAULT_LIMITS,
-    };
+    const bucket = `agent-payloads-${suffix()}`;
+    const config = runtimeConfig("agent", { payload: { kind: "s3", bucket, prefix: "p/" } });
+    const tables = config.tables;
     const tasks = new DynamoTaskStore(config);
     const payloads = new S3PayloadStore(config);
     const logs: string[] = [];
 
     before(async () => {
-      await ensureTables(awsClient(DynamoDBClient, { region: "us-east-1" }), tables);
+      await createTables(config);
       await awsClient(S3Client, { region: "us-east-1" }).send(new CreateBucketCommand({ Bucket: bucket }));
     });
 

@@ -8,17 +8,16 @@ import {
   CreateAutoScalingGroupCommand,
   DescribeAutoScalingGroupsCommand,
 } from "@aws-sdk/client-auto-scaling";
-import { CreateTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { CreateLaunchTemplateCommand, DescribeImagesCommand, EC2Client } from "@aws-sdk/client-ec2";
-import { DynamoDBDocumentClient, PutCommand } from "@aws-sdk/lib-dynamodb";
+import { PutCommand } from "@aws-sdk/lib-dynamodb";
 import { expect } from "chai";
 import { awsClient, resetClients } from "../runtime/aws/clients";
-import { checkRuntimeConfig, type RuntimeConfig } from "../runtime/config";
+import { documentClient } from "../runtime/aws/dynamodb";
 import { manageFleets } from "../runtime/fleet/lambda";
 import { LeaseTable } from "../runtime/fleet/lease";
 import { syncFleet } from "../runtime/fleet/sync";
 import { BOOT_TAG, FLEET_TAG } from "../runtime/fleet/tags";
-import { TABLE_SCHEMAS, createTableInput } from "../runtime/tables";
+import { createTables, ec2RuntimeConfig } from "./fixtures";
 
 describe("fleet manager (moto)", () => {
   before(() => resetClients());
@@ -27,26 +26,8 @@ describe("fleet manager (moto)", () => {
     const s = randomBytes(4).toString("hex");
     const fleet = `f${s}`;
     const asgName = `asg-${s}`;
-    const config: RuntimeConfig = checkRuntimeConfig({
-      region: "us-east-1",
-      tables: { tasks: `tasks-${s}`, events: `events-${s}`, leases: `leases-${s}`, concurrency: `c-${s}`, repos: `r-${s}` },
-      payload: { kind: "s3", bucket: `p-${s}` },
-      defaultBackend: "ec2",
-      enabledBackends: ["ec2"],
-      ec2: {
-        documentName: `doc-${s}`,
-        fleets: { [fleet]: { autoScalingGroupName: asgName, warmBuffer: 1 } },
-        defaultFleet: fleet,
-        deliveryTimeoutSeconds: 60,
-        executionTimeoutSeconds: 3600,
-        image: "public.ecr.aws/example/agent:1",
-      },
-      limits: {} as RuntimeConfig["limits"],
-    });
-    const ddb = awsClient(DynamoDBClient, {});
-    for (const key of ["tasks", "leases"] as const) {
-      await ddb.send(new CreateTableCommand(createTableInput(config.tables[key], TABLE_SCHEMAS[key])));
-    }
+    const config = ec2RuntimeConfig("fm", { [fleet]: { autoScalingGroupName: asgName, warmBuffer: 1 } });
+    await createTables(config, ["tasks", "leases"]);
     const ec2 = awsClient(EC2Client, {});
     const imageId = (await ec2.send(new DescribeImagesCommand({}))).Images![0].ImageId!;
     await ec2.send(new CreateLaunchTemplateCommand({ LaunchTemplateName: `lt-${s}`, LaunchTemplateData: { ImageId: imageId, InstanceType: "t3.micro" } }));
@@ -72,7 +53,7 @@ describe("fleet manager (moto)", () => {
     expect(first.registered).to.have.length(4);
 
     // Two tasks hold instances: one still running, one finished (its orchestrator crashed before finalize).
-    const tasks = DynamoDBDocumentClient.from(ddb);
+    const tasks = documentClient(config);
     const now = new Date().toISOString();
     for (const [task_id, status] of [["running", "RUNNING"], ["done", "COMPLETED"]]) {
       await tasks.send(new PutCommand({ TableName: config.tables.tasks, Item: { task_id, status, user_id: "u", created_at: now, backend: "ec2", fleet } }));

@@ -2,51 +2,30 @@
  * Shared by the orchestrator and cancel tests: a runtime over real DynamoDB tables in moto (unique names per
  * suite), a payload folder, a settable clock, and a scriptable fake compute strategy per backend.
  */
-import { randomBytes } from "node:crypto";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { BackendType, HandleOf, SessionHandle } from "../runtime/compute/handle";
 import type { ComputeStrategy, SessionStatus, StartRequest } from "../runtime/compute/strategy";
 import type { LimitsConfig, RuntimeConfig } from "../runtime/config";
 import { DEFAULT_LIMITS } from "../runtime/limits";
 import { createRuntime, type Runtime, type RuntimeOverrides } from "../runtime/runtime";
-import { ensureTables, type TableName } from "../runtime/tables";
 import type { TaskRecord } from "../runtime/tasks/record";
+import { ec2Settings, runtimeConfig, suffix } from "./fixtures";
 
-export function suffix(): string {
-  return randomBytes(4).toString("hex");
-}
+export { createTables, suffix } from "./fixtures";
 
+/** Every backend enabled (their strategies are the fakes below), the local one by default. */
 export function testConfig(limits: Partial<LimitsConfig> = {}): RuntimeConfig {
-  const s = suffix();
-  const tables = Object.fromEntries(
-    (["tasks", "events", "leases", "concurrency", "repos"] as TableName[]).map((t) => [t, `orch-${t}-${s}`]),
-  ) as Record<TableName, string>;
-  return {
-    region: "us-east-1",
-    tables,
+  return runtimeConfig("orch", {
     payload: { kind: "file", dir: mkdtempSync(join(tmpdir(), "orch-payload-")) },
-    defaultBackend: "local",
     enabledBackends: ["agentcore", "ecs", "ec2", "local"],
     ecs: { cluster: "agents", taskDefinition: "agent", containerName: "agent", subnets: ["subnet-1"], securityGroups: ["sg-1"] },
-    ec2: {
-      documentName: "agent-compute-run",
-      fleets: { default: {} },
-      defaultFleet: "default",
-      deliveryTimeoutSeconds: 60,
-      executionTimeoutSeconds: 3600,
-      image: "agent:latest",
-    },
+    ec2: ec2Settings(["default"], { documentName: "agent-compute-run", deliveryTimeoutSeconds: 60 }),
     agentcore: { runtimeArn: "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/agent-abc" },
     local: { workDir: mkdtempSync(join(tmpdir(), "orch-local-")) },
     limits: { ...DEFAULT_LIMITS, ...limits },
-  };
-}
-
-export async function createTables(config: RuntimeConfig): Promise<void> {
-  await ensureTables(new DynamoDBClient({ region: config.region }), config.tables);
+  });
 }
 
 /** A clock the test moves by hand; the runtime, the fake agent and the records all read it. */

@@ -9,7 +9,7 @@ import type { Dispatcher } from "../orchestrator/dispatch";
 import type { AgentPayload } from "../ports";
 import type { Runtime } from "../runtime";
 import type { TaskRecord } from "../tasks/record";
-import { header, HttpError, json, type ApiRequest, type ApiResponse } from "./http";
+import { header, HttpError, json, type ApiRequest, type ApiResponse, type RequestLog } from "./http";
 import { parseJsonBody, validateIdempotencyKey, validateSubmitRequest, ValidationError, type SubmitRequest } from "./validation";
 import { toTaskView, type SubmittedRecord } from "./views";
 
@@ -19,12 +19,13 @@ import { toTaskView, type SubmittedRecord } from "./views";
  */
 export const PROMPT_PREVIEW_CHARS = 4096;
 
-export async function submitTask(runtime: Runtime, dispatcher: Dispatcher, req: ApiRequest): Promise<ApiResponse> {
+export async function submitTask(runtime: Runtime, dispatcher: Dispatcher, req: ApiRequest, log: RequestLog): Promise<ApiResponse> {
   const input = validateSubmitRequest(parseJsonBody(req.body));
   const key = validateIdempotencyKey(header(req.headers, "idempotency-key"));
   const requestHash = fingerprint(input);
   // Same user + same key → the same task id, so the store's attribute_not_exists(task_id) decides races.
   const taskId = key ? sha256(`${req.userId}\n${key}`).slice(0, 32) : randomUUID().replace(/-/g, "");
+  log.forTask(taskId);
 
   if (key) {
     const existing = (await runtime.tasks.get(taskId)) as SubmittedRecord | undefined;

@@ -3,8 +3,8 @@
  * that finished booting and drop the ones that are gone, release leases whose task is finished or missing, then
  * set the Auto Scaling group's desired capacity from the demand.
  */
-import { Logger } from "@aws-lambda-powertools/logger";
 import { loadRuntimeConfig, type RuntimeConfig } from "../config";
+import { createLogger, LOG_SERVICES, taskLogger } from "../logger";
 import type { TaskStore } from "../ports";
 import type { TaskStatus } from "../tasks/status";
 import { DynamoTaskStore } from "../tasks/store";
@@ -67,12 +67,15 @@ export async function manageFleets(
 }
 
 export const handler = async (): Promise<FleetReport[]> => {
-  const logger = new Logger({ serviceName: "agent-compute-fleet" });
+  const logger = createLogger(LOG_SERVICES.fleet);
   const config = loadRuntimeConfig();
   const reports = await manageFleets(config);
   for (const r of reports) {
     for (const lost of r.sync.lostTasks) {
-      logger.warn("instance lost while running a task; the orchestrator will fail it", { fleet: r.fleet, ...lost });
+      taskLogger(logger, lost.taskId).warn("instance lost while running the task; the orchestrator will fail it", {
+        fleet: r.fleet,
+        instance_id: lost.instanceId,
+      });
     }
     logger.info("fleet managed", {
       fleet: r.fleet,

@@ -4,8 +4,10 @@
  * and not billed, while it waits. Kept light at import: the runtime (stores, strategies, SDK clients) is
  * created on the first invocation.
  */
+import type { Logger } from "@aws-lambda-powertools/logger";
 import { createRetryStrategy, withDurableExecution, type DurableContext } from "@aws/durable-execution-sdk-js";
 import { loadRuntimeConfig } from "../config";
+import { createLogger, LOG_SERVICES, taskLogger } from "../logger";
 import type { Runtime } from "../runtime";
 import { runWorkflow, type WorkflowDriver, type WorkflowOptions, type WorkflowResult } from "./workflow";
 
@@ -20,20 +22,47 @@ export interface OrchestratorEvent {
  */
 const STEP_RETRY = createRetryStrategy({ maxAttempts: 3, initialDelay: { seconds: 5 }, maxDelay: { seconds: 60 } });
 
+/**
+ * Each step logs its result (or its error) and each wait its length, through the context's logger: it is mode-aware,
+ * so a replay, which re-reads recorded results instead of running the steps, logs nothing again.
+ */
 export function durableDriver(ctx: DurableContext): WorkflowDriver {
   return {
-    step: <T>(name: string, fn: () => Promise<T>) => ctx.step(name, () => fn(), { retryStrategy: STEP_RETRY }) as Promise<T>,
-    // Durable waits are whole seconds, at least one.
-    wait: (name, seconds) => ctx.wait(name, { seconds: Math.max(1, Math.ceil(seconds)) }) as Promise<void>,
+    step: <T>(name: string, fn: () => Promise<T>) =>
+      ctx.step(
+        name,
+        async (step) => {
+          try {
+            const result = await fn();
+            step.logger.info("step finished", { step: name, result });
+            return result;
+          } catch (err) {
+            step.logger.error("step failed", { step: name, error: err });
+            throw err;
+          }
+        },
+        { retryStrategy: STEP_RETRY },
+      ) as Promise<T>,
+    wait: (name, seconds) => {
+      // Durable waits are whole seconds, at least one.
+      const whole = Math.max(1, Math.ceil(seconds));
+      ctx.logger.info("waiting", { wait: name, seconds: whole });
+      return ctx.wait(name, { seconds: whole }) as Promise<void>;
+    },
   };
 }
 
-export function createOrchestratorHandler(getRuntime: () => Runtime | Promise<Runtime>, options: WorkflowOptions = {}) {
+export function createOrchestratorHandler(
+  getRuntime: () => Runtime | Promise<Runtime>,
+  options: WorkflowOptions = {},
+  logger: Logger = createLogger(LOG_SERVICES.orchestrator),
+) {
   return withDurableExecution<OrchestratorEvent, WorkflowResult>(async (event, ctx) => {
     const taskId = event?.task_id;
     if (typeof taskId !== "string" || taskId === "") {
       throw new Error(`the orchestrator's input must be {"task_id": "<task id>"}; got ${JSON.stringify(event)}`);
     }
+    ctx.configureLogger({ customLogger: taskLogger(logger, taskId) });
     return runWorkflow(durableDriver(ctx), await getRuntime(), taskId, options);
   });
 }
