@@ -3,71 +3,17 @@
  * at it through the SDK's standard AWS_ENDPOINT_URL variable; stops it when the run ends.
  * Loaded by .mocharc.json ("file"), so `npm test` and a bare `npx mocha` both get it.
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { createServer } from "node:net";
+import { motoEnvironment, startMotoServer, type MotoServer } from "./moto-server";
 
-let moto: ChildProcess | undefined;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitReady(url: string, deadlineMs: number): Promise<void> {
-  const until = Date.now() + deadlineMs;
-  for (;;) {
-    try {
-      const res = await fetch(`${url}/moto-api/data.json`);
-      if (res.ok) return;
-    } catch {
-      /* not listening yet */
-    }
-    if (Date.now() > until) throw new Error(`moto server did not answer at ${url} within ${deadlineMs} ms`);
-    await new Promise((r) => setTimeout(r, 150));
-  }
-}
+let moto: MotoServer | undefined;
 
 before(async function startMoto() {
   this.timeout(60_000);
-  const python = process.env.PYTHON ?? "python3";
-  const probe = spawnSync(python, ["-c", "import moto.server"], { encoding: "utf8" });
-  if (probe.status !== 0) {
-    throw new Error(
-      `the tests need the moto AWS emulator, but '${python} -m moto.server' is not available.\n` +
-        `Install it with: pip install 'moto[server]'\n${probe.stderr ?? ""}`,
-    );
-  }
-  const port = await freePort();
-  moto = spawn(python, ["-m", "moto.server", "-H", "127.0.0.1", "-p", String(port)], {
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  let stderr = "";
-  moto.stderr?.on("data", (d) => {
-    stderr = (stderr + d.toString()).slice(-4000);
-  });
-  const url = `http://127.0.0.1:${port}`;
-  try {
-    await waitReady(url, 45_000);
-  } catch (err) {
-    throw new Error(`${(err as Error).message}\n${stderr}`);
-  }
-  Object.assign(process.env, {
-    MOTO_URL: url,
-    AWS_ENDPOINT_URL: url,
-    AWS_ACCESS_KEY_ID: "testing",
-    AWS_SECRET_ACCESS_KEY: "testing",
-    AWS_REGION: "us-east-1",
-    AWS_S3_FORCE_PATH_STYLE: "true",
-  });
+  moto = await startMotoServer();
+  Object.assign(process.env, motoEnvironment(moto.url));
   delete process.env.AWS_PROFILE;
 });
 
 after(() => {
-  moto?.kill("SIGTERM");
+  moto?.stop();
 });

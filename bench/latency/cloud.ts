@@ -1,0 +1,171 @@
+/**
+ * Control-plane latency of the AWS backends over moto's wire protocol: tasks are submitted through the API handler
+ * and run by the workflow (the local driver: the same steps and waits as the durable function) with a 30 s poll,
+ * against moto's DynamoDB, S3, ECS, EC2 and SSM. moto runs no container, so a bench agent stands in for one: it
+ * reports RUNNING as soon as the task's compute has started, works a few seconds, and reports its result through
+ * the task store, as the agent contract has it. The times come from the task record and event log.
+ */
+import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
+import { CreateDocumentCommand, SSMClient } from "@aws-sdk/client-ssm";
+import { CreateClusterCommand, ECSClient, RegisterTaskDefinitionCommand } from "@aws-sdk/client-ecs";
+import {
+  CreateSecurityGroupCommand,
+  DescribeImagesCommand,
+  DescribeSubnetsCommand,
+  DescribeVpcsCommand,
+  EC2Client,
+  RunInstancesCommand,
+} from "@aws-sdk/client-ec2";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { randomBytes } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+import { handleApiRequest } from "../../runtime/api/router";
+import { awsClient, resetClients } from "../../runtime/aws/clients";
+import { checkRuntimeConfig, DEFAULT_LIMITS, type RuntimeConfig } from "../../runtime/config";
+import { agentTaskDocument } from "../../runtime/fleet/document";
+import { LeaseTable } from "../../runtime/fleet/lease";
+import { BOOT_READY, BOOT_TAG, FLEET_TAG } from "../../runtime/fleet/tags";
+import { LocalDispatcher } from "../../runtime/local/dispatcher";
+import { createRuntime, type Runtime } from "../../runtime/runtime";
+import { ensureTables, type TableName } from "../../runtime/tables";
+import { motoEnvironment, startMotoServer } from "../../tests/setup/moto-server";
+import { collectTimings, type BatchResult } from "../local/local-run";
+
+export type CloudBackend = "ecs" | "ec2";
+
+const REGION = "us-east-1";
+
+async function backendConfig(backend: CloudBackend, tasks: number, pollSeconds: number): Promise<RuntimeConfig> {
+  const s = randomBytes(4).toString("hex");
+  const tables = Object.fromEntries((["tasks", "events", "leases", "concurrency", "repos"] as TableName[]).map((t) => [t, `lat-${t}-${s}`])) as Record<TableName, string>;
+  await ensureTables(awsClient(DynamoDBClient, { region: REGION }), tables);
+  const bucket = `lat-payloads-${s}`;
+  await awsClient(S3Client, { region: REGION }).send(new CreateBucketCommand({ Bucket: bucket }));
+  const ec2 = awsClient(EC2Client, { region: REGION });
+  const base = {
+    region: REGION,
+    tables,
+    payload: { kind: "s3" as const, bucket },
+    defaultBackend: backend,
+    enabledBackends: [backend],
+    limits: { ...DEFAULT_LIMITS, pollIntervalSeconds: pollSeconds, maxConcurrentPerUser: tasks },
+  };
+  if (backend === "ecs") {
+    const ecs = awsClient(ECSClient, { region: REGION });
+    const vpcId = (await ec2.send(new DescribeVpcsCommand({ Filters: [{ Name: "is-default", Values: ["true"] }] }))).Vpcs?.[0]?.VpcId;
+    if (!vpcId) throw new Error("moto has no default VPC in us-east-1");
+    const subnet = (await ec2.send(new DescribeSubnetsCommand({ Filters: [{ Name: "vpc-id", Values: [vpcId] }] }))).Subnets![0].SubnetId!;
+    const sg = await ec2.send(new CreateSecurityGroupCommand({ GroupName: `lat-${s}`, Description: "bench", VpcId: vpcId }));
+    await ecs.send(new CreateClusterCommand({ clusterName: `lat-${s}` }));
+    await ecs.send(
+      new RegisterTaskDefinitionCommand({
+        family: `lat-${s}`,
+        requiresCompatibilities: ["FARGATE"],
+        networkMode: "awsvpc",
+        cpu: "1024",
+        memory: "2048",
+        // moto needs container-level memory for Fargate.
+        containerDefinitions: [{ name: "agent", image: "agent:latest", essential: true, memory: 2048 }],
+      }),
+    );
+    return checkRuntimeConfig({ ...base, ecs: { cluster: `lat-${s}`, taskDefinition: `lat-${s}`, containerName: "agent", subnets: [subnet], securityGroups: [sg.GroupId!] } });
+  }
+  const fleet = `lat-${s}`;
+  const documentName = `lat-run-${s}`;
+  await awsClient(SSMClient, { region: REGION }).send(
+    new CreateDocumentCommand({ Name: documentName, DocumentType: "Command", DocumentFormat: "JSON", Content: JSON.stringify(agentTaskDocument()) }),
+  );
+  const config = checkRuntimeConfig({
+    ...base,
+    ec2: { documentName, fleets: { [fleet]: {} }, defaultFleet: fleet, deliveryTimeoutSeconds: 600, executionTimeoutSeconds: 3600, image: "public.ecr.aws/example/agent:1" },
+  });
+  // One ready instance per task, registered before the tasks arrive: this measures the control plane, not a boot.
+  const imageId = (await ec2.send(new DescribeImagesCommand({}))).Images![0].ImageId!;
+  const out = await ec2.send(
+    new RunInstancesCommand({
+      ImageId: imageId,
+      InstanceType: "t3.micro",
+      MinCount: tasks,
+      MaxCount: tasks,
+      TagSpecifications: [{ ResourceType: "instance", Tags: [{ Key: FLEET_TAG, Value: fleet }, { Key: BOOT_TAG, Value: BOOT_READY }] }],
+    }),
+  );
+  const leases = new LeaseTable(config);
+  for (const i of out.Instances!) await leases.registerInstance(fleet, i.InstanceId!);
+  return config;
+}
+
+/** The bench's stand-in agent: RUNNING once the compute has started, then its result after `workSeconds`. */
+async function benchAgent(rt: Runtime, taskId: string, workSeconds: number): Promise<void> {
+  for (;;) {
+    const task = await rt.tasks.get(taskId);
+    if (!task) throw new Error(`bench agent: task ${taskId} is gone`);
+    if (task.compute_metadata) break;
+    if (task.status !== "SUBMITTED" && task.status !== "QUEUED" && task.status !== "STARTING") throw new Error(`bench agent: task ${taskId} is ${task.status} before it started (${task.error_message ?? "no reason"})`);
+    await sleep(100);
+  }
+  await rt.tasks.transition(taskId, "RUNNING", { agent_heartbeat_at: rt.now().toISOString() }, ["STARTING"]);
+  await sleep(workSeconds * 1000);
+  try {
+    await rt.tasks.transition(taskId, "COMPLETED", { exit_code: 0 }, ["RUNNING"]);
+  } catch (err) {
+    const task = await rt.tasks.get(taskId);
+    throw new Error(`bench agent: task ${taskId} ended ${task?.status} before its result (${task?.error_message ?? "no reason"})`, { cause: err });
+  }
+}
+
+async function batch(backend: CloudBackend, count: number, pollSeconds: number, workSeconds: (i: number) => number): Promise<BatchResult> {
+  const config = await backendConfig(backend, count, pollSeconds);
+  const rt = createRuntime(config);
+  const dispatcher = new LocalDispatcher(rt, { waitSeconds: pollSeconds });
+  const started = Date.now();
+  const ids: string[] = [];
+  const agents: Promise<void>[] = [];
+  await Promise.all(
+    Array.from({ length: count }, async (_, i) => {
+      const res = await handleApiRequest(rt, dispatcher, {
+        method: "POST",
+        path: "/tasks",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ repo_url: "https://github.com/acme/app", prompt: `bench task ${i}`, backend }),
+        userId: "bench",
+      });
+      if (res.statusCode >= 300) throw new Error(`bench submit on ${backend} was refused: ${res.statusCode} ${res.body}`);
+      const id = (JSON.parse(res.body) as { task: { task_id: string } }).task.task_id;
+      ids.push(id);
+      agents.push(benchAgent(rt, id, workSeconds(i)));
+    }),
+  );
+  await Promise.all(agents);
+  await dispatcher.idle();
+  const tasks = await collectTimings(rt, ids);
+  return { tasks, elapsedMs: Math.max(...tasks.map((t) => t.finalizedAtMs)) - started };
+}
+
+export interface CloudLatencyRun {
+  backend: CloudBackend;
+  mode: string;
+  batch: BatchResult;
+}
+
+/** Each backend, ours and the pure-polling baseline side by side, all at once (the waits overlap). */
+export async function runCloudLatency(options: { backends: readonly CloudBackend[]; tasks: number; pollSeconds: number }): Promise<CloudLatencyRun[]> {
+  const moto = await startMotoServer();
+  const saved = { ...process.env };
+  Object.assign(process.env, motoEnvironment(moto.url));
+  resetClients();
+  try {
+    const workSeconds = (i: number) => 3 + ((i * 7) % 12);
+    const runs = options.backends.flatMap((backend) =>
+      (["ours", "baseline (pure polling)"] as const).map(async (mode) => ({ backend, mode, batch: await batch(backend, options.tasks, options.pollSeconds, workSeconds) })),
+    );
+    return await Promise.all(runs);
+  } finally {
+    resetClients();
+    for (const key of Object.keys(motoEnvironment(moto.url))) {
+      if (saved[key] === undefined) delete process.env[key];
+      else process.env[key] = saved[key];
+    }
+    moto.stop();
+  }
+}
