@@ -6,7 +6,7 @@ import { createHash, randomUUID } from "node:crypto";
 import { BackendResolutionError, resolveBackend } from "../compute/resolve";
 import { PayloadTooLargeError, TaskExistsError } from "../errors";
 import type { Dispatcher } from "../orchestrator/dispatch";
-import type { AgentPayload } from "../ports";
+import { agentPayload } from "../payload/agent-payload";
 import type { Runtime } from "../runtime";
 import type { TaskRecord } from "../tasks/record";
 import { header, HttpError, json, type ApiRequest, type ApiResponse, type RequestLog } from "./http";
@@ -45,17 +45,19 @@ export async function submitTask(runtime: Runtime, dispatcher: Dispatcher, req: 
   const model = input.model ?? blueprint?.model;
   const maxTurns = input.max_turns ?? blueprint?.max_turns;
   const maxBudget = input.max_budget_usd ?? blueprint?.max_budget_usd;
-  const payload: AgentPayload = {
-    task_id: taskId,
-    repo_url: input.repo_url,
-    prompt: input.prompt,
-    ...(input.branch !== undefined ? { branch: input.branch } : {}),
-    ...(input.issue_number !== undefined ? { issue_number: input.issue_number } : {}),
-    ...(model !== undefined ? { model } : {}),
-    ...(maxTurns !== undefined ? { max_turns: maxTurns } : {}),
-    ...(maxBudget !== undefined ? { max_budget_usd: maxBudget } : {}),
-    ...(input.context !== undefined ? { context: input.context } : {}),
-  };
+  const payload = agentPayload(
+    {
+      task_id: taskId,
+      repo_url: input.repo_url,
+      prompt: input.prompt,
+      branch: input.branch,
+      issue_number: input.issue_number,
+      model,
+      max_turns: maxTurns,
+      max_budget_usd: maxBudget,
+    },
+    input.context,
+  );
   // A racing submit with the same key but another body must not overwrite this payload: the object name
   // carries the body's fingerprint, and the loser deletes only its own object.
   let payloadUri: string;
@@ -69,17 +71,12 @@ export async function submitTask(runtime: Runtime, dispatcher: Dispatcher, req: 
   }
 
   const now = runtime.now().toISOString();
+  const { context: _context, ...work } = payload;
   const record: SubmittedRecord = {
-    task_id: taskId,
+    ...work,
     user_id: req.userId,
     status: "SUBMITTED",
-    repo_url: input.repo_url,
     prompt: input.prompt.length > PROMPT_PREVIEW_CHARS ? `${input.prompt.slice(0, PROMPT_PREVIEW_CHARS)}…` : input.prompt,
-    ...(input.branch !== undefined ? { branch: input.branch } : {}),
-    ...(input.issue_number !== undefined ? { issue_number: input.issue_number } : {}),
-    ...(model !== undefined ? { model } : {}),
-    ...(maxTurns !== undefined ? { max_turns: maxTurns } : {}),
-    ...(maxBudget !== undefined ? { max_budget_usd: maxBudget } : {}),
     backend: choice.backend,
     ...(choice.fleet !== undefined ? { fleet: choice.fleet } : {}),
     payload_uri: payloadUri,

@@ -8,7 +8,7 @@ import { BACKEND_NAMES, type SessionHandle } from "../compute/handle";
 import { resolveBackend, type BackendChoice } from "../compute/resolve";
 import type { ComputeStrategy } from "../compute/strategy";
 import { IllegalTransitionError, isTransientError, NoCapacityError } from "../errors";
-import type { AgentPayload } from "../ports";
+import { agentPayload } from "../payload/agent-payload";
 import type { Runtime } from "../runtime";
 import type { TaskRecord } from "../tasks/record";
 import { isTerminal, type TaskStatus } from "../tasks/status";
@@ -112,17 +112,7 @@ async function startWithOneRetry<T>(start: () => Promise<T>): Promise<T> {
 
 /** Submit normally writes the payload; a task created without one gets it built from its record. */
 async function writePayload(rt: Runtime, task: TaskRecord): Promise<string> {
-  const payload: AgentPayload = {
-    task_id: task.task_id,
-    repo_url: task.repo_url,
-    prompt: task.prompt,
-    ...(task.branch !== undefined ? { branch: task.branch } : {}),
-    ...(task.issue_number !== undefined ? { issue_number: task.issue_number } : {}),
-    ...(task.model !== undefined ? { model: task.model } : {}),
-    ...(task.max_turns !== undefined ? { max_turns: task.max_turns } : {}),
-    ...(task.max_budget_usd !== undefined ? { max_budget_usd: task.max_budget_usd } : {}),
-  };
-  const uri = await rt.payloads.put(task.task_id, payload);
+  const uri = await rt.payloads.put(task.task_id, agentPayload(task));
   await rt.tasks.update(task.task_id, { payload_uri: uri }, ["STARTING"]);
   return uri;
 }
