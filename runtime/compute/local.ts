@@ -2,7 +2,7 @@
  * The local backend: the agent runs as a child process of this machine, in its own process group, with the agent
  * contract's environment and the payload as a file. The task store is the embedded one (runtime/local/).
  *
- * Docker: DESIGN §2 allows running the agent image when a Docker daemon is present. This backend does not probe
+ * Docker: the agent image may run here when a Docker daemon is present (docs/design.md). This backend does not probe
  * for one or wrap the command in `docker run`; it runs exactly `config.local.command`, so an operator with a
  * daemon sets that command to their own `docker run …` argv (mounting the payload file read-only). The default is
  * the reference agent as a plain node process.
