@@ -32,7 +32,7 @@ export async function loadTask(rt: Runtime, taskId: string): Promise<LoadedTask>
   };
 }
 
-/** Whole seconds from an ISO timestamp to now (0 for a missing or future timestamp). */
+/** Seconds (with fractions) from an ISO timestamp to `now`: 0 for a future one, undefined for a missing or unparseable one. */
 export function secondsSince(iso: string | undefined, now: Date): number | undefined {
   if (!iso) return undefined;
   const t = Date.parse(iso);
