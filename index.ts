@@ -15,6 +15,7 @@ import { CommandDocument } from "./components/command-document";
 import { TaskOrchestrator } from "./components/task-orchestrator";
 import { TaskApi } from "./components/task-api";
 import { FleetManager } from "./components/fleet-manager";
+import { Reconciler } from "./components/reconciler";
 import type { ComputeGrants } from "./components/iam";
 import { agentTaskDocument } from "./runtime/fleet/document";
 import { bootScript } from "./runtime/fleet/boot-script";
@@ -101,13 +102,22 @@ const grants: ComputeGrants = {
   ...(agentcore && { agentcore: { runtimeArn: agentcore.runtimeArn } }),
 };
 
-// 5. Orchestrator, API, fleet manager.
+// 5. Orchestrator, API, reconciler, fleet manager.
 const common = { tableArns: tables.arns, payloadBucketArn: payloads.arn, logRetentionDays: config.logRetentionDays };
 const orchestrator = new TaskOrchestrator(`${stack}-orchestrator`, { runtimeConfig, grants, taskTimeoutSeconds: config.limits.taskTimeoutSeconds, ...common });
 const api = new TaskApi(`${stack}-api`, {
   runtimeConfig: { ...runtimeConfig, orchestrator: { functionArn: orchestrator.aliasArn } },
   orchestratorAliasArn: orchestrator.aliasArn,
+  orchestratorFunctionArn: orchestrator.function.arn,
   grants,
+  ...common,
+});
+const reconciler = new Reconciler(`${stack}-reconciler`, {
+  runtimeConfig: { ...runtimeConfig, orchestrator: { functionArn: orchestrator.aliasArn } },
+  orchestratorAliasArn: orchestrator.aliasArn,
+  orchestratorFunctionArn: orchestrator.function.arn,
+  grants,
+  schedule: config.reconcilerSchedule,
   ...common,
 });
 if (document) {

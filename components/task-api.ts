@@ -6,6 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
 import { computeStatements, payloadStatement, tableStatement, type ComputeGrants, type TableArns } from "./iam";
 import { createHandlerFunction } from "./handler-function";
+import { orchestratorExecutionStatements } from "./task-orchestrator";
 
 export const API_HANDLER = "runtime/api/lambda.ts";
 
@@ -15,6 +16,8 @@ export interface TaskApiArgs {
   readonly payloadBucketArn: pulumi.Input<string>;
   /** Qualified alias ARN of the orchestrator. */
   readonly orchestratorAliasArn: pulumi.Input<string>;
+  /** Unqualified ARN of the orchestrator function (its durable executions extend it). */
+  readonly orchestratorFunctionArn: pulumi.Input<string>;
   /** Cancel stops compute directly: poll/stop rights only, never start. */
   readonly grants: ComputeGrants;
   readonly logRetentionDays: number;
@@ -48,6 +51,8 @@ export function createTaskApi(name: string, args: TaskApiArgs, parent: pulumi.Re
         tableStatement("TaskTables", args.tableArns, ["tasks", "events", "leases", "concurrency", "repos"], true),
         payloadStatement("Payloads", args.payloadBucketArn, ["put", "delete"]),
         { Sid: "StartOrchestration", Effect: "Allow", Action: ["lambda:InvokeFunction"], Resource: [args.orchestratorAliasArn] },
+        // Cancel wakes the task's orchestrator (runtime/orchestrator/wake.ts).
+        ...orchestratorExecutionStatements(args.orchestratorFunctionArn, { wake: true }),
         ...computeStatements(args.grants, false),
       ],
     },

@@ -5,7 +5,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
-import { computeStatements, payloadStatement, tableStatement, type ComputeGrants, type TableArns } from "./iam";
+import { computeStatements, payloadStatement, tableStatement, type ComputeGrants, type Statement, type TableArns } from "./iam";
 import { createHandlerFunction } from "./handler-function";
 import type { HandlerCode } from "./lambda-code";
 
@@ -71,4 +71,20 @@ export function createOrchestrator(name: string, args: TaskOrchestratorArgs, par
   );
   const alias = new aws.lambda.Alias(`${name}-alias`, { name: ORCHESTRATOR_ALIAS, functionName: fn.name, functionVersion: fn.version }, { parent });
   return { fn, alias, role, logGroup, code };
+}
+
+/**
+ * What touching a task's orchestrator needs: GetDurableExecution and SendDurableExecutionCallbackSuccess act on the
+ * durable execution (its ARN extends a version's ARN, hence ":*"); ListDurableExecutionsByFunction on the function.
+ */
+export function orchestratorExecutionStatements(functionArn: pulumi.Input<string>, actions: { list?: boolean; get?: boolean; wake?: boolean }): Statement[] {
+  const onExecutions = [...(actions.get ? ["lambda:GetDurableExecution"] : []), ...(actions.wake ? ["lambda:SendDurableExecutionCallbackSuccess"] : [])];
+  return [
+    ...(onExecutions.length
+      ? [{ Sid: "OrchestratorExecutions", Effect: "Allow" as const, Action: onExecutions, Resource: [pulumi.interpolate`${functionArn}:*`] }]
+      : []),
+    ...(actions.list
+      ? [{ Sid: "ListOrchestratorExecutions", Effect: "Allow" as const, Action: ["lambda:ListDurableExecutionsByFunction"], Resource: [functionArn, pulumi.interpolate`${functionArn}:*`] }]
+      : []),
+  ];
 }

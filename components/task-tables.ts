@@ -71,6 +71,7 @@ export function repoItem(repo: RepoSettings): string {
   if (repo.maxTurns !== undefined) item.max_turns = { N: String(repo.maxTurns) };
   if (repo.maxBudgetUsd !== undefined) item.max_budget_usd = { N: String(repo.maxBudgetUsd) };
   if (repo.pollIntervalSeconds !== undefined) item.poll_interval_seconds = { N: String(repo.pollIntervalSeconds) };
+  if (repo.startupGraceSeconds !== undefined) item.startup_grace_seconds = { N: String(repo.startupGraceSeconds) };
   return JSON.stringify(item);
 }
 

@@ -84,6 +84,19 @@ export interface LimitsConfig {
   maxFinishedPolls: number;
   /** Days a finished record is kept before TTL removes it. */
   retentionDays: number;
+  /**
+   * How long a started session may go without its first RUNNING or heartbeat: Fargate provisioning and multi-GB
+   * image pulls take minutes. A repo blueprint may override it (startup_grace_seconds).
+   */
+  startupGraceSeconds: number;
+  /**
+   * The longest the orchestrator sleeps between polls of a started task. The agent's terminal report (and a
+   * cancel) wakes it at once, so polls are only the safety net: they start at pollIntervalSeconds, double, and
+   * stop growing here — which bounds a task's durable operations (see runtime/orchestrator/await-schedule.ts).
+   */
+  maxPollIntervalSeconds: number;
+  /** A finished task's compute that still runs after this many seconds is stopped (an agent hung after its result). */
+  computeStopGraceSeconds: number;
 }
 
 export class ConfigError extends Error {

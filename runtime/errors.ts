@@ -41,6 +41,18 @@ export class NoCapacityError extends Error {
   }
 }
 
+/**
+ * Did the service refuse the request outright, so that it certainly did nothing? Throttling and other 4xx answers
+ * (but a 408 timeout) are refusals; 5xx, timeouts and network errors leave it unknown whether the request landed.
+ */
+export function wasRefused(err: unknown): boolean {
+  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+  if (!e || typeof e !== "object") return false;
+  if (["ThrottlingException", "TooManyRequestsException"].includes(e.name ?? "")) return true;
+  const status = e.$metadata?.httpStatusCode;
+  return status !== undefined && status >= 400 && status < 500 && status !== 408;
+}
+
 /** Errors worth one retry of the start step: throttling, 5xx, network. The SDK already retried inside. */
 export function isTransientError(err: unknown): boolean {
   const e = err as { name?: string; $retryable?: unknown; $metadata?: { httpStatusCode?: number }; code?: string };

@@ -21,6 +21,9 @@ export const DEFAULT_LIMITS: LimitsConfig = {
   maxPollErrors: 5,
   maxFinishedPolls: 3,
   retentionDays: 30,
+  startupGraceSeconds: 600,
+  maxPollIntervalSeconds: 300,
+  computeStopGraceSeconds: 120,
 };
 
 /** What a stack may set each of its task limits to. */
@@ -31,10 +34,15 @@ export const LIMIT_BOUNDS = {
   pollIntervalSeconds: { min: 5, max: 300 },
   heartbeatTimeoutSeconds: { min: 60, max: 3600 },
   retentionDays: { min: 1, max: 3650 },
+  /** At least a minute, at most the 8 hours of the longest session. */
+  startupGraceSeconds: { min: 60, max: 8 * 3600 },
 } as const satisfies Record<string, Bounds>;
 
 /** Seconds between polls of a task, stack default or repo blueprint. */
 export const POLL_INTERVAL_BOUNDS: Bounds = LIMIT_BOUNDS.pollIntervalSeconds;
+
+/** How long a started session may go without its first RUNNING or heartbeat, stack default or repo blueprint. */
+export const STARTUP_GRACE_BOUNDS: Bounds = LIMIT_BOUNDS.startupGraceSeconds;
 
 /** Poll interval clamped to what the orchestrator accepts (5–300 s). */
 export function clampPollInterval(seconds: number): number {

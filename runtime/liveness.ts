@@ -75,21 +75,30 @@ export function decideLiveness(input: LivenessInput, t: LivenessThresholds): Liv
     };
   }
 
-  if (input.taskStatus === "RUNNING") {
-    const age = input.heartbeatAgeSeconds ?? input.sinceStartSeconds;
-    if (age > t.heartbeatTimeoutSeconds) {
-      return {
-        action: "fail",
-        reason: `the agent on the ${what} sent no heartbeat for ${Math.round(age)}s (limit ${t.heartbeatTimeoutSeconds}s)`,
-      };
-    }
-  } else if (input.sinceStartSeconds > t.startupGraceSeconds && input.heartbeatAgeSeconds === undefined) {
-    return {
-      action: "fail",
-      reason: `the agent on the ${what} did not report RUNNING within ${t.startupGraceSeconds}s of start`,
-    };
-  }
+  const stale = staleHeartbeat(input, t);
+  if (stale) return { action: "fail", reason: `the agent on the ${what} ${stale}` };
   return { action: "continue" };
+}
+
+/**
+ * The heartbeat verdict for a non-terminal task, shared by the orchestrator's polls and the reconciler.
+ * A heartbeat once received must stay fresh in any status (a STARTING agent that beat once and went silent is as
+ * dead as a RUNNING one); a RUNNING task that never beat is judged from its start; a STARTING one that never beat
+ * gets the startup grace. Returns what is wrong, or undefined.
+ */
+export function staleHeartbeat(
+  input: Pick<LivenessInput, "taskStatus" | "heartbeatAgeSeconds" | "sinceStartSeconds">,
+  t: Pick<LivenessThresholds, "heartbeatTimeoutSeconds" | "startupGraceSeconds">,
+): string | undefined {
+  if (isTerminal(input.taskStatus)) return undefined;
+  const age = input.heartbeatAgeSeconds ?? (input.taskStatus === "RUNNING" ? input.sinceStartSeconds : undefined);
+  if (age !== undefined && age > t.heartbeatTimeoutSeconds) {
+    return `sent no heartbeat for ${Math.round(age)}s (limit ${t.heartbeatTimeoutSeconds}s)`;
+  }
+  if (age === undefined && input.sinceStartSeconds > t.startupGraceSeconds) {
+    return `did not report RUNNING within ${t.startupGraceSeconds}s of start`;
+  }
+  return undefined;
 }
 
 function detail(text: string | undefined): string {

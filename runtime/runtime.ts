@@ -2,6 +2,8 @@ import type { BackendType } from "./compute/handle";
 import { createStrategy } from "./compute/registry";
 import type { ComputeStrategy } from "./compute/strategy";
 import type { RuntimeConfig } from "./config";
+import { createMetrics, type MetricsSink } from "./metrics";
+import { LambdaDurableCallbacks, type DurableCallbacks } from "./orchestrator/wake";
 import { createPayloadStore } from "./payload";
 import type { PayloadStore, TaskEventLog, TaskStore } from "./ports";
 import { RepoBlueprints } from "./repos/blueprints";
@@ -19,6 +21,10 @@ export interface Runtime {
   readonly events: TaskEventLog;
   readonly payloads: PayloadStore;
   readonly repos: RepoBlueprints;
+  /** Completes the durable callbacks orchestrators wait on (runtime/orchestrator/wake.ts). */
+  readonly callbacks: DurableCallbacks;
+  /** CloudWatch metrics (EMF); whoever counts flushes, since a durable invocation can end at any wait. */
+  readonly metrics: MetricsSink;
   strategy<T extends BackendType>(type: T): ComputeStrategy<T>;
   now(): Date;
 }
@@ -33,6 +39,8 @@ export function createRuntime(config: RuntimeConfig, overrides: RuntimeOverrides
   let events = overrides.events;
   let payloads = overrides.payloads;
   let repos = overrides.repos;
+  let callbacks = overrides.callbacks;
+  let metrics = overrides.metrics;
   return {
     config,
     get tasks() {
@@ -46,6 +54,12 @@ export function createRuntime(config: RuntimeConfig, overrides: RuntimeOverrides
     },
     get repos() {
       return (repos ??= new RepoBlueprints(config));
+    },
+    get callbacks() {
+      return (callbacks ??= new LambdaDurableCallbacks(config));
+    },
+    get metrics() {
+      return (metrics ??= createMetrics("agent-compute"));
     },
     strategy<T extends BackendType>(type: T): ComputeStrategy<T> {
       let s = strategies.get(type) as ComputeStrategy<T> | undefined;

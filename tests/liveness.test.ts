@@ -43,6 +43,8 @@ describe("liveness: one decision for every backend", () => {
     ["an unobservable compute relies on heartbeats: fresh", { compute: { state: "UNOBSERVABLE" } }, "continue"],
     ["an unobservable compute relies on heartbeats: stale", { compute: { state: "UNOBSERVABLE" }, heartbeatAgeSeconds: 500 }, "fail", /no heartbeat/],
     ["a starting task within its grace continues", { taskStatus: "STARTING", heartbeatAgeSeconds: undefined, sinceStartSeconds: 599, compute: { state: "PENDING" } }, "continue"],
+    ["a starting task whose heartbeat went stale fails (not at the task timeout)", { taskStatus: "STARTING", heartbeatAgeSeconds: 1800, sinceStartSeconds: 2400, elapsedSeconds: 2500, compute: { state: "PENDING" } }, "fail", /no heartbeat for 1800s/],
+    ["a starting task with a fresh heartbeat continues past the grace", { taskStatus: "STARTING", heartbeatAgeSeconds: 30, sinceStartSeconds: 900, compute: { state: "PENDING" } }, "continue"],
     ["a starting task past its grace fails", { taskStatus: "STARTING", heartbeatAgeSeconds: undefined, sinceStartSeconds: 601, compute: { state: "PENDING" } }, "fail", /did not report RUNNING within 600s/],
   ];
   for (const [name, over, action, reason] of cases) {

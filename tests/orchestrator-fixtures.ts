@@ -5,11 +5,13 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { LocalDurableTestRunner } from "@aws/durable-execution-sdk-js-testing";
 import type { BackendType, HandleOf, SessionHandle } from "../runtime/compute/handle";
 import type { ComputeStrategy, SessionStatus, StartRequest } from "../runtime/compute/strategy";
 import type { LimitsConfig, RuntimeConfig } from "../runtime/config";
 import { DEFAULT_LIMITS } from "../runtime/limits";
 import { createRuntime, type Runtime, type RuntimeOverrides } from "../runtime/runtime";
+import { wakeOrchestrator, type DurableCallbacks } from "../runtime/orchestrator/wake";
 import type { TaskRecord } from "../runtime/tasks/record";
 import { ec2Settings, runtimeConfig, suffix } from "./fixtures";
 
@@ -92,6 +94,11 @@ export class FakeStrategy<T extends BackendType> implements ComputeStrategy<T> {
   readonly live = new Set<string>();
   /** Runs inside startSession, before it returns (a cancel racing the start, a start error). */
   onStart?: (request: StartRequest) => Promise<void>;
+  /**
+   * Wake the orchestrator after every poll, as if the next poll's time had come: the durable runner spends a
+   * callback's timeout in real time, so tests whose scripts move the clock themselves wake it instead.
+   */
+  wakeAfterPoll = false;
 
   constructor(
     readonly type: T,
@@ -112,6 +119,7 @@ export class FakeStrategy<T extends BackendType> implements ComputeStrategy<T> {
     const n = this.polls.get(taskId) ?? 0;
     this.polls.set(taskId, n + 1);
     const out = await this.script({ taskId, n, rt: this.rt(), clock: this.clock });
+    if (this.wakeAfterPoll) await wakeOrchestrator(this.rt(), taskId);
     if (out instanceof Error) throw out;
     return out;
   }
@@ -139,6 +147,17 @@ function taskIdOf(handle: SessionHandle): string {
   }
 }
 
+/** Completes callbacks of executions the SDK's local durable runner is running (what SendDurableExecutionCallbackSuccess does in AWS). */
+export function localRunnerCallbacks(): DurableCallbacks {
+  // The runner's own API for its callbacks; its operations' sendCallbackSuccess goes through the same object.
+  const api = (LocalDurableTestRunner as unknown as { createDurableApi(): { sendCallbackSuccess(r: { CallbackId: string; Result: string }): Promise<unknown> } }).createDurableApi();
+  return {
+    async succeed(callbackId, result) {
+      await api.sendCallbackSuccess({ CallbackId: callbackId, Result: result });
+    },
+  };
+}
+
 export interface Harness<T extends BackendType> {
   rt: Runtime;
   clock: FakeClock;
@@ -154,7 +173,7 @@ export function harness<T extends BackendType>(
   const clock = new FakeClock();
   let rt: Runtime;
   const strategy = new FakeStrategy(type, () => rt, clock, script);
-  rt = createRuntime(config, { now: clock.now, ...overrides, strategies: { [type]: strategy } as RuntimeOverrides["strategies"] });
+  rt = createRuntime(config, { now: clock.now, callbacks: localRunnerCallbacks(), ...overrides, strategies: { [type]: strategy } as RuntimeOverrides["strategies"] });
   return { rt, clock, strategy };
 }
 
@@ -167,6 +186,8 @@ export const agent = {
     await rt.tasks.heartbeat(taskId, at);
   },
   async complete(rt: Runtime, taskId: string): Promise<void> {
+    const task = await rt.tasks.get(taskId);
+    if (task && task.status !== "STARTING" && task.status !== "RUNNING") return; // it reported once already
     await rt.tasks.transition(taskId, "COMPLETED", { pr_url: `https://github.com/example/repo/pull/1` }, ["STARTING", "RUNNING"]);
   },
 };

@@ -14,7 +14,7 @@ describe("local orchestrator loop", function () {
     await createTables(config);
   });
 
-  it("runs a task to COMPLETED with the injected sleep, asked for the configured interval", async () => {
+  it("runs a task to COMPLETED with the injected sleep: the interval before the first poll, then doubling", async () => {
     const h = harness(config, "local", async ({ n, rt, taskId, clock }) => {
       await agent.running(rt, taskId, clock.now());
       if (n < 2) return { state: "RUNNING" };
@@ -25,7 +25,7 @@ describe("local orchestrator loop", function () {
     const slept: number[] = [];
     const result = await runTaskLocally(h.rt, task.task_id, { sleep: async (ms) => void slept.push(ms), waitSeconds: 2 });
     expect(result).to.deep.include({ task_id: task.task_id, status: "COMPLETED", exit_code: 0 });
-    expect(slept).to.deep.equal([2000, 2000, 2000]);
+    expect(slept).to.deep.equal([2000, 2000, 4000]);
   });
 
   it("without waitSeconds it waits the stack's poll interval", async () => {

@@ -46,6 +46,8 @@ describe("repo blueprints", () => {
     [{ max_turns: 0 }, /max_turns/],
     [{ max_budget_usd: -1 }, /max_budget_usd/],
     [{ poll_interval_seconds: 1 }, /between 5 and 300/],
+    [{ startup_grace_seconds: 30 }, /startup_grace_seconds must be an integer between 60 and 28800, got 30/],
+    [{ startup_grace_seconds: 1800 }, null],
     [{ fleet: "GPU fleet" }, /fleet/],
   ];
   for (const [fields, why] of problems) {

@@ -232,8 +232,19 @@ async function runScenario(
       }
     },
     async wait(_name, seconds) {
-      // A durable wait suspends the function; the resume is a new invocation.
       durable++;
+      await suspend(seconds);
+    },
+    // The wake callback is one durable operation; its wait suspends like a durable wait (no wake is modelled here:
+    // the safety-net timeout is the worst case).
+    async armWake(_name, seconds) {
+      durable++;
+      return { wait: () => suspend(seconds) };
+    },
+  };
+  // A durable wait suspends the function; the resume is a new invocation.
+  async function suspend(seconds: number): Promise<void> {
+    {
       closeInvocation();
       invocations++;
       const target = clock + Math.max(1, Math.ceil(seconds)) * 1000;
@@ -249,9 +260,10 @@ async function runScenario(
         }
       }
       clock = target;
-    },
-  };
-  const workflowOptions = mode === "ours" ? {} : { waitSeconds: BASELINE_POLL_SECONDS };
+    }
+  }
+  // The baseline polls at a fixed interval, never stretching it (what the orchestrator did before wake callbacks).
+  const workflowOptions = mode === "ours" ? {} : { waitSeconds: BASELINE_POLL_SECONDS, maxWaitSeconds: BASELINE_POLL_SECONDS };
   const result = await runWorkflow(driver, rt, taskId, workflowOptions);
   closeInvocation();
   if (result.status !== "COMPLETED") throw new Error(`bench task on ${backend} ended ${result.status}: ${result.error_message ?? ""}`);

@@ -21,11 +21,13 @@ export const DEFAULTS = {
   pollIntervalSeconds: DEFAULT_LIMITS.pollIntervalSeconds,
   heartbeatTimeoutSeconds: DEFAULT_LIMITS.heartbeatTimeoutSeconds,
   retentionDays: DEFAULT_LIMITS.retentionDays,
+  startupGraceSeconds: DEFAULT_LIMITS.startupGraceSeconds,
   ecs: { cpu: 2048, memory: 4096, fargateSpot: false, ephemeralStorageGiB: 30 } as EcsSettings,
   agentcore: { networkMode: "VPC", idleTimeoutSeconds: 900, maxLifetimeSeconds: 28800 } as const,
   network: { cidrBlock: "10.40.0.0/16", availabilityZones: 2, natGateways: "Single" } as const,
   payloadExpirationDays: 7,
   dispatchTimeoutSeconds: DEFAULT_DELIVERY_TIMEOUT_SECONDS,
   fleetManagerSchedule: "rate(1 minute)",
+  reconcilerSchedule: "rate(5 minutes)",
   logRetentionDays: 30,
 };

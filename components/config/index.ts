@@ -33,9 +33,11 @@ export const CONFIG_KEYS = {
   pollIntervalSeconds: "json",
   heartbeatTimeoutSeconds: "json",
   retentionDays: "json",
+  startupGraceSeconds: "json",
   payloadExpirationDays: "json",
   dispatchTimeoutSeconds: "json",
   fleetManagerSchedule: "string",
+  reconcilerSchedule: "string",
   logRetentionDays: "json",
 } as const;
 export type ConfigKey = keyof typeof CONFIG_KEYS;
@@ -69,6 +71,7 @@ export function validateStackConfig(raw: RawConfig): StackConfig {
     pollIntervalSeconds: limit("pollIntervalSeconds"),
     heartbeatTimeoutSeconds: limit("heartbeatTimeoutSeconds"),
     retentionDays: limit("retentionDays"),
+    startupGraceSeconds: limit("startupGraceSeconds"),
   };
   if (backends.includes("agentcore") && taskTimeoutSeconds > agentcore.maxLifetimeSeconds) {
     p.add("taskTimeoutSeconds", `(${taskTimeoutSeconds}) exceeds agentcore.maxLifetimeSeconds (${agentcore.maxLifetimeSeconds}): AgentCore would end sessions first`);
@@ -76,6 +79,10 @@ export function validateStackConfig(raw: RawConfig): StackConfig {
   const schedule = raw.fleetManagerSchedule ?? DEFAULTS.fleetManagerSchedule;
   if (typeof schedule !== "string" || !SCHEDULE.test(schedule)) {
     p.add("fleetManagerSchedule", `must be an EventBridge rate(...) or cron(...) expression, got ${JSON.stringify(schedule)}`);
+  }
+  const reconcilerSchedule = raw.reconcilerSchedule ?? DEFAULTS.reconcilerSchedule;
+  if (typeof reconcilerSchedule !== "string" || !SCHEDULE.test(reconcilerSchedule)) {
+    p.add("reconcilerSchedule", `must be an EventBridge rate(...) or cron(...) expression, got ${JSON.stringify(reconcilerSchedule)}`);
   }
   const config: StackConfig = {
     backends,
@@ -91,6 +98,7 @@ export function validateStackConfig(raw: RawConfig): StackConfig {
     payloadExpirationDays: int(p, "payloadExpirationDays", raw.payloadExpirationDays, DEFAULTS.payloadExpirationDays, 1, 365),
     dispatchTimeoutSeconds: int(p, "dispatchTimeoutSeconds", raw.dispatchTimeoutSeconds, DEFAULTS.dispatchTimeoutSeconds, DELIVERY_TIMEOUT_BOUNDS.min, DELIVERY_TIMEOUT_BOUNDS.max),
     fleetManagerSchedule: schedule as string,
+    reconcilerSchedule: reconcilerSchedule as string,
     logRetentionDays: int(p, "logRetentionDays", raw.logRetentionDays, DEFAULTS.logRetentionDays, 1, 3653),
   };
   if (p.list.length) {

@@ -1,9 +1,9 @@
 /** repos: per-repository blueprints (backend, fleet, model, limits), written to the repos table. */
-import { MAX_BUDGET_USD_BOUNDS, MAX_TURNS_BOUNDS, POLL_INTERVAL_BOUNDS } from "../../runtime/limits";
+import { MAX_BUDGET_USD_BOUNDS, MAX_TURNS_BOUNDS, POLL_INTERVAL_BOUNDS, STARTUP_GRACE_BOUNDS } from "../../runtime/limits";
 import { isObject, optionalNumber, str, unknownKeys, type Problems } from "./checks";
 import type { CloudBackend, FleetSettings, RepoSettings } from "./types";
 
-const REPO_KEYS = ["backend", "fleet", "model", "maxTurns", "maxBudgetUsd", "pollIntervalSeconds"];
+const REPO_KEYS = ["backend", "fleet", "model", "maxTurns", "maxBudgetUsd", "pollIntervalSeconds", "startupGraceSeconds"];
 
 export function validateRepos(p: Problems, raw: unknown, backends: CloudBackend[], fleets: Record<string, FleetSettings>): RepoSettings[] {
   if (raw === undefined || raw === null) return [];
@@ -43,6 +43,8 @@ export function validateRepos(p: Problems, raw: unknown, backends: CloudBackend[
     if (maxBudgetUsd !== undefined) repo.maxBudgetUsd = maxBudgetUsd;
     const poll = optionalNumber(p, `${path}.pollIntervalSeconds`, b.pollIntervalSeconds, POLL_INTERVAL_BOUNDS.min, POLL_INTERVAL_BOUNDS.max, true);
     if (poll !== undefined) repo.pollIntervalSeconds = poll;
+    const grace = optionalNumber(p, `${path}.startupGraceSeconds`, b.startupGraceSeconds, STARTUP_GRACE_BOUNDS.min, STARTUP_GRACE_BOUNDS.max, true);
+    if (grace !== undefined) repo.startupGraceSeconds = grace;
     repos.push(repo);
   }
   return repos;

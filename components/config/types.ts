@@ -32,6 +32,7 @@ export interface RepoSettings {
   maxTurns?: number;
   maxBudgetUsd?: number;
   pollIntervalSeconds?: number;
+  startupGraceSeconds?: number;
 }
 
 export type NetworkSettings =
@@ -59,6 +60,7 @@ export interface StackLimits {
   pollIntervalSeconds: number;
   heartbeatTimeoutSeconds: number;
   retentionDays: number;
+  startupGraceSeconds: number;
 }
 
 export interface StackConfig {
@@ -76,6 +78,8 @@ export interface StackConfig {
   /** Seconds SSM may take to deliver a command to an instance. */
   dispatchTimeoutSeconds: number;
   fleetManagerSchedule: string;
+  /** EventBridge schedule of the task reconciler (one pass per run). */
+  reconcilerSchedule: string;
   logRetentionDays: number;
 }
 

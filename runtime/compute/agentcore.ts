@@ -94,6 +94,17 @@ export class AgentCoreStrategy implements ComputeStrategy<"agentcore"> {
     };
   }
 
+  /** The session a start of this task would create: its id derives from the task id alone. */
+  resumeStart(request: StartRequest): AgentCoreHandle {
+    const input = this.invokeInput(request);
+    return {
+      type: "agentcore",
+      runtimeArn: input.agentRuntimeArn!,
+      ...(input.qualifier ? { qualifier: input.qualifier } : {}),
+      sessionId: input.runtimeSessionId!,
+    };
+  }
+
   async startSession(request: StartRequest): Promise<AgentCoreHandle> {
     const input = this.invokeInput(request);
     const out = await this.client().send(new InvokeAgentRuntimeCommand(input));

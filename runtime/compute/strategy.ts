@@ -31,6 +31,13 @@ export interface StartRequest {
 export interface ComputeStrategy<T extends BackendType = BackendType> {
   readonly type: T;
   startSession(request: StartRequest): Promise<HandleOf<T>>;
+  /**
+   * Only for a backend whose start request cannot be repeated safely (AgentCore: a second InvokeAgentRuntime of
+   * the session would start a second agent in it). The handle of the session that an earlier start of this task
+   * may have created; the start step adopts it instead of sending again once a request may have gone out.
+   * Backends whose start is idempotent by itself (ECS clientToken, the EC2 lease's recorded command) leave it out.
+   */
+  resumeStart?(request: StartRequest): HandleOf<T>;
   pollSession(handle: HandleOf<T>): Promise<SessionStatus>;
   /** Stop the compute. Must tolerate compute that has already stopped. */
   stopSession(handle: HandleOf<T>, reason: string): Promise<void>;

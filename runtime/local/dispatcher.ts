@@ -11,6 +11,8 @@ export interface LocalDispatcherOptions {
   /** Seconds between polls (and admission / capacity re-checks). */
   waitSeconds: number;
   startupGraceSeconds?: number;
+  /** Longest sleep between two polls (no durable history to bound here, so short). */
+  maxWaitSeconds?: number;
   /** Where a run's unexpected failure is reported (besides the task's events). */
   log?: (line: string) => void;
 }
@@ -30,6 +32,7 @@ export class LocalDispatcher implements Dispatcher {
     const run = runTaskLocally(this.runtime, taskId, {
       waitSeconds: this.options.waitSeconds,
       ...(this.options.startupGraceSeconds !== undefined ? { startupGraceSeconds: this.options.startupGraceSeconds } : {}),
+      ...(this.options.maxWaitSeconds !== undefined ? { maxWaitSeconds: this.options.maxWaitSeconds } : {}),
       signal: this.abort.signal,
     })
       .then(() => undefined)

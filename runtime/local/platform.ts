@@ -13,6 +13,8 @@ import { checkRuntimeConfig, type LimitsConfig, type RuntimeConfig } from "../co
 import { DEFAULT_LIMITS } from "../limits";
 import { createRuntime, type Runtime } from "../runtime";
 import { ACTIVE_STATUSES } from "../tasks/status";
+import { LocalOrchestratorExecutions } from "../reconciler/executions";
+import { reconcileOnce } from "../reconciler/reconcile";
 import { LocalDispatcher } from "./dispatcher";
 import { startEmbeddedStore, type EmbeddedStore } from "./embedded-store";
 import { serveApi } from "./http-server";
@@ -25,6 +27,15 @@ import { serveApi } from "./http-server";
 export const LOCAL_POLL_SECONDS = 1;
 
 export const LOCAL_HEARTBEAT_SECONDS = 2;
+
+/**
+ * Longest sleep between polls of a local task. In the cloud the ceiling bounds durable history; here a poll is
+ * free, and the agent's terminal write does not wake the loop, so it stays short.
+ */
+export const LOCAL_MAX_WAIT_SECONDS = 5;
+
+/** Seconds between the local reconciler's passes (the cloud's runs on a schedule). */
+export const LOCAL_RECONCILE_SECONDS = 60;
 
 /** Liveness limits for local runs: an agent process starts in about a second, not a Fargate minute. */
 export const LOCAL_LIMITS: LimitsConfig = {
@@ -49,6 +60,8 @@ export interface LocalPlatformOptions {
   /** argv of the agent process; the reference agent when omitted. */
   agentCommand?: string[];
   limits?: Partial<LimitsConfig>;
+  /** Seconds between reconciler passes; default LOCAL_RECONCILE_SECONDS. */
+  reconcileSeconds?: number;
   log?: (line: string) => void;
 }
 
@@ -113,8 +126,20 @@ export async function startLocalPlatform(options: LocalPlatformOptions = {}): Pr
     const config = localRuntimeConfig(store, stateDir, { agentCommand: options.agentCommand, limits: { ...LOCAL_LIMITS, ...options.limits } });
     const runtime = createRuntime(config);
     const pollSeconds = options.pollSeconds ?? LOCAL_POLL_SECONDS;
-    const dispatcher = new LocalDispatcher(runtime, { waitSeconds: pollSeconds, log });
+    const dispatcher = new LocalDispatcher(runtime, { waitSeconds: pollSeconds, maxWaitSeconds: Math.max(pollSeconds, LOCAL_MAX_WAIT_SECONDS), log });
     cleanups.unshift(() => dispatcher.close());
+    // The same reconciler pass as the cloud's scheduled Lambda, on an interval.
+    const executions = new LocalOrchestratorExecutions(dispatcher);
+    const reconciling = setInterval(() => {
+      reconcileOnce(runtime, { executions }).then(
+        (report) => {
+          for (const a of report.applied) if (a.outcome !== "skipped") log(`reconciler ${a.action.kind} ${a.action.taskId}: ${a.outcome} (${a.action.reason})`);
+        },
+        (err) => log(`reconciler pass failed: ${(err as Error).message}`),
+      );
+    }, (options.reconcileSeconds ?? LOCAL_RECONCILE_SECONDS) * 1000);
+    reconciling.unref();
+    cleanups.unshift(async () => clearInterval(reconciling));
     const userId = options.userId ?? localUserName();
     const http = await serveApi((request) => handleApiRequest(runtime, dispatcher, request), {
       host: "127.0.0.1",

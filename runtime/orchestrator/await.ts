@@ -9,7 +9,7 @@ import type { LimitsConfig } from "../config";
 import { IllegalTransitionError } from "../errors";
 import { decideLiveness, type LivenessThresholds } from "../liveness";
 import type { Runtime } from "../runtime";
-import { isTerminal, TASK_STATUSES, type TaskStatus } from "../tasks/status";
+import { ACTIVE_STATUSES, isTerminal, TASK_STATUSES, type TaskStatus } from "../tasks/status";
 import { TaskNotFoundError } from "./errors";
 import { secondsSince } from "./load";
 
@@ -23,13 +23,7 @@ export const FRESH_COUNTERS: PollCounters = { pollErrors: 0, finishedPolls: 0 };
 
 export type PollResult = { outcome: "continue"; counters: PollCounters } | { outcome: "ended"; status: TaskStatus };
 
-/**
- * How long a started session may go without its first RUNNING or heartbeat: Fargate provisioning, image pulls
- * and instance-side docker pulls take minutes. Not in LimitsConfig, so the orchestrator's options carry it.
- */
-export const DEFAULT_STARTUP_GRACE_SECONDS = 600;
-
-export function livenessThresholds(limits: LimitsConfig, startupGraceSeconds = DEFAULT_STARTUP_GRACE_SECONDS): LivenessThresholds {
+export function livenessThresholds(limits: LimitsConfig, startupGraceSeconds = limits.startupGraceSeconds): LivenessThresholds {
   return {
     taskTimeoutSeconds: limits.taskTimeoutSeconds,
     heartbeatTimeoutSeconds: limits.heartbeatTimeoutSeconds,
@@ -49,6 +43,8 @@ export function nextCounters(prev: PollCounters, compute: SessionStatus | undefi
 
 export interface PollOptions {
   startupGraceSeconds?: number;
+  /** The wake armed for after this poll: recorded on the task before it is read (orchestrator/wake.ts). */
+  wakeToken?: string;
 }
 
 export async function pollTask(
@@ -60,6 +56,12 @@ export async function pollTask(
 ): Promise<PollResult> {
   const strategy = rt.strategy(handle.type) as ComputeStrategy;
   const what = BACKEND_NAMES[handle.type];
+  if (options.wakeToken) {
+    // Before the task is read: whoever ends the task after that read finds this token and wakes us.
+    await rt.tasks.update(taskId, { wake_callback_id: options.wakeToken }, ACTIVE_STATUSES).catch((err) => {
+      if (!(err instanceof IllegalTransitionError)) throw err;
+    });
+  }
   let compute: SessionStatus | undefined;
   let pollError: string | undefined;
   try {

@@ -2,7 +2,7 @@
  * Cancel from any non-terminal status. The conditional write to CANCELLED comes first: from then on the agent
  * (which stops when it sees CANCELLED), the start step (whose handle write is conditional on STARTING|RUNNING)
  * and the orchestrator all see it. Then whatever compute the record names is stopped here, so the compute does
- * not outlive the cancel even if the orchestrator is between polls.
+ * not outlive the cancel even if the orchestrator is between polls, and the orchestrator is woken to finalize.
  */
 import { BACKEND_NAMES } from "../compute/handle";
 import type { ComputeStrategy } from "../compute/strategy";
@@ -11,7 +11,8 @@ import type { Runtime } from "../runtime";
 import type { TaskRecord } from "../tasks/record";
 import { ACTIVE_STATUSES, isTerminal } from "../tasks/status";
 import { TaskNotCancellableError, TaskNotFoundError } from "./errors";
-import { releaseHeld } from "./release";
+import { ConcurrencySlots } from "./slots";
+import { wakeOrchestrator } from "./wake";
 
 export interface CancelOptions {
   /** The caller; a task of another user is reported as not found. */
@@ -49,6 +50,10 @@ export async function cancelTask(rt: Runtime, taskId: string, options: CancelOpt
       await rt.events.append(taskId, "error", `could not stop the ${what} yet: ${(err as Error).message}`);
     }
   }
-  await releaseHeld(rt, task);
+  // No lease is released here: with a handle, stopSession gave it back; without one, a start may be using it right
+  // now (its SendCommand would land on an instance another task claimed), so the start's own failure path or
+  // finalize releases it.
+  await new ConcurrencySlots(rt.config).release(task.user_id, taskId);
+  await wakeOrchestrator(rt, taskId);
   return task;
 }

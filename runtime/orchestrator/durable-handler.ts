@@ -5,11 +5,11 @@
  * created on the first invocation.
  */
 import type { Logger } from "@aws-lambda-powertools/logger";
-import { createRetryStrategy, withDurableExecution, type DurableContext } from "@aws/durable-execution-sdk-js";
+import { CallbackError, createRetryStrategy, withDurableExecution, type DurableContext } from "@aws/durable-execution-sdk-js";
 import { loadRuntimeConfig } from "../config";
 import { createLogger, LOG_SERVICES, taskLogger } from "../logger";
 import type { Runtime } from "../runtime";
-import { runWorkflow, type WorkflowDriver, type WorkflowOptions, type WorkflowResult } from "./workflow";
+import { runWorkflow, StepFailedError, type WorkflowDriver, type WorkflowOptions, type WorkflowResult } from "./workflow";
 
 export interface OrchestratorEvent {
   task_id: string;
@@ -22,32 +22,57 @@ export interface OrchestratorEvent {
  */
 const STEP_RETRY = createRetryStrategy({ maxAttempts: 3, initialDelay: { seconds: 5 }, maxDelay: { seconds: 60 } });
 
+/** Durable waits and callback timeouts are whole seconds, at least one. */
+const duration = (seconds: number) => ({ seconds: Math.max(1, Math.ceil(seconds)) });
+
 /**
  * Each step logs its result (or its error) and each wait its length, through the context's logger: it is mode-aware,
  * so a replay, which re-reads recorded results instead of running the steps, logs nothing again.
  */
 export function durableDriver(ctx: DurableContext): WorkflowDriver {
   return {
+    executionArn: ctx.executionContext?.durableExecutionArn,
     step: <T>(name: string, fn: () => Promise<T>) =>
-      ctx.step(
-        name,
-        async (step) => {
-          try {
-            const result = await fn();
-            step.logger.info("step finished", { step: name, result });
-            return result;
-          } catch (err) {
-            step.logger.error("step failed", { step: name, error: err });
-            throw err;
-          }
+      (
+        ctx.step(
+          name,
+          async (step) => {
+            try {
+              const result = await fn();
+              step.logger.info("step finished", { step: name, result });
+              return result;
+            } catch (err) {
+              step.logger.error("step failed", { step: name, error: err });
+              throw err;
+            }
+          },
+          { retryStrategy: STEP_RETRY },
+        ) as Promise<T>
+      ).then(
+        (value) => value,
+        (err) => {
+          throw new StepFailedError(name, err);
         },
-        { retryStrategy: STEP_RETRY },
-      ) as Promise<T>,
+      ),
     wait: (name, seconds) => {
-      // Durable waits are whole seconds, at least one.
-      const whole = Math.max(1, Math.ceil(seconds));
-      ctx.logger.info("waiting", { wait: name, seconds: whole });
-      return ctx.wait(name, { seconds: whole }) as Promise<void>;
+      ctx.logger.info("waiting", { wait: name, seconds: duration(seconds).seconds });
+      return ctx.wait(name, duration(seconds)) as Promise<void>;
+    },
+    // A callback whose timeout is the safety-net poll: wakeOrchestrator completes it early. Timed out, completed
+    // or failed by the sender, it means the same thing: poll now.
+    armWake: async (name, seconds) => {
+      ctx.logger.info("waiting for a wake or the next poll", { wait: name, seconds: duration(seconds).seconds });
+      const [promise, callbackId] = await ctx.createCallback(name, { timeout: duration(seconds) });
+      return {
+        token: callbackId,
+        wait: () =>
+          promise.then(
+            () => undefined,
+            (err) => {
+              if (!(err instanceof CallbackError)) throw err;
+            },
+          ),
+      };
     },
   };
 }

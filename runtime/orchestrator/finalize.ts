@@ -1,16 +1,20 @@
 /**
- * The finalize step: give back everything the task held — its compute if it did not finish by itself, its
- * concurrency slot and what its backend holds beyond the session (release.ts), its payload — and write the
- * terminal event. Every operation is idempotent and
- * the terminal event is written only if absent, so a re-run (durable retry, local restart) changes nothing.
+ * The finalize step: give back everything the task held — its concurrency slot, its compute if it did not finish
+ * by itself, what its backend holds beyond the session (release.ts: an EC2 lease), its payload — write the
+ * terminal event, and mark the task released_at. Every
+ * operation is idempotent and the terminal event is written only if absent, so a re-run (durable retry, local
+ * restart, the reconciler) changes nothing.
  */
 import { BACKEND_NAMES } from "../compute/handle";
 import type { ComputeStrategy } from "../compute/strategy";
+import { IllegalTransitionError } from "../errors";
 import type { Runtime } from "../runtime";
 import type { TaskRecord } from "../tasks/record";
 import { isTerminal, type TaskStatus } from "../tasks/status";
 import { TaskNotFoundError } from "./errors";
-import { releaseHeld } from "./release";
+import { secondsSince } from "./load";
+import { releaseBackendHold } from "./release";
+import { ConcurrencySlots } from "./slots";
 
 export interface FinalizeResult {
   task_id: string;
@@ -18,46 +22,83 @@ export interface FinalizeResult {
   error_message?: string;
   exit_code?: number;
   pr_url?: string;
+  /**
+   * The task finished by its agent's own word (COMPLETED or FAILED) and its compute still runs, within its grace
+   * to exit: finalize again after this many seconds, and the compute is stopped then. Everything else is released.
+   */
+  stopComputeInSeconds?: number;
 }
 
-export async function finalizeTask(rt: Runtime, taskId: string): Promise<FinalizeResult> {
+export interface FinalizeOptions {
+  /** Stop compute that still runs even within its grace (the last grace round; the reconciler). */
+  stopRunningCompute?: boolean;
+}
+
+/** Statuses the agent itself may have written before exiting: its compute gets a grace to exit by itself. */
+const AGENT_ENDED: readonly TaskStatus[] = ["COMPLETED", "FAILED"];
+
+export async function finalizeTask(rt: Runtime, taskId: string, options: FinalizeOptions = {}): Promise<FinalizeResult> {
   const task = await rt.tasks.get(taskId);
   if (!task) throw new TaskNotFoundError(taskId);
   if (!isTerminal(task.status)) {
     throw new Error(`task ${taskId} is ${task.status}; finalize needs a terminal status (COMPLETED, FAILED, CANCELLED, TIMED_OUT)`);
   }
-
-  await stopLeftoverCompute(rt, task);
-  await releaseHeld(rt, task);
-  if (task.payload_uri) await rt.payloads.delete(task.payload_uri);
-  if (!(await hasFinalEvent(rt, taskId))) {
-    await rt.events.append(taskId, "status", finalMessage(task), { status: task.status, data: { final: true } });
-  }
-  return {
+  const result: FinalizeResult = {
     task_id: taskId,
     status: task.status,
     ...(task.error_message !== undefined ? { error_message: task.error_message } : {}),
     ...(task.exit_code !== undefined ? { exit_code: task.exit_code } : {}),
     ...(task.pr_url !== undefined ? { pr_url: task.pr_url } : {}),
   };
+
+  // The user's slot does not wait for the compute: the task is over for them.
+  await new ConcurrencySlots(rt.config).release(task.user_id, taskId);
+  if (!(await hasFinalEvent(rt, taskId))) {
+    await rt.events.append(taskId, "status", finalMessage(task), { status: task.status, data: { final: true } });
+    rt.metrics.count("TasksFinished", 1, { backend: task.compute_type ?? task.backend ?? "none", status: task.status });
+    rt.metrics.flush();
+  }
+  const graceLeft = await stopLeftoverCompute(rt, task, options.stopRunningCompute ?? false);
+  // The lease and the payload stay while the compute may still use them.
+  if (graceLeft !== undefined) return { ...result, stopComputeInSeconds: graceLeft };
+
+  await releaseBackendHold(rt, task);
+  if (task.payload_uri) await rt.payloads.delete(task.payload_uri);
+  if (!task.released_at) {
+    await rt.tasks.update(taskId, { released_at: rt.now().toISOString() }, [task.status]).catch((err) => {
+      if (!(err instanceof IllegalTransitionError)) throw err;
+    });
+  }
+  return result;
 }
 
 /**
- * A task that ended other than COMPLETED may still have compute running: a cancel whose stop failed, or an
- * agent that wrote FAILED and hung. Compute that reports itself finished is left alone — stopping it again is
- * pointless, and for a local process whose pid the OS may already have reused, harmful.
+ * Stop the task's compute if it still runs; returns the seconds of grace left when it runs and may still exit by
+ * itself. Compute that reports itself finished is left alone — stopping it again is pointless, and for a local
+ * process whose pid the OS may already have reused, harmful. A CANCELLED or TIMED_OUT task's compute is stopped at
+ * once; an agent that wrote COMPLETED or FAILED gets computeStopGraceSeconds from the terminal write to exit (a
+ * container that hangs after its result is stopped then, not left to run forever).
  */
-async function stopLeftoverCompute(rt: Runtime, task: TaskRecord): Promise<void> {
+async function stopLeftoverCompute(rt: Runtime, task: TaskRecord, force: boolean): Promise<number | undefined> {
   const handle = task.compute_metadata;
-  if (!handle || task.status === "COMPLETED") return;
+  if (!handle) return undefined;
   const strategy = rt.strategy(handle.type) as ComputeStrategy;
   const state = (await strategy.pollSession(handle).catch(() => undefined))?.state;
-  if (state === "EXITED" || state === "LOST") return;
+  if (state === "EXITED" || state === "LOST") return undefined;
+  if (!force && AGENT_ENDED.includes(task.status)) {
+    const since = secondsSince(task.finished_at, rt.now()) ?? 0;
+    const left = Math.ceil(rt.config.limits.computeStopGraceSeconds - since);
+    if (left > 0) return left;
+  }
   try {
     await strategy.stopSession(handle, `task ended ${task.status}`);
+    await rt.events.append(task.task_id, "info", `stopped the ${BACKEND_NAMES[handle.type]}, still running after the task ended ${task.status}`);
   } catch (err) {
     await rt.events.append(task.task_id, "error", `could not stop the ${BACKEND_NAMES[handle.type]}: ${(err as Error).message}`);
+    // Not released: the reconciler finalizes the task again and retries the stop.
+    throw err;
   }
+  return undefined;
 }
 
 async function hasFinalEvent(rt: Runtime, taskId: string): Promise<boolean> {

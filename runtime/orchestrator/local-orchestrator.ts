@@ -3,7 +3,8 @@
  * plain async loop that calls each step once and sleeps between polls.
  */
 import type { Runtime } from "../runtime";
-import { runWorkflow, type WorkflowDriver, type WorkflowOptions, type WorkflowResult } from "./workflow";
+import { registerLocalWaker } from "./wake";
+import { runWorkflow, StepFailedError, type WorkflowDriver, type WorkflowOptions, type WorkflowResult } from "./workflow";
 
 export interface LocalRunOptions extends WorkflowOptions {
   /** Sleep for `ms` (tests inject a fake clock); must reject or resolve promptly when `signal` aborts. */
@@ -37,11 +38,34 @@ export function runTaskLocally(rt: Runtime, taskId: string, options: LocalRunOpt
   const sleep = options.sleep ?? sleepFor;
   const { signal } = options;
   const driver: WorkflowDriver = {
-    step: (_name, fn) => {
+    step: (name, fn) => {
       if (signal?.aborted) return Promise.reject(new OrchestrationAbortedError(taskId));
-      return fn();
+      // No retries here: a step that throws fails the task (the workflow's failure path), as a durable step does
+      // once its retries are spent.
+      return fn().catch((err) => {
+        throw new StepFailedError(name, err);
+      });
     },
     wait: (_name, seconds) => sleep(seconds * 1000, signal),
+    // A direct wake: wakeOrchestrator in this process ends the sleep at once.
+    armWake: async (_name, seconds) => {
+      let woken = false;
+      let wake!: () => void;
+      const woke = new Promise<void>((resolve) => (wake = resolve));
+      const unregister = registerLocalWaker(taskId, () => {
+        woken = true;
+        wake();
+      });
+      return {
+        wait: async () => {
+          try {
+            if (!woken) await Promise.race([sleep(seconds * 1000, signal), woke]);
+          } finally {
+            unregister();
+          }
+        },
+      };
+    },
   };
   return runWorkflow(driver, rt, taskId, options);
 }

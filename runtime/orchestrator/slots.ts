@@ -45,6 +45,25 @@ export class ConcurrencySlots {
     );
   }
 
+  /** Give the task's slot back only if it holds one; true when this call released it (the reconciler's conditional write). */
+  async releaseHeld(userId: string, taskId: string): Promise<boolean> {
+    try {
+      await documentClient(this.config).send(
+        new UpdateCommand({
+          TableName: this.config.tables.concurrency,
+          Key: { user_id: userId },
+          UpdateExpression: "DELETE task_ids :ids",
+          ConditionExpression: "contains(task_ids, :id)",
+          ExpressionAttributeValues: { ":ids": new Set([taskId]), ":id": taskId },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionalCheckFailed(err)) return false;
+      throw err;
+    }
+  }
+
   /** Task ids holding one of the user's slots. */
   async holders(userId: string): Promise<string[]> {
     const out = await documentClient(this.config).send(

@@ -2,12 +2,13 @@
  * The start step: resolve the backend, start the compute, persist its handle on the task record.
  * Idempotent: a handle already on the record is returned as is, and every strategy derives its session from the
  * task id (ECS clientToken, EC2 lease per task, AgentCore session id, local run folder), so a step re-run after
- * a crash between "started" and "persisted" finds the same session instead of starting a second one.
+ * a crash between "started" and "persisted" finds the same session instead of starting a second one. AgentCore,
+ * whose invocation is not idempotent, is never invoked again once an invocation may have been sent.
  */
 import { BACKEND_NAMES, type SessionHandle } from "../compute/handle";
 import { resolveBackend, type BackendChoice } from "../compute/resolve";
-import type { ComputeStrategy } from "../compute/strategy";
-import { IllegalTransitionError, isTransientError, NoCapacityError } from "../errors";
+import type { ComputeStrategy, StartRequest } from "../compute/strategy";
+import { IllegalTransitionError, isTransientError, NoCapacityError, wasRefused } from "../errors";
 import { agentPayload } from "../payload/agent-payload";
 import type { Runtime } from "../runtime";
 import type { TaskRecord } from "../tasks/record";
@@ -67,7 +68,7 @@ export async function startTask(rt: Runtime, taskId: string): Promise<StartResul
 
   let handle: SessionHandle;
   try {
-    handle = await startWithOneRetry(() => strategy.startSession(request));
+    handle = await startSession(rt, task, strategy, request);
   } catch (err) {
     if (err instanceof NoCapacityError) return { outcome: "waiting-for-capacity", fleet: err.fleet };
     return end(rt, task, "FAILED", `could not start the ${what}: ${(err as Error).message}`);
@@ -91,6 +92,8 @@ export async function startTask(rt: Runtime, taskId: string): Promise<StartResul
   await rt.events.append(taskId, "dispatch", `started the ${what} ${sessionIdOf(handle)}`, {
     data: { compute_type: handle.type, session_id: sessionIdOf(handle) },
   });
+  rt.metrics.count("TasksStarted", 1, { backend: handle.type });
+  rt.metrics.flush();
   return { outcome: "started", handle };
 }
 
@@ -100,12 +103,37 @@ export async function chooseBackend(rt: Runtime, task: TaskRecord): Promise<Back
   return resolveBackend({ backend: task.backend, fleet: task.fleet }, blueprint, rt.config);
 }
 
-/** Transient errors (throttling, 5xx, network) get exactly one more attempt; the SDK has already retried inside. */
-async function startWithOneRetry<T>(start: () => Promise<T>): Promise<T> {
+/**
+ * Start the compute, never twice. The task is marked start_sent_at before the request goes out. A backend whose
+ * start is idempotent by itself is simply asked again on a re-run; one whose start is not (resumeStart) is asked
+ * only while nothing may have been sent: once a request may have landed — a re-run after the mark, or an error
+ * that leaves it unknown (5xx, timeout, network) — its session is adopted instead, and the agent's own reports
+ * (or their absence, past the startup grace) tell the rest.
+ */
+async function startSession(rt: Runtime, task: TaskRecord, strategy: ComputeStrategy, request: StartRequest): Promise<SessionHandle> {
+  const resume = strategy.resumeStart?.bind(strategy);
+  if (resume && task.start_sent_at) {
+    await rt.events.append(task.task_id, "info", `a start of this task may already have been sent (${task.start_sent_at}); adopting its session instead of sending another`);
+    return resume(request);
+  }
+  await rt.tasks.update(task.task_id, { start_sent_at: rt.now().toISOString() }, ["STARTING"]);
+  const start = () => strategy.startSession(request);
+  if (!resume) return startWithOneRetry(start, isTransientError);
+  try {
+    return await startWithOneRetry(start, wasRefused);
+  } catch (err) {
+    if (wasRefused(err)) throw err;
+    await rt.events.append(task.task_id, "error", `the start request's outcome is unknown (${(err as Error).message}); adopting its session, whose agent must report within the startup grace`);
+    return resume(request);
+  }
+}
+
+/** Errors `retryable` accepts (throttling, 5xx, network) get exactly one more attempt; the SDK has already retried inside. */
+async function startWithOneRetry<T>(start: () => Promise<T>, retryable: (err: unknown) => boolean): Promise<T> {
   try {
     return await start();
   } catch (err) {
-    if (!isTransientError(err)) throw err;
+    if (!retryable(err)) throw err;
     return start();
   }
 }

@@ -7,7 +7,7 @@ import { GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
 import { documentClient } from "../aws/dynamodb";
 import { BACKEND_TYPES, isBackendType, type BackendType } from "../compute/handle";
 import type { RuntimeConfig } from "../config";
-import { MAX_BUDGET_USD_BOUNDS, MAX_TURNS_BOUNDS, POLL_INTERVAL_BOUNDS } from "../limits";
+import { MAX_BUDGET_USD_BOUNDS, MAX_TURNS_BOUNDS, POLL_INTERVAL_BOUNDS, STARTUP_GRACE_BOUNDS } from "../limits";
 
 export interface RepoBlueprint {
   /** Normalised (normalizeRepoUrl). */
@@ -20,6 +20,8 @@ export interface RepoBlueprint {
   max_budget_usd?: number;
   /** The orchestrator clamps it to 5–300 s. */
   poll_interval_seconds?: number;
+  /** Overrides the stack's startupGraceSeconds for this repo's tasks (e.g. a multi-GB image). */
+  startup_grace_seconds?: number;
 }
 
 export class RepoUrlError extends RangeError {
@@ -93,6 +95,10 @@ export function blueprintProblems(bp: RepoBlueprint): string[] {
   const poll = bp.poll_interval_seconds;
   if (poll !== undefined && !(typeof poll === "number" && poll >= POLL_INTERVAL_BOUNDS.min && poll <= POLL_INTERVAL_BOUNDS.max)) {
     problems.push(`poll_interval_seconds must be between ${POLL_INTERVAL_BOUNDS.min} and ${POLL_INTERVAL_BOUNDS.max}, got ${poll}`);
+  }
+  const grace = bp.startup_grace_seconds;
+  if (grace !== undefined && !(Number.isInteger(grace) && grace >= STARTUP_GRACE_BOUNDS.min && grace <= STARTUP_GRACE_BOUNDS.max)) {
+    problems.push(`startup_grace_seconds must be an integer between ${STARTUP_GRACE_BOUNDS.min} and ${STARTUP_GRACE_BOUNDS.max}, got ${grace}`);
   }
   return problems;
 }

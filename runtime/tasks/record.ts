@@ -31,6 +31,14 @@ export interface TaskRecord {
   error_message?: string;
   cost_usd?: number;
   exit_code?: number;
+  /** The durable execution driving this task (GetDurableExecution); absent on the local platform. */
+  execution_arn?: string;
+  /** The durable callback the orchestrator waits on between polls; completing it wakes it (orchestrator/wake.ts). */
+  wake_callback_id?: string;
+  /** When the start step was about to send the start request: a re-run can tell "maybe sent" from "not sent". */
+  start_sent_at?: string;
+  /** When finalize had given everything back (slot, lease, payload, compute); the reconciler re-finalizes tasks without it. */
+  released_at?: string;
   /** Epoch seconds; DynamoDB TTL removes finished records after the retention period. */
   ttl?: number;
 }
@@ -50,6 +58,10 @@ export type TaskResultFields = Partial<
     | "compute_metadata"
     | "session_id"
     | "payload_uri"
+    | "execution_arn"
+    | "wake_callback_id"
+    | "start_sent_at"
+    | "released_at"
   >
 >;
 
