@@ -9,6 +9,7 @@ export const LOG_SERVICES = {
   orchestrator: "agent-compute-orchestrator",
   api: "agent-compute-api",
   fleet: "agent-compute-fleet",
+  reconciler: "agent-compute-reconciler",
 } as const;
 
 export type LogService = (typeof LOG_SERVICES)[keyof typeof LOG_SERVICES];
