@@ -6,6 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
 import { loadStackConfig } from "./components/config";
 import { Network } from "./components/network";
+import { AgentImage, type AgentImageRef, type AgentModels } from "./components/agent-image";
 import { TaskTables } from "./components/task-tables";
 import { PayloadBucket, PAYLOAD_PREFIX } from "./components/payload-bucket";
 import { EcsAgentCluster, AGENT_CONTAINER } from "./components/ecs-agent-cluster";
@@ -15,6 +16,7 @@ import { CommandDocument } from "./components/command-document";
 import { TaskOrchestrator } from "./components/task-orchestrator";
 import { TaskApi } from "./components/task-api";
 import { FleetManager } from "./components/fleet-manager";
+import { RepoCredentialSecrets } from "./components/repo-credentials";
 import { Reconciler } from "./components/reconciler";
 import type { ComputeGrants } from "./components/iam";
 import { agentTaskDocument } from "./runtime/fleet/document";
@@ -32,14 +34,22 @@ const accountId = aws.getCallerIdentityOutput().accountId;
 const network = new Network(`${stack}-net`, { settings: config.network });
 const tables = new TaskTables(`${stack}-tables`, { repos: config.repos });
 const payloads = new PayloadBucket(`${stack}-payloads`, { expirationDays: config.payloadExpirationDays });
+// The agent image: the operator's own (`image`), else agent/ built into a stack-owned ECR repository — only when
+// some enabled backend runs it.
+const needsBuiltImage = !config.image && (has("ecs") || has("ec2") || (has("agentcore") && !config.agentcore.image));
+const builtImage = needsBuiltImage ? new AgentImage(`${stack}-agent-image`) : undefined;
+const image: string | AgentImageRef = config.image ?? builtImage?.ref ?? "";
+const imageUri = pulumi.output(typeof image === "string" ? image : image.uri);
+// Agents may invoke the stack's default model and the models its repo blueprints name; nothing else.
+const models: AgentModels = { default: config.model, allowed: [config.model, ...config.repos.flatMap((r) => (r.model ? [r.model] : []))] };
 const agentData = { tableNames: { tasks: tables.names.tasks, events: tables.names.events }, tableArns: tables.arns, payloadBucketArn: payloads.arn };
 
 // 3. Backends: only the enabled ones.
 const ecs = has("ecs")
-  ? new EcsAgentCluster(`${stack}-ecs`, { settings: config.ecs, image: config.image, vpcId: network.vpcId, region, accountId, logRetentionDays: config.logRetentionDays, ...agentData })
+  ? new EcsAgentCluster(`${stack}-ecs`, { settings: config.ecs, image, models, vpcId: network.vpcId, region, accountId, logRetentionDays: config.logRetentionDays, ...agentData })
   : undefined;
 const agentcore = has("agentcore")
-  ? new AgentCoreRuntime(`${stack}-agentcore`, { settings: config.agentcore, vpcId: network.vpcId, subnetIds: network.privateSubnetIds, region, accountId, ...agentData })
+  ? new AgentCoreRuntime(`${stack}-agentcore`, { settings: config.agentcore, image: builtImage?.ref, models, vpcId: network.vpcId, subnetIds: network.privateSubnetIds, region, accountId, ...agentData })
   : undefined;
 const document = has("ec2") ? new CommandDocument(`${stack}-agent-task`, { content: agentTaskDocument() }) : undefined;
 const fleets = Object.entries(config.fleets).map(
@@ -47,10 +57,13 @@ const fleets = Object.entries(config.fleets).map(
     [fleet, new Ec2AgentFleet(`${stack}-fleet-${fleet}`, {
       fleet,
       settings,
-      image: config.image,
+      image,
+      models,
+      region,
+      accountId,
       vpcId: network.vpcId,
       subnetIds: network.privateSubnetIds,
-      userData: bootScript({ fleet, image: config.image }),
+      userData: imageUri.apply((uri) => bootScript({ fleet, image: uri })),
       tableArns: tables.arns,
       payloadBucketArn: payloads.arn,
       tags: { "agent-compute:stack": stack },
@@ -81,7 +94,7 @@ const runtimeConfig = {
       defaultFleet: config.defaultFleet,
       deliveryTimeoutSeconds: config.dispatchTimeoutSeconds,
       executionTimeoutSeconds: config.limits.taskTimeoutSeconds,
-      image: config.image,
+      image: imageUri,
     },
   }),
   ...(agentcore && { agentcore: { runtimeArn: agentcore.runtimeArn } }),
@@ -102,14 +115,18 @@ const grants: ComputeGrants = {
   ...(agentcore && { agentcore: { runtimeArn: agentcore.runtimeArn } }),
 };
 
+// Repository credentials for agents, handed out by the task API's agent channel; only the API may read them.
+const credentialSecrets = new RepoCredentialSecrets(`${stack}-git`, { prefix: `${stack}/git`, region, accountId });
+
 // 5. Orchestrator, API, reconciler, fleet manager.
 const common = { tableArns: tables.arns, payloadBucketArn: payloads.arn, logRetentionDays: config.logRetentionDays };
 const orchestrator = new TaskOrchestrator(`${stack}-orchestrator`, { runtimeConfig, grants, taskTimeoutSeconds: config.limits.taskTimeoutSeconds, ...common });
 const api = new TaskApi(`${stack}-api`, {
-  runtimeConfig: { ...runtimeConfig, orchestrator: { functionArn: orchestrator.aliasArn } },
+  runtimeConfig: { ...runtimeConfig, orchestrator: { functionArn: orchestrator.aliasArn }, credentials: { kind: "secrets-manager" as const, prefix: credentialSecrets.prefix } },
   orchestratorAliasArn: orchestrator.aliasArn,
   orchestratorFunctionArn: orchestrator.function.arn,
   grants,
+  credentialSecrets,
   ...common,
 });
 const reconciler = new Reconciler(`${stack}-reconciler`, {
@@ -145,3 +162,5 @@ export const ecsTaskDefinitionFamily = ecs?.family;
 export const agentCoreRuntimeArn = agentcore?.runtimeArn;
 export const ec2Fleets = Object.fromEntries(fleets.map(([fleet, f]) => [fleet, f.autoScalingGroupName]));
 export const ssmDocument = document?.documentName;
+export const agentImage = imageUri;
+export const repoCredentialSecretsPrefix = credentialSecrets.prefix;

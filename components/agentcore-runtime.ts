@@ -3,12 +3,16 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
-import { ecrPullStatements, payloadStatement, roleWithPolicy, tableStatement, type TableArns } from "./iam";
+import { imageUri, type AgentImageRef, type AgentModels } from "./agent-image";
+import { bedrockInvokeStatement, ecrPullStatements, payloadStatement, roleWithPolicy, tableStatement, type TableArns } from "./iam";
 import { egressHttpsOnly } from "./security-group";
 import type { AgentCoreSettings } from "./config/types";
 
 export interface AgentCoreRuntimeArgs {
   readonly settings: AgentCoreSettings;
+  /** The stack-built image, used when settings.image is unset. */
+  readonly image?: AgentImageRef;
+  readonly models: AgentModels;
   readonly vpcId: pulumi.Input<string>;
   readonly subnetIds: pulumi.Input<pulumi.Input<string>[]>;
   readonly tableNames: { tasks: pulumi.Input<string>; events: pulumi.Input<string> };
@@ -41,13 +45,15 @@ export class AgentCoreRuntime extends pulumi.ComponentResource {
 
 export function createAgentCoreRuntime(name: string, args: AgentCoreRuntimeArgs, parent: pulumi.Resource) {
   const s = args.settings;
+  const image: string | AgentImageRef | undefined = s.image ?? args.image;
+  if (!image) throw new pulumi.InputPropertiesError({ message: `AgentCoreRuntime ${name}: invalid arguments`, errors: [{ propertyPath: "image", reason: "is required when settings.image is unset" }] });
   const { role } = roleWithPolicy(
     `${name}`,
     {
       service: "bedrock-agentcore.amazonaws.com",
       trustConditions: { StringEquals: { "aws:SourceAccount": args.accountId } },
       statements: [
-        ...ecrPullStatements("Runtime", s.image),
+        ...ecrPullStatements("Runtime", image),
         {
           Sid: "RuntimeLogs",
           Effect: "Allow",
@@ -56,6 +62,7 @@ export function createAgentCoreRuntime(name: string, args: AgentCoreRuntimeArgs,
         },
         tableStatement("AgentTaskRecords", args.tableArns, ["tasks", "events"], true),
         payloadStatement("AgentReadPayload", args.payloadBucketArn, ["get"]),
+        bedrockInvokeStatement("AgentInvokeModels", args.models.allowed, args.region, args.accountId),
       ],
     },
     parent,
@@ -67,7 +74,7 @@ export function createAgentCoreRuntime(name: string, args: AgentCoreRuntimeArgs,
       agentRuntimeName: agentRuntimeName(name),
       description: "agent-compute coding agent",
       roleArn: role.arn,
-      agentRuntimeArtifact: { containerConfiguration: { containerUri: s.image } },
+      agentRuntimeArtifact: { containerConfiguration: { containerUri: imageUri(image) } },
       networkConfiguration: sg
         ? { networkMode: "VPC", networkModeConfig: { subnets: args.subnetIds, securityGroups: [sg.id] } }
         : { networkMode: "PUBLIC" },
@@ -77,6 +84,7 @@ export function createAgentCoreRuntime(name: string, args: AgentCoreRuntimeArgs,
         TASK_TABLE_NAME: args.tableNames.tasks,
         TASK_EVENTS_TABLE_NAME: args.tableNames.events,
         AWS_REGION: args.region,
+        ANTHROPIC_MODEL: args.models.default,
       },
     },
     // The role's policy must exist before the service validates the runtime's access.

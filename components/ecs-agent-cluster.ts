@@ -4,7 +4,8 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
-import { ecrPullStatements, logsStatement, payloadStatement, roleWithPolicy, tableStatement, type TableArns } from "./iam";
+import { imageUri, type AgentImageRef, type AgentModels } from "./agent-image";
+import { bedrockInvokeStatement, ecrPullStatements, logsStatement, payloadStatement, roleWithPolicy, tableStatement, type TableArns } from "./iam";
 import { egressHttpsOnly } from "./security-group";
 import { FARGATE_SIZES } from "./config/aws-tables";
 import type { EcsSettings } from "./config/types";
@@ -13,7 +14,8 @@ export const AGENT_CONTAINER = "agent";
 
 export interface EcsAgentClusterArgs {
   readonly settings: EcsSettings;
-  readonly image: string;
+  readonly image: string | AgentImageRef;
+  readonly models: AgentModels;
   readonly vpcId: pulumi.Input<string>;
   readonly tableNames: { tasks: pulumi.Input<string>; events: pulumi.Input<string> };
   readonly tableArns: TableArns;
@@ -92,6 +94,7 @@ export function createEcsCluster(name: string, args: EcsAgentClusterArgs, parent
       statements: [
         tableStatement("AgentTaskRecords", args.tableArns, ["tasks", "events"], true),
         payloadStatement("AgentReadPayload", args.payloadBucketArn, ["get"]),
+        bedrockInvokeStatement("AgentInvokeModels", args.models.allowed, args.region, args.accountId),
       ],
     },
     parent,
@@ -112,7 +115,7 @@ export function createEcsCluster(name: string, args: EcsAgentClusterArgs, parent
       containerDefinitions: pulumi.jsonStringify([
         {
           name: AGENT_CONTAINER,
-          image: args.image,
+          image: imageUri(args.image),
           essential: true,
           // Container-level memory too: some tooling (and moto) require it even on Fargate.
           memory: s.memory,
@@ -120,6 +123,7 @@ export function createEcsCluster(name: string, args: EcsAgentClusterArgs, parent
             { name: "TASK_TABLE_NAME", value: args.tableNames.tasks },
             { name: "TASK_EVENTS_TABLE_NAME", value: args.tableNames.events },
             { name: "AWS_REGION", value: args.region },
+            { name: "ANTHROPIC_MODEL", value: args.models.default },
           ],
           logConfiguration: {
             logDriver: "awslogs",

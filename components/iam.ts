@@ -6,6 +6,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
 import { FLEET_TAG } from "../runtime/fleet/tags";
+import type { AgentImageRef } from "./agent-image";
 
 export interface Statement {
   Sid: string;
@@ -86,7 +87,12 @@ export function passRoleStatement(sid: string, roleArns: pulumi.Input<string>[],
 }
 
 /** ECR pull: GetAuthorizationToken has no resource type (read-only, "*"); layers only from the image's repository. */
-export function ecrPullStatements(sidPrefix: string, image: string): Statement[] {
+export function ecrPullStatements(sidPrefix: string, image: string | AgentImageRef): Statement[] {
+  if (typeof image !== "string") {
+    if (image.repositoryArn) return ecrRepositoryPullStatements(sidPrefix, image.repositoryArn);
+    if (typeof image.uri !== "string") return [];
+    image = image.uri;
+  }
   const m = /^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?\/([^:@]+)/.exec(image);
   if (!m) return [];
   const [, account, region, repo] = m;
@@ -99,6 +105,46 @@ export function ecrPullStatements(sidPrefix: string, image: string): Statement[]
       Resource: [`arn:aws:ecr:${region}:${account}:repository/${repo}`],
     },
   ];
+}
+
+/** Pull rights on one repository (the stack-built image's), by ARN. */
+function ecrRepositoryPullStatements(sidPrefix: string, repositoryArn: pulumi.Input<string>): Statement[] {
+  return [
+    { Sid: `${sidPrefix}EcrToken`, Effect: "Allow", Action: ["ecr:GetAuthorizationToken"], Resource: "*" },
+    { Sid: `${sidPrefix}EcrPull`, Effect: "Allow", Action: ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"], Resource: [repositoryArn] },
+  ];
+}
+
+/** A cross-region inference profile id: a geography prefix before the model id (us., eu., apac., global., …). */
+const PROFILE_ID = /^(us|eu|apac|us-gov|ca|jp|au|global)\.(.+)$/;
+
+/**
+ * The Bedrock resources invoking these models needs, and no others. A model id is a foundation model in this
+ * region; an inference profile id is the profile in this account and region plus its model in every region the
+ * profile routes to (a global profile's model ARN has no region); an ARN is taken as it is.
+ */
+export function bedrockModelResources(models: string[], region: pulumi.Input<string>, accountId: pulumi.Input<string>): pulumi.Input<string>[] {
+  const out: pulumi.Input<string>[] = [];
+  for (const model of [...new Set(models)].sort()) {
+    if (model.startsWith("arn:")) {
+      out.push(model);
+      continue;
+    }
+    const profile = PROFILE_ID.exec(model);
+    if (profile) {
+      out.push(pulumi.interpolate`arn:aws:bedrock:${region}:${accountId}:inference-profile/${model}`);
+      out.push(`arn:aws:bedrock:*::foundation-model/${profile[2]}`);
+      if (profile[1] === "global") out.push(`arn:aws:bedrock:::foundation-model/${profile[2]}`);
+    } else {
+      out.push(pulumi.interpolate`arn:aws:bedrock:${region}::foundation-model/${model}`);
+    }
+  }
+  return out;
+}
+
+/** Agents may invoke the stack's configured models, streaming or not; nothing else of Bedrock. */
+export function bedrockInvokeStatement(sid: string, models: string[], region: pulumi.Input<string>, accountId: pulumi.Input<string>): Statement {
+  return { Sid: sid, Effect: "Allow", Action: ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"], Resource: bedrockModelResources(models, region, accountId) };
 }
 
 export interface ComputeGrants {

@@ -6,6 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
 import { computeStatements, payloadStatement, tableStatement, type ComputeGrants, type TableArns } from "./iam";
 import { createHandlerFunction } from "./handler-function";
+import type { RepoCredentialSecrets } from "./repo-credentials";
 import { orchestratorExecutionStatements } from "./task-orchestrator";
 
 export const API_HANDLER = "runtime/api/lambda.ts";
@@ -21,6 +22,8 @@ export interface TaskApiArgs {
   /** Cancel stops compute directly: poll/stop rights only, never start. */
   readonly grants: ComputeGrants;
   readonly logRetentionDays: number;
+  /** The repository credential secrets: the API (the agent channel's credentials route) alone reads them. */
+  readonly credentialSecrets?: RepoCredentialSecrets;
 }
 
 export class TaskApi extends pulumi.ComponentResource {
@@ -54,10 +57,12 @@ export function createTaskApi(name: string, args: TaskApiArgs, parent: pulumi.Re
         // Cancel wakes the task's orchestrator (runtime/orchestrator/wake.ts).
         ...orchestratorExecutionStatements(args.orchestratorFunctionArn, { wake: true }),
         ...computeStatements(args.grants, false),
+        ...(args.credentialSecrets ? [args.credentialSecrets.readStatement()] : []),
       ],
     },
     parent,
   );
+  args.credentialSecrets?.restrictReadsTo([role.arn]);
   const api = new aws.apigatewayv2.Api(`${name}`, { protocolType: "HTTP", description: "agent-compute task API (SigV4)" }, { parent });
   const integration = new aws.apigatewayv2.Integration(
     `${name}-lambda`,

@@ -23,6 +23,11 @@ export interface RuntimeConfig {
   ec2?: Ec2Config;
   agentcore?: AgentCoreConfig;
   local?: LocalConfig;
+  /**
+   * Where repository credentials for the agent channel come from: Secrets Manager under a prefix (deployed
+   * stacks), or the operator's token on the local platform (runtime/credentials/). Unset: none.
+   */
+  credentials?: { kind: "secrets-manager"; prefix: string } | { kind: "local" };
   /** The durable orchestrator the API starts one execution of per task (qualified alias ARN). */
   orchestrator?: { functionArn: string };
   limits: LimitsConfig;

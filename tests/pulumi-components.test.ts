@@ -6,7 +6,7 @@ import { IMAGE, runProgram } from "./pulumi-mocks";
 
 const FIXTURE = path.join(__dirname, "pulumi-fixture-component.ts");
 const tableArns = Object.fromEntries(["tasks", "events", "leases", "concurrency", "repos"].map((t) => [t, `arn:aws:dynamodb:us-east-1:123456789012:table/${t}`]));
-const shared = { vpcId: "vpc-0123456789abcdef0", tableArns, payloadBucketArn: "arn:aws:s3:::payloads", region: "us-east-1", accountId: "123456789012" };
+const shared = { vpcId: "vpc-0123456789abcdef0", tableArns, payloadBucketArn: "arn:aws:s3:::payloads", region: "us-east-1", accountId: "123456789012", models: { default: "global.anthropic.claude-sonnet-4-5-20250929-v1:0", allowed: ["global.anthropic.claude-sonnet-4-5-20250929-v1:0"] } };
 const fleetSettings = validateStackConfig({ image: IMAGE, backends: ["ec2"] }).fleets.default;
 const fleetArgs = (settings: object) => ({
   ...shared, fleet: "default", image: IMAGE, subnetIds: ["subnet-0123456789abcdef0"], userData: "#!/bin/bash\n", settings: { ...fleetSettings, ...settings },

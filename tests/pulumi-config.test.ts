@@ -22,7 +22,7 @@ const BAD: [string, RawConfig, string, string][] = [
   ["unknown backend", { image: IMAGE, backends: ["ecs", "lambda"] }, "backends[1]", "agentcore, ecs, ec2"],
   ["local is not a stack backend", { image: IMAGE, backends: ["local"] }, "backends[0]", "allowed"],
   ["default backend not enabled", { image: IMAGE, backends: ["ecs"], defaultBackend: "ec2" }, "defaultBackend", "enabled backends: ecs"],
-  ["missing image", { backends: ["ecs"] }, "image", "required"],
+  ["model with spaces", { backends: ["ecs"], model: "my model" }, "model", "Bedrock model id"],
   ["fleet min above max", { image: IMAGE, backends: ["ec2"], fleets: { gpu: { minSize: 4, maxSize: 2 } } }, "fleets.gpu.maxSize", "below minSize (4)"],
   ["warm buffer above max", { image: IMAGE, backends: ["ec2"], fleets: { default: { maxSize: 2, warmBuffer: 3 } } }, "fleets.default.warmBuffer", "above maxSize"],
   ["bad instance type", { image: IMAGE, backends: ["ec2"], fleets: { default: { instanceType: "huge" } } }, "fleets.default.instanceType", "m7g.xlarge"],
@@ -51,8 +51,8 @@ describe("stack config validation", () => {
   }
 
   it("names every bad key at once", () => {
-    const found = problems({ backends: ["ecs", "gpu"], ecs: { cpu: 3000 }, pollIntervalSeconds: 0 });
-    expect(found.map((p) => p.split(":")[0])).to.include.members(["backends[1]", "image", "ecs.cpu", "pollIntervalSeconds"]);
+    const found = problems({ backends: ["ecs", "gpu"], ecs: { cpu: 3000 }, pollIntervalSeconds: 0, model: "no such model" });
+    expect(found.map((p) => p.split(":")[0])).to.include.members(["backends[1]", "model", "ecs.cpu", "pollIntervalSeconds"]);
   });
 
   it("fills every default for a minimal stack", () => {
@@ -162,7 +162,7 @@ describe("a bad stack config in the program", function () {
     ["min above max", { image: IMAGE, backends: ["ec2"], fleets: { default: { minSize: 5, maxSize: 1 } } }, "fleets.default.maxSize", "below minSize (5)"],
     ["a bad Fargate size", { image: IMAGE, ecs: { cpu: 1024, memory: 16384 } }, "ecs.memory", "Fargate allows: 2048, 3072"],
     ["a bad root volume size", { image: IMAGE, backends: ["ec2"], fleets: { default: { rootVolumeGiB: 8 } } }, "fleets.default.rootVolumeGiB", "between 30 and 16384"],
-    ["missing image", { backends: ["ecs"] }, "image", "required"],
+    ["a model that is no model id", { image: IMAGE, model: "claude sonnet" }, "model", "Bedrock model id"],
     ["subnets without a VPC", { image: IMAGE, network: { privateSubnetIds: ["subnet-0123456789abcdef0"] } }, "network.vpcId", "required when network.privateSubnetIds"],
   ];
   for (const [name, config, key, reason] of cases) {

@@ -67,6 +67,10 @@ function mockState(type: string, name: string, inputs: Record<string, any>): Rec
       return { ...state, executionArn: `arn:aws:execute-api:${REGION}:${ACCOUNT}:api123`, apiEndpoint: "https://api123.execute-api.us-east-1.amazonaws.com" };
     case "aws:apigatewayv2/stage:Stage":
       return { ...state, invokeUrl: "https://api123.execute-api.us-east-1.amazonaws.com/" };
+    case "aws:ecr/repository:Repository":
+      return { ...state, arn: `arn:aws:ecr:${REGION}:${ACCOUNT}:repository/${name}`, repositoryUrl: `${ACCOUNT}.dkr.ecr.${REGION}.amazonaws.com/${name}`, registryId: ACCOUNT };
+    case "docker-build:index:Image":
+      return { ...state, digest: `sha256:${"d".repeat(64)}`, ref: `${inputs.tags?.[0]}@sha256:${"d".repeat(64)}` };
     case "awsx:ec2:Vpc":
       return { ...state, vpcId: "vpc-0123456789abcdef0", privateSubnetIds: ["subnet-0aaaaaaaaaaaaaaa1", "subnet-0aaaaaaaaaaaaaaa2"], publicSubnetIds: ["subnet-0bbbbbbbbbbbbbbb1"] };
     default:
@@ -119,6 +123,8 @@ export async function runProgram(stackConfig: Record<string, unknown>, program: 
             return { region: REGION, name: REGION, id: REGION };
           case "aws:index/getCallerIdentity:getCallerIdentity":
             return { accountId: ACCOUNT, arn: `arn:aws:iam::${ACCOUNT}:user/test`, userId: "AIDTEST", id: ACCOUNT };
+          case "aws:ecr/getAuthorizationToken:getAuthorizationToken":
+            return { userName: "AWS", password: "mock-ecr-password", proxyEndpoint: `https://${ACCOUNT}.dkr.ecr.${REGION}.amazonaws.com`, authorizationToken: "mock", expiresAt: "2099-01-01T00:00:00Z", id: ACCOUNT };
           case "aws:index/getPartition:getPartition":
             return { partition: "aws", dnsSuffix: "amazonaws.com", id: "aws" };
           default:
@@ -206,13 +212,18 @@ export function policyDocuments(run: ProgramRun): PolicyDocumentRecord[] {
   return out;
 }
 
-/** Stack configs the tests and the IAM audit run: each backend alone, all three, ec2+ecs, two named fleets. */
+/** Stack configs the tests and the IAM audit run: each backend alone, all three (with the stack-built image), ec2+ecs, two named fleets. */
 export const IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/agent:1.0";
 export const COMBINATIONS: Record<string, Record<string, unknown>> = {
   "ecs alone": { backends: ["ecs"], image: IMAGE },
   "agentcore alone": { backends: ["agentcore"], image: IMAGE },
   "ec2 alone": { backends: ["ec2"], image: IMAGE },
-  "all three": { backends: ["agentcore", "ecs", "ec2"], defaultBackend: "ecs", image: IMAGE },
+  // No `image`: the stack builds agent/ into its own ECR repository; a repo blueprint adds a second model to grant.
+  "all three": {
+    backends: ["agentcore", "ecs", "ec2"],
+    defaultBackend: "ecs",
+    repos: { "https://github.com/acme/app": { backend: "ecs", model: "anthropic.claude-3-5-haiku-20241022-v1:0" } },
+  },
   "ec2 + ecs": { backends: ["ec2", "ecs"], image: IMAGE, ecs: { fargateSpot: true } },
   "two named ec2 fleets": {
     backends: ["ec2"],

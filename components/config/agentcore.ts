@@ -11,11 +11,12 @@ export function validateAgentCore(p: Problems, raw: unknown, enabled: boolean, i
   if (raw !== undefined && raw !== null && !enabled) p.add("agentcore", "is set but backend 'agentcore' is not enabled");
   if (!isObject(settings)) {
     p.add("agentcore", `must be an object with any of: ${AGENTCORE_KEYS.join(", ")}`);
-    return { image: image ?? "", ...DEFAULTS.agentcore };
+    return { image, ...DEFAULTS.agentcore };
   }
   unknownKeys(p, "agentcore", settings, AGENTCORE_KEYS);
   const own = str(p, "agentcore.image", settings.image);
-  const runtimeImage = own ?? image ?? "";
+  // Neither set: the stack-built image, which is in the stack's own ECR repository.
+  const runtimeImage = own ?? image;
   if (enabled && runtimeImage && !ECR_IMAGE.test(runtimeImage)) {
     p.add(own ? "agentcore.image" : "image", `AgentCore runs only images from Amazon ECR (<account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag>), got '${runtimeImage}'; set agentcore.image to an ECR copy`);
   }

@@ -30,4 +30,6 @@ export const DEFAULTS = {
   fleetManagerSchedule: "rate(1 minute)",
   reconcilerSchedule: "rate(5 minutes)",
   logRetentionDays: 30,
+  /** A cross-region (global) inference profile: on-demand Claude 4.x models are invoked through a profile. */
+  model: "global.anthropic.claude-sonnet-4-5-20250929-v1:0",
 };

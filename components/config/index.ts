@@ -22,6 +22,7 @@ export const CONFIG_KEYS = {
   backends: "json",
   defaultBackend: "string",
   image: "string",
+  model: "string",
   network: "json",
   fleets: "json",
   defaultFleet: "string",
@@ -54,7 +55,8 @@ export function validateStackConfig(raw: RawConfig): StackConfig {
   }
   const { backends, defaultBackend } = validateBackends(p, raw);
   const image = str(p, "image", raw.image);
-  if (image === undefined && !p.has("image")) p.add("image", "is required: the agent container image every backend runs (e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com/agent:1.0)");
+  const model = str(p, "model", raw.model) ?? DEFAULTS.model;
+  if (!/^[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}$/.test(model)) p.add("model", `must be a Bedrock model id, inference profile id or ARN, got '${model}'`);
   if (image !== undefined && backends.includes("ec2") && !new RegExp(AGENT_TASK_DOCUMENT_PARAMETERS.image.allowedPattern).test(image)) {
     p.add("image", `'${image}' cannot be sent to EC2 instances: the SSM document accepts only ${AGENT_TASK_DOCUMENT_PARAMETERS.image.allowedPattern}`);
   }
@@ -87,7 +89,8 @@ export function validateStackConfig(raw: RawConfig): StackConfig {
   const config: StackConfig = {
     backends,
     defaultBackend,
-    image: image ?? "",
+    ...(image !== undefined ? { image } : {}),
+    model,
     network,
     fleets,
     defaultFleet,

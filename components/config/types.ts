@@ -47,8 +47,8 @@ export interface EcsSettings {
 }
 
 export interface AgentCoreSettings {
-  /** ECR image URI the runtime runs (AgentCore accepts only ECR). */
-  image: string;
+  /** ECR image URI the runtime runs (AgentCore accepts only ECR); undefined: the stack-built image. */
+  image?: string;
   networkMode: "VPC" | "PUBLIC";
   idleTimeoutSeconds: number;
   maxLifetimeSeconds: number;
@@ -66,7 +66,10 @@ export interface StackLimits {
 export interface StackConfig {
   backends: CloudBackend[];
   defaultBackend: CloudBackend;
-  image: string;
+  /** The operator's own agent image; undefined: the stack builds agent/ into its own ECR repository. */
+  image?: string;
+  /** Bedrock model (or inference profile) agents use when the task and its repo blueprint name none. */
+  model: string;
   network: NetworkSettings;
   fleets: Record<string, FleetSettings>;
   defaultFleet?: string;
