@@ -18,6 +18,7 @@ import { TaskApi } from "./components/task-api";
 import { FleetManager } from "./components/fleet-manager";
 import { RepoCredentialSecrets } from "./components/repo-credentials";
 import { Reconciler } from "./components/reconciler";
+import { Monitoring } from "./components/monitoring";
 import type { ComputeGrants } from "./components/iam";
 import { agentTaskDocument } from "./runtime/fleet/document";
 import { bootScript } from "./runtime/fleet/boot-script";
@@ -137,20 +138,32 @@ const reconciler = new Reconciler(`${stack}-reconciler`, {
   schedule: config.reconcilerSchedule,
   ...common,
 });
-if (document) {
-  new FleetManager(`${stack}-fleet-manager`, {
-    runtimeConfig,
-    tableArns: tables.arns,
-    autoScalingGroupArns: fleets.map(([, f]) => f.autoScalingGroupArn),
-    fleetNames: fleets.map(([f]) => f),
-    schedule: config.fleetManagerSchedule,
-    region,
-    accountId,
-    logRetentionDays: config.logRetentionDays,
-  });
-}
+const fleetManager = document
+  ? new FleetManager(`${stack}-fleet-manager`, {
+      runtimeConfig,
+      tableArns: tables.arns,
+      autoScalingGroupArns: fleets.map(([, f]) => f.autoScalingGroupArn),
+      fleetNames: fleets.map(([f]) => f),
+      schedule: config.fleetManagerSchedule,
+      region,
+      accountId,
+      logRetentionDays: config.logRetentionDays,
+    })
+  : undefined;
 
-// 6. Outputs.
+// 6. Alarms and the dashboard (docs/operations.md).
+const monitoring = new Monitoring(`${stack}-monitoring`, {
+  region,
+  orchestratorFunctionName: orchestrator.function.name,
+  functions: {
+    orchestrator: orchestrator.function.name,
+    api: api.function.name,
+    reconciler: reconciler.function.name,
+    ...(fleetManager ? { "fleet-manager": fleetManager.function.name } : {}),
+  },
+});
+
+// 7. Outputs.
 export const apiUrl = api.url;
 export const enabledBackends = config.backends;
 export const defaultBackend = config.defaultBackend;
@@ -164,3 +177,4 @@ export const ec2Fleets = Object.fromEntries(fleets.map(([fleet, f]) => [fleet, f
 export const ssmDocument = document?.documentName;
 export const agentImage = imageUri;
 export const repoCredentialSecretsPrefix = credentialSecrets.prefix;
+export const dashboard = monitoring.dashboard.dashboardName;

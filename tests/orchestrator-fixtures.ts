@@ -90,7 +90,7 @@ export class FakeStrategy<T extends BackendType> implements ComputeStrategy<T> {
   /** Task ids releaseTask was called for, in order. */
   readonly releases: string[] = [];
   readonly polls = new Map<string, number>();
-  /** Sessions started and not stopped, by task id. */
+  /** Sessions started and neither stopped nor reported finished (EXITED/LOST), by task id. */
   readonly live = new Set<string>();
   /** Runs inside startSession, before it returns (a cancel racing the start, a start error). */
   onStart?: (request: StartRequest) => Promise<void>;
@@ -121,6 +121,8 @@ export class FakeStrategy<T extends BackendType> implements ComputeStrategy<T> {
     const out = await this.script({ taskId, n, rt: this.rt(), clock: this.clock });
     if (this.wakeAfterPoll) await wakeOrchestrator(this.rt(), taskId);
     if (out instanceof Error) throw out;
+    // Compute that reports itself finished runs no more.
+    if (out.state === "EXITED" || out.state === "LOST") this.live.delete(taskId);
     return out;
   }
 
@@ -168,9 +170,10 @@ export function harness<T extends BackendType>(
   config: RuntimeConfig,
   type: T,
   script: PollScript,
-  overrides: RuntimeOverrides = {},
+  overridesOrFactory: RuntimeOverrides | ((clock: FakeClock) => RuntimeOverrides) = {},
 ): Harness<T> {
   const clock = new FakeClock();
+  const overrides = typeof overridesOrFactory === "function" ? overridesOrFactory(clock) : overridesOrFactory;
   let rt: Runtime;
   const strategy = new FakeStrategy(type, () => rt, clock, script);
   rt = createRuntime(config, { now: clock.now, callbacks: localRunnerCallbacks(), ...overrides, strategies: { [type]: strategy } as RuntimeOverrides["strategies"] });

@@ -128,6 +128,35 @@ describe("the Pulumi program per backend combination", function () {
     expect(r.one("aws:lambda/alias:Alias").inputs).to.include({ name: "live", functionVersion: "1" });
   });
 
+  it("schedules the reconciler with the orchestrator's alias in its config and rights on its durable executions", async () => {
+    const r = await run("ecs alone");
+    const fn = r.one("aws:lambda/function:Function", "-reconciler");
+    expect(JSON.parse(fn.inputs.environment.variables.AGENT_COMPUTE_CONFIG).orchestrator.functionArn).to.match(/:function:.*orchestrator.*:live$/);
+    const rule = r.byType("aws:cloudwatch/eventRule:EventRule").find((x) => x.name.includes("reconciler"))!;
+    expect(rule.inputs.scheduleExpression).to.equal("rate(5 minutes)");
+    const policy = JSON.parse(r.byType("aws:iam/rolePolicy:RolePolicy").find((x) => x.name.includes("reconciler"))!.inputs.policy);
+    const stmt = (sid: string) => policy.Statement.find((x: { Sid: string }) => x.Sid === sid);
+    expect(stmt("ListOrchestratorExecutions").Action).to.deep.equal(["lambda:ListDurableExecutionsByFunction"]);
+    expect(stmt("OrchestratorExecutions").Action).to.deep.equal(["lambda:GetDurableExecution", "lambda:SendDurableExecutionCallbackSuccess"]);
+    for (const res of stmt("OrchestratorExecutions").Resource) expect(res).to.match(/:function:[^:]*orchestrator[^:]*:\*$/);
+  });
+
+  it("creates the alarms (failed durable executions, stranded tasks repaired, each Lambda's errors) and one dashboard", async () => {
+    const r = await run("all three");
+    const alarms = r.byType("aws:cloudwatch/metricAlarm:MetricAlarm");
+    const names = alarms.map((a) => a.name.replace(/^.*-monitoring-/, "")).sort();
+    expect(names).to.deep.equal(["api-errors", "durable-failed", "fleet-manager-errors", "orchestrator-errors", "reconciler-errors", "stranded-repaired"]);
+    const failed = alarms.find((a) => a.name.endsWith("durable-failed"))!;
+    expect(failed.inputs.metricQueries.map((q: { metric?: { metricName: string } }) => q.metric?.metricName).filter(Boolean)).to.deep.equal([
+      "DurableExecutionFailed",
+      "DurableExecutionTimedOut",
+    ]);
+    const dashboards = r.byType("aws:cloudwatch/dashboard:Dashboard");
+    expect(dashboards).to.have.length(1);
+    const body = dashboards[0].inputs.dashboardBody as string;
+    for (const metric of ["TasksFinished", "TasksStarted", "ActiveTasks", "FleetInstances", "ReconcilerActions"]) expect(body).to.contain(metric);
+  });
+
   it("writes repo blueprints from config as items of the repos table", async () => {
     const r = await runProgram({
       image: IMAGE,

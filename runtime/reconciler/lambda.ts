@@ -1,6 +1,7 @@
 /**
  * The scheduled reconciler Lambda: one pass per invocation (reconciler/reconcile.ts). Its actions are counted as
- * CloudWatch metrics (ReconcilerActions by action, StrandedTasksRepaired in total) for the stack's alarms.
+ * CloudWatch metrics (ReconcilerActions by action, StrandedTasksRepaired in total) for the stack's alarms, and what
+ * it observed is sampled for the dashboard (ActiveTasks by status, FleetInstances by fleet and state).
  */
 import { loadRuntimeConfig } from "../config";
 import { createLogger, LOG_SERVICES, taskLogger } from "../logger";
@@ -18,6 +19,11 @@ export function recordReconcileMetrics(rt: Runtime, report: ReconcileReport): vo
   }
   rt.metrics.count("StrandedTasksRepaired", repaired);
   rt.metrics.count("ReconcilerErrors", report.errors);
+  // Gauges sampled once per pass: the dashboard's queue depth (QUEUED) and fleet capacity.
+  for (const [status, n] of Object.entries(report.observed.activeByStatus)) rt.metrics.count("ActiveTasks", n, { status });
+  for (const [fleet, states] of Object.entries(report.observed.fleetInstances)) {
+    for (const [state, n] of Object.entries(states)) rt.metrics.count("FleetInstances", n, { fleet, state });
+  }
   rt.metrics.flush();
 }
 

@@ -4,7 +4,7 @@
  * - finished tasks not yet released: the by-status index per terminal status, limited to the look-back window
  *   (created_at is the index's sort key), filtered on released_at;
  * - slot holders: a scan of the concurrency table (one item per user, so small; it has no index to query);
- * - BUSY leases: the by-fleet-state index, one query per fleet;
+ * - leases: the by-fleet-state index, one query per fleet and state (BUSY to repair, READY for the capacity metric);
  * - tasks a slot or lease names that were not seen above: BatchGetItem, 100 keys per call.
  * The orchestrators are listed first, so a task seen without one has had the dispatch grace to get one.
  */
@@ -77,19 +77,28 @@ export async function observe(rt: Runtime, executions: OrchestratorExecutions | 
   }
 
   const leases: { instanceId: string; taskId: string }[] = [];
+  const fleetInstances: Record<string, Record<string, number>> = {};
   for (const fleet of Object.keys(rt.config.ec2?.fleets ?? {})) {
-    const pages = paginateQuery(
-      { client: db },
-      {
-        TableName: rt.config.tables.leases,
-        IndexName: LEASES_BY_FLEET_STATE_INDEX,
-        KeyConditionExpression: "fleet_state = :fs",
-        ExpressionAttributeValues: { ":fs": fleetState(fleet, "BUSY") },
-        ProjectionExpression: "instance_id, task_id",
-      },
-    );
-    for await (const page of pages) {
-      for (const item of page.Items ?? []) if (item.task_id) leases.push({ instanceId: item.instance_id as string, taskId: item.task_id as string });
+    fleetInstances[fleet] = {};
+    for (const state of ["BUSY", "READY"] as const) {
+      const pages = paginateQuery(
+        { client: db },
+        {
+          TableName: rt.config.tables.leases,
+          IndexName: LEASES_BY_FLEET_STATE_INDEX,
+          KeyConditionExpression: "fleet_state = :fs",
+          ExpressionAttributeValues: { ":fs": fleetState(fleet, state) },
+          ProjectionExpression: "instance_id, task_id",
+        },
+      );
+      let n = 0;
+      for await (const page of pages) {
+        for (const item of page.Items ?? []) {
+          n++;
+          if (state === "BUSY" && item.task_id) leases.push({ instanceId: item.instance_id as string, taskId: item.task_id as string });
+        }
+      }
+      fleetInstances[fleet][state] = n;
     }
   }
 
@@ -107,5 +116,5 @@ export async function observe(rt: Runtime, executions: OrchestratorExecutions | 
       for (const item of page.Responses?.[rt.config.tables.tasks] ?? []) others.set(item.task_id as string, item as ObservedTask);
     }
   }
-  return { now, active, unreleased, ...(runningOrchestrators ? { runningOrchestrators } : {}), slots, leases, others };
+  return { now, active, unreleased, ...(runningOrchestrators ? { runningOrchestrators } : {}), slots, leases, fleetInstances, others };
 }

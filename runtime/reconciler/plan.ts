@@ -46,6 +46,8 @@ export interface Observation {
   slots: readonly { userId: string; taskId: string }[];
   /** BUSY EC2 leases. */
   leases: readonly { instanceId: string; taskId: string }[];
+  /** Instances per fleet and lease state (READY, BUSY), for the capacity metrics. */
+  fleetInstances?: Readonly<Record<string, Record<string, number>>>;
   /** Other tasks named by a slot or lease, by id; undefined = read and does not exist. */
   others: ReadonlyMap<string, ObservedTask | undefined>;
 }

@@ -3,6 +3,7 @@
  * invocation; the local platform runs the same pass on an interval.
  */
 import type { Runtime } from "../runtime";
+import { ACTIVE_STATUSES } from "../tasks/status";
 import { applyRepairs, countByKind, type AppliedAction } from "./apply";
 import type { OrchestratorExecutions } from "./executions";
 import { observe } from "./observe";
@@ -19,7 +20,16 @@ export interface ReconcileOptions {
 }
 
 export interface ReconcileReport {
-  observed: { active: number; unreleased: number; slots: number; leases: number; runningOrchestrators?: number };
+  observed: {
+    active: number;
+    /** Active tasks per status (QUEUED is the queue depth). */
+    activeByStatus: Record<string, number>;
+    unreleased: number;
+    slots: number;
+    leases: number;
+    runningOrchestrators?: number;
+    fleetInstances: Record<string, Record<string, number>>;
+  };
   applied: AppliedAction[];
   counts: Record<RepairKind, number>;
   errors: number;
@@ -50,6 +60,8 @@ export async function reconcileOnce(rt: Runtime, options: ReconcileOptions = {})
   return {
     observed: {
       active: observation.active.length,
+      activeByStatus: Object.fromEntries(ACTIVE_STATUSES.map((s) => [s, observation.active.filter((t) => t.status === s).length])),
+      fleetInstances: { ...observation.fleetInstances },
       unreleased: observation.unreleased.length,
       slots: observation.slots.length,
       leases: observation.leases.length,
