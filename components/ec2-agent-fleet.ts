@@ -7,8 +7,8 @@ import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
 import { BOOT_TAG, FLEET_TAG } from "../runtime/fleet/tags";
 import { ROOT_VOLUME_GIB_BOUNDS } from "../runtime/limits";
-import type { AgentImageRef, AgentModels } from "./agent-image";
-import { bedrockInvokeStatement, ecrPullStatements, payloadStatement, tableStatement, policyDocument, assumeRolePolicy, type TableArns } from "./iam";
+import type { AgentImageRef } from "./agent-image";
+import { ecrPullStatements, payloadStatement, tableStatement, policyDocument, assumeRolePolicy, type TableArns } from "./iam";
 import { egressHttpsOnly } from "./security-group";
 import type { FleetSettings } from "./config/types";
 
@@ -18,9 +18,6 @@ export interface Ec2AgentFleetArgs {
   readonly fleet: string;
   readonly settings: FleetSettings;
   readonly image: string | AgentImageRef;
-  readonly models: AgentModels;
-  readonly region: pulumi.Input<string>;
-  readonly accountId: pulumi.Input<string>;
   readonly vpcId: pulumi.Input<string>;
   readonly subnetIds: pulumi.Input<pulumi.Input<string>[]>;
   /** Instance boot script (plain text; encoded here). */
@@ -102,8 +99,6 @@ export function createFleet(name: string, args: Ec2AgentFleetArgs, parent: pulum
         ...ecrPullStatements("Instance", args.image),
         tableStatement("AgentTaskRecords", args.tableArns, ["tasks", "events"], true),
         payloadStatement("AgentReadPayload", args.payloadBucketArn, ["get"]),
-        // The agent container runs with the instance's credentials: it calls Bedrock with them.
-        bedrockInvokeStatement("AgentInvokeModels", args.models.allowed, args.region, args.accountId),
       ]),
     },
     { parent },

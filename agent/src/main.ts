@@ -2,7 +2,7 @@
  * The runner's entry point (the image's ENTRYPOINT).
  *   - With TASK_ID and AGENT_PAYLOAD_URL set (ECS, the EC2 fleet, the local backend): run that task, exit with its code.
  *   - Without them (AgentCore, whose environment is fixed per runtime): serve AgentCore's HTTP contract on
- *     0.0.0.0:8080 — POST /invocations {"task_id","payload_url"} starts the task in the background and answers at
+ *     0.0.0.0:8080 (AGENT_LISTEN_PORT overrides it, for tests) — POST /invocations {"task_id","payload_url"} starts the task in the background and answers at
  *     once; GET /ping says HealthyBusy while a task runs, Healthy otherwise.
  * SIGTERM stops the agent's process tree and exits without writing a result (the platform already decided).
  */
@@ -59,8 +59,9 @@ async function serveAgentCore(settings: ReturnType<typeof readSettings>, stop: A
       reply(200, { status: "accepted", task_id: body.task_id });
     });
   });
-  await new Promise<void>((resolve) => server.listen(8080, "0.0.0.0", resolve));
-  log("[runner] serving AgentCore invocations on :8080");
+  const port = Number(process.env.AGENT_LISTEN_PORT) || 8080;
+  await new Promise<void>((resolve) => server.listen(port, "0.0.0.0", resolve));
+  log(`[runner] serving AgentCore invocations on :${port}`);
   await new Promise<void>((resolve) => stop.addEventListener("abort", () => resolve(), { once: true }));
   server.close();
   return EXIT.STOPPED;
