@@ -14,6 +14,7 @@ import { AgentCoreRuntime } from "./components/agentcore-runtime";
 import { Ec2AgentFleet } from "./components/ec2-agent-fleet";
 import { CommandDocument } from "./components/command-document";
 import { TaskOrchestrator } from "./components/task-orchestrator";
+import { ApiEndpoint } from "./components/api-endpoint";
 import { TaskApi } from "./components/task-api";
 import { FleetManager } from "./components/fleet-manager";
 import { RepoCredentialSecrets } from "./components/repo-credentials";
@@ -43,14 +44,15 @@ const image: string | AgentImageRef = config.image ?? builtImage?.ref ?? "";
 const imageUri = pulumi.output(typeof image === "string" ? image : image.uri);
 // Agents may invoke the stack's default model and the models its repo blueprints name; nothing else.
 const models: AgentModels = { default: config.model, allowed: [config.model, ...config.repos.flatMap((r) => (r.model ? [r.model] : []))] };
-const agentData = { tableNames: { tasks: tables.names.tasks, events: tables.names.events }, tableArns: tables.arns, payloadBucketArn: payloads.arn };
+// The API's endpoint exists before the Lambdas: it is the agents' channel, named in every agent's payload.
+const endpoint = new ApiEndpoint(`${stack}-api-endpoint`);
 
 // 3. Backends: only the enabled ones.
 const ecs = has("ecs")
-  ? new EcsAgentCluster(`${stack}-ecs`, { settings: config.ecs, image, models, vpcId: network.vpcId, region, accountId, logRetentionDays: config.logRetentionDays, ...agentData })
+  ? new EcsAgentCluster(`${stack}-ecs`, { settings: config.ecs, image, models, vpcId: network.vpcId, region, accountId, logRetentionDays: config.logRetentionDays })
   : undefined;
 const agentcore = has("agentcore")
-  ? new AgentCoreRuntime(`${stack}-agentcore`, { settings: config.agentcore, image: builtImage?.ref, models, vpcId: network.vpcId, subnetIds: network.privateSubnetIds, region, accountId, ...agentData })
+  ? new AgentCoreRuntime(`${stack}-agentcore`, { settings: config.agentcore, image: builtImage?.ref, models, vpcId: network.vpcId, subnetIds: network.privateSubnetIds, region, accountId })
   : undefined;
 const document = has("ec2") ? new CommandDocument(`${stack}-agent-task`, { content: agentTaskDocument() }) : undefined;
 const fleets = Object.entries(config.fleets).map(
@@ -62,8 +64,6 @@ const fleets = Object.entries(config.fleets).map(
       vpcId: network.vpcId,
       subnetIds: network.privateSubnetIds,
       userData: imageUri.apply((uri) => bootScript({ fleet, image: uri })),
-      tableArns: tables.arns,
-      payloadBucketArn: payloads.arn,
       tags: { "agent-compute:stack": stack },
     })] as const,
 );
@@ -96,6 +96,8 @@ const runtimeConfig = {
     },
   }),
   ...(agentcore && { agentcore: { runtimeArn: agentcore.runtimeArn } }),
+  agentChannel: { url: endpoint.url },
+  identity: config.identity,
   limits: { ...config.limits, maxPollErrors: DEFAULT_LIMITS.maxPollErrors, maxFinishedPolls: DEFAULT_LIMITS.maxFinishedPolls },
 };
 const grants: ComputeGrants = {
@@ -120,6 +122,7 @@ const credentialSecrets = new RepoCredentialSecrets(`${stack}-git`, { prefix: `$
 const common = { tableArns: tables.arns, payloadBucketArn: payloads.arn, logRetentionDays: config.logRetentionDays };
 const orchestrator = new TaskOrchestrator(`${stack}-orchestrator`, { runtimeConfig, grants, taskTimeoutSeconds: config.limits.taskTimeoutSeconds, ...common });
 const api = new TaskApi(`${stack}-api`, {
+  api: endpoint.api,
   runtimeConfig: { ...runtimeConfig, orchestrator: { functionArn: orchestrator.aliasArn }, credentials: { kind: "secrets-manager" as const, prefix: credentialSecrets.prefix } },
   orchestratorAliasArn: orchestrator.aliasArn,
   orchestratorFunctionArn: orchestrator.function.arn,

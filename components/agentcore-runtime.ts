@@ -4,7 +4,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
 import { imageUri, type AgentImageRef, type AgentModels } from "./agent-image";
-import { bedrockInvokeStatement, ecrPullStatements, payloadStatement, roleWithPolicy, tableStatement, type TableArns } from "./iam";
+import { bedrockInvokeStatement, ecrPullStatements, roleWithPolicy } from "./iam";
 import { egressHttpsOnly } from "./security-group";
 import type { AgentCoreSettings } from "./config/types";
 
@@ -15,9 +15,6 @@ export interface AgentCoreRuntimeArgs {
   readonly models: AgentModels;
   readonly vpcId: pulumi.Input<string>;
   readonly subnetIds: pulumi.Input<pulumi.Input<string>[]>;
-  readonly tableNames: { tasks: pulumi.Input<string>; events: pulumi.Input<string> };
-  readonly tableArns: TableArns;
-  readonly payloadBucketArn: pulumi.Input<string>;
   readonly region: pulumi.Input<string>;
   readonly accountId: pulumi.Input<string>;
 }
@@ -60,8 +57,8 @@ export function createAgentCoreRuntime(name: string, args: AgentCoreRuntimeArgs,
           Action: ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
           Resource: [pulumi.interpolate`arn:aws:logs:${args.region}:${args.accountId}:log-group:/aws/bedrock-agentcore/runtimes/*`],
         },
-        tableStatement("AgentTaskRecords", args.tableArns, ["tasks", "events"], true),
-        payloadStatement("AgentReadPayload", args.payloadBucketArn, ["get"]),
+        // No task tables, no payloads: the invocation carries a presigned payload URL, the payload the channel token.
+        // Model access is the one thing an agent role holds.
         bedrockInvokeStatement("AgentInvokeModels", args.models.allowed, args.region, args.accountId),
       ],
     },
@@ -80,12 +77,7 @@ export function createAgentCoreRuntime(name: string, args: AgentCoreRuntimeArgs,
         : { networkMode: "PUBLIC" },
       protocolConfiguration: { serverProtocol: "HTTP" },
       lifecycleConfigurations: [{ idleRuntimeSessionTimeout: s.idleTimeoutSeconds, maxLifetime: s.maxLifetimeSeconds }],
-      environmentVariables: {
-        TASK_TABLE_NAME: args.tableNames.tasks,
-        TASK_EVENTS_TABLE_NAME: args.tableNames.events,
-        AWS_REGION: args.region,
-        ANTHROPIC_MODEL: args.models.default,
-      },
+      environmentVariables: { AWS_REGION: args.region, ANTHROPIC_MODEL: args.models.default },
     },
     // The role's policy must exist before the service validates the runtime's access.
     { parent, dependsOn: [role] },

@@ -8,7 +8,7 @@ import * as aws from "@pulumi/aws";
 import { BOOT_TAG, FLEET_TAG } from "../runtime/fleet/tags";
 import { ROOT_VOLUME_GIB_BOUNDS } from "../runtime/limits";
 import type { AgentImageRef } from "./agent-image";
-import { ecrPullStatements, payloadStatement, tableStatement, policyDocument, assumeRolePolicy, type TableArns } from "./iam";
+import { ecrPullStatements, policyDocument, assumeRolePolicy } from "./iam";
 import { egressHttpsOnly } from "./security-group";
 import type { FleetSettings } from "./config/types";
 
@@ -22,8 +22,6 @@ export interface Ec2AgentFleetArgs {
   readonly subnetIds: pulumi.Input<pulumi.Input<string>[]>;
   /** Instance boot script (plain text; encoded here). */
   readonly userData: pulumi.Input<string>;
-  readonly tableArns: TableArns;
-  readonly payloadBucketArn: pulumi.Input<string>;
   readonly tags?: Record<string, string>;
 }
 
@@ -96,9 +94,9 @@ export function createFleet(name: string, args: Ec2AgentFleetArgs, parent: pulum
       role: role.id,
       policy: policyDocument([
         selfTagStatement(),
+        // No task tables, no payloads: the SSM document fetches the payload by its presigned URL, and the agent
+        // container (bridge network, IMDSv2 hop limit 1) cannot reach this role at all.
         ...ecrPullStatements("Instance", args.image),
-        tableStatement("AgentTaskRecords", args.tableArns, ["tasks", "events"], true),
-        payloadStatement("AgentReadPayload", args.payloadBucketArn, ["get"]),
       ]),
     },
     { parent },

@@ -5,7 +5,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
 import { imageUri, type AgentImageRef, type AgentModels } from "./agent-image";
-import { bedrockInvokeStatement, ecrPullStatements, logsStatement, payloadStatement, roleWithPolicy, tableStatement, type TableArns } from "./iam";
+import { bedrockInvokeStatement, ecrPullStatements, logsStatement, roleWithPolicy } from "./iam";
 import { egressHttpsOnly } from "./security-group";
 import { FARGATE_SIZES } from "./config/aws-tables";
 import type { EcsSettings } from "./config/types";
@@ -17,9 +17,6 @@ export interface EcsAgentClusterArgs {
   readonly image: string | AgentImageRef;
   readonly models: AgentModels;
   readonly vpcId: pulumi.Input<string>;
-  readonly tableNames: { tasks: pulumi.Input<string>; events: pulumi.Input<string> };
-  readonly tableArns: TableArns;
-  readonly payloadBucketArn: pulumi.Input<string>;
   readonly region: pulumi.Input<string>;
   readonly accountId: pulumi.Input<string>;
   readonly logRetentionDays: number;
@@ -91,11 +88,9 @@ export function createEcsCluster(name: string, args: EcsAgentClusterArgs, parent
     {
       service: "ecs-tasks.amazonaws.com",
       trustConditions: trust,
-      statements: [
-        tableStatement("AgentTaskRecords", args.tableArns, ["tasks", "events"], true),
-        payloadStatement("AgentReadPayload", args.payloadBucketArn, ["get"]),
-        bedrockInvokeStatement("AgentInvokeModels", args.models.allowed, args.region, args.accountId),
-      ],
+      // Nothing of the platform's: the agent reads its payload by a presigned URL and reports through the
+      // channel with its task's token. Model access is the only grant an agent role holds.
+      statements: [bedrockInvokeStatement("AgentInvokeModels", args.models.allowed, args.region, args.accountId)],
     },
     parent,
   );
@@ -120,8 +115,6 @@ export function createEcsCluster(name: string, args: EcsAgentClusterArgs, parent
           // Container-level memory too: some tooling (and moto) require it even on Fargate.
           memory: s.memory,
           environment: [
-            { name: "TASK_TABLE_NAME", value: args.tableNames.tasks },
-            { name: "TASK_EVENTS_TABLE_NAME", value: args.tableNames.events },
             { name: "AWS_REGION", value: args.region },
             { name: "ANTHROPIC_MODEL", value: args.models.default },
           ],

@@ -1,6 +1,8 @@
 /**
- * The task API: an API Gateway HTTP API (HTTPS only, every route AWS_IAM-authorized) in front of the API Lambda
- * (runtime/api/lambda.ts), which starts one orchestrator execution per task through the orchestrator's alias.
+ * The task API: an API Gateway HTTP API (HTTPS only) in front of the API Lambda (runtime/api/lambda.ts), which
+ * starts one orchestrator execution per task through the orchestrator's alias. Every user route is AWS_IAM-
+ * authorized; the agent channel (/agent/v1/…) has no IAM auth: each request carries its task's token, which the
+ * Lambda checks against the hash on the task record.
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
@@ -12,6 +14,11 @@ import { orchestratorExecutionStatements } from "./task-orchestrator";
 export const API_HANDLER = "runtime/api/lambda.ts";
 
 export interface TaskApiArgs {
+  /**
+   * The HTTP API itself, made first (ApiEndpoint): its endpoint is the agents' channel URL, which the
+   * orchestrator's config needs before this component (which needs the orchestrator) exists.
+   */
+  readonly api: aws.apigatewayv2.Api;
   readonly runtimeConfig: pulumi.Input<object>;
   readonly tableArns: TableArns;
   readonly payloadBucketArn: pulumi.Input<string>;
@@ -63,7 +70,7 @@ export function createTaskApi(name: string, args: TaskApiArgs, parent: pulumi.Re
     parent,
   );
   args.credentialSecrets?.restrictReadsTo([role.arn]);
-  const api = new aws.apigatewayv2.Api(`${name}`, { protocolType: "HTTP", description: "agent-compute task API (SigV4)" }, { parent });
+  const api = args.api;
   const integration = new aws.apigatewayv2.Integration(
     `${name}-lambda`,
     { apiId: api.id, integrationType: "AWS_PROXY", integrationUri: fn.arn, payloadFormatVersion: "2.0" },
@@ -75,7 +82,13 @@ export function createTaskApi(name: string, args: TaskApiArgs, parent: pulumi.Re
     { apiId: api.id, routeKey: "ANY /{proxy+}", target: pulumi.interpolate`integrations/${integration.id}`, authorizationType: "AWS_IAM" },
     { parent },
   );
-  const stage = new aws.apigatewayv2.Stage(`${name}-stage`, { apiId: api.id, name: "$default", autoDeploy: true }, { parent, dependsOn: [route] });
+  // The agent channel: more specific than /{proxy+}, so API Gateway routes agents here, with no IAM auth.
+  const agentRoute = new aws.apigatewayv2.Route(
+    `${name}-agent-route`,
+    { apiId: api.id, routeKey: "ANY /agent/v1/{proxy+}", target: pulumi.interpolate`integrations/${integration.id}`, authorizationType: "NONE" },
+    { parent },
+  );
+  const stage = new aws.apigatewayv2.Stage(`${name}-stage`, { apiId: api.id, name: "$default", autoDeploy: true }, { parent, dependsOn: [route, agentRoute] });
   new aws.lambda.Permission(
     `${name}-invoke`,
     { action: "lambda:InvokeFunction", function: fn.name, principal: "apigateway.amazonaws.com", sourceArn: pulumi.interpolate`${api.executionArn}/*/*` },

@@ -63,7 +63,8 @@ export function createOrchestrator(name: string, args: TaskOrchestratorArgs, par
           Resource: [pulumi.interpolate`${self.arn}:*`],
         },
         tableStatement("TaskTables", args.tableArns, ["tasks", "events", "leases", "concurrency", "repos"], true),
-        payloadStatement("Payloads", args.payloadBucketArn, ["get", "delete"]),
+        // put: the start step writes the agent's token into the payload; get: it presigns the agent's URL with it.
+        payloadStatement("Payloads", args.payloadBucketArn, ["get", "put", "delete"]),
         ...computeStatements(args.grants, true),
       ],
     },

@@ -1,5 +1,6 @@
 import { BACKEND_TYPES, isBackendType, type BackendType } from "./compute/handle";
 import { DEFAULT_LIMITS } from "./limits";
+import { identityConfigProblems } from "./identity";
 
 /**
  * Everything the runtime needs to know about its stack. The Pulumi program writes it, as JSON, into
@@ -30,7 +31,28 @@ export interface RuntimeConfig {
   credentials?: { kind: "secrets-manager"; prefix: string } | { kind: "local" };
   /** The durable orchestrator the API starts one execution of per task (qualified alias ARN). */
   orchestrator?: { functionArn: string };
+  /** Where agents report: the task API's base URL, handed to each agent inside its payload. */
+  agentChannel?: AgentChannelConfig;
+  /** Who a caller is: principals mapped to user names, and roles whose session names are trusted. */
+  identity?: IdentityConfig;
   limits: LimitsConfig;
+}
+
+export interface AgentChannelConfig {
+  /** Base URL of the API that serves /agent/v1 (no trailing slash). */
+  url: string;
+  /** Seconds a presigned payload URL stays valid (default 900). */
+  payloadUrlSeconds?: number;
+}
+
+/** 15 minutes: an ECS task's image pull or an SSM delivery fits; a leaked URL is soon useless. */
+export const DEFAULT_PAYLOAD_URL_SECONDS = 900;
+
+export interface IdentityConfig {
+  /** Principal (see runtime/identity.ts for the forms) → user name. */
+  users?: Record<string, string>;
+  /** Role ARNs whose trust policy pins the session name to the person (sts:SourceIdentity / aws:username). */
+  sessionRoles?: string[];
 }
 
 export interface EcsConfig {
@@ -79,6 +101,8 @@ export interface LocalConfig {
 
 export interface LimitsConfig {
   maxConcurrentPerUser: number;
+  /** Tasks one user may have waiting (SUBMITTED or QUEUED); a submit past it is refused with 429. */
+  maxQueuedPerUser: number;
   taskTimeoutSeconds: number;
   pollIntervalSeconds: number;
   /** A RUNNING task whose last heartbeat is older than this has lost its agent. */
@@ -142,6 +166,8 @@ export function checkRuntimeConfig(config: RuntimeConfig): RuntimeConfig {
   for (const b of enabled) {
     if (b !== "local" && !config[b]) problems.push(`backend '${b}' is enabled but its '${b}' settings are missing`);
   }
+  problems.push(...identityConfigProblems(config.identity));
+  if (config.agentChannel && !/^https?:\/\/[^\s/]+/.test(config.agentChannel.url ?? "")) problems.push("agentChannel.url must be an http(s) URL");
   if (problems.length) throw new ConfigError(`invalid runtime config: ${problems.join("; ")}`);
   return { ...config, limits: { ...DEFAULT_LIMITS, ...config.limits } };
 }

@@ -15,6 +15,7 @@ export interface Bounds {
 /** What a stack's tasks get when its config says nothing (Pulumi.yaml declares the same values). */
 export const DEFAULT_LIMITS: LimitsConfig = {
   maxConcurrentPerUser: 10,
+  maxQueuedPerUser: 100,
   taskTimeoutSeconds: 8 * 3600,
   pollIntervalSeconds: 30,
   heartbeatTimeoutSeconds: 180,
@@ -29,6 +30,7 @@ export const DEFAULT_LIMITS: LimitsConfig = {
 /** What a stack may set each of its task limits to. */
 export const LIMIT_BOUNDS = {
   maxConcurrentPerUser: { min: 1, max: 10_000 },
+  maxQueuedPerUser: { min: 1, max: 10_000 },
   /** Five minutes to seven days. */
   taskTimeoutSeconds: { min: 300, max: 7 * 24 * 3600 },
   pollIntervalSeconds: { min: 5, max: 300 },

@@ -32,12 +32,24 @@ export interface TaskStore {
   listByUser(userId: string, options?: PageRequest & { status?: TaskStatus }): Promise<Page<TaskRecord>>;
   /** Oldest first: QUEUED tasks are admitted first-in first-out from here. */
   listByStatus(status: TaskStatus, options?: PageRequest): Promise<Page<TaskRecord>>;
-  /** Every task in one status (optionally only one user's), oldest first, read page by page as iterated. */
-  eachInStatus(status: TaskStatus, options?: { userId?: string }): AsyncIterable<TaskRecord>;
+  /** Every task in one status, oldest first, read page by page as iterated. */
+  eachInStatus(status: TaskStatus): AsyncIterable<TaskRecord>;
+  /** The user's oldest QUEUED task (its keys), read from that user's queue alone. */
+  oldestQueued(userId: string): Promise<QueuedTaskKey | undefined>;
+  /** How many tasks the user has waiting (SUBMITTED or QUEUED), counting no further than `atMost`. */
+  countWaiting(userId: string, atMost: number): Promise<number>;
 }
 
+/** What the user-queue index holds of a waiting task. */
+export type QueuedTaskKey = Pick<TaskRecord, "task_id" | "user_id" | "status" | "created_at">;
+
 export interface TaskEventLog {
-  append(taskId: string, type: TaskEventType, message: string, extra?: { status?: TaskStatus; data?: Record<string, unknown> }): Promise<TaskEvent>;
+  append(
+    taskId: string,
+    type: TaskEventType,
+    message: string,
+    extra?: { status?: TaskStatus; data?: Record<string, unknown>; source?: "agent" },
+  ): Promise<TaskEvent>;
   /** Oldest first (newest-last). */
   list(taskId: string, options?: PageRequest): Promise<Page<TaskEvent>>;
   /** Every event of a task, oldest first, read page by page as iterated. */
@@ -50,11 +62,25 @@ export interface PayloadStore {
   /** Store a task's payload; returns the URI the agent reads (s3://… or an absolute path). Throws PayloadTooLargeError. */
   put(taskId: string, payload: AgentPayload): Promise<string>;
   get(uri: string): Promise<AgentPayload>;
+  /** Write `payload` in place of the one at `uri` (a payload this store wrote). */
+  replace(uri: string, payload: AgentPayload): Promise<void>;
+  /**
+   * What the agent is handed to read the payload at `uri`: a presigned HTTPS GET valid for `expiresInSeconds`
+   * (S3), or the absolute path (files). The result opens the payload alone: it is a secret while it lasts.
+   */
+  agentLocator(uri: string, expiresInSeconds: number): Promise<string>;
   /** Remove it; a missing payload is not an error. */
   delete(uri: string): Promise<void>;
 }
 
-/** What the agent reads from AGENT_PAYLOAD_URI (docs/agent-contract.md). */
+/** Where and how the agent reports: the task API's agent routes and the task's capability token. */
+export interface AgentChannelRef {
+  /** Base URL, no trailing slash; the routes are under /agent/v1. */
+  url: string;
+  token: string;
+}
+
+/** What the agent reads from AGENT_PAYLOAD_URL (docs/agent-contract.md). */
 export interface AgentPayload {
   task_id: string;
   repo_url: string;
@@ -66,4 +92,6 @@ export interface AgentPayload {
   max_budget_usd?: number;
   /** Free-form extra context for the agent (may be large). */
   context?: Record<string, unknown>;
+  /** Added when the compute is started; absent from the payload the API stores at submit. */
+  channel?: AgentChannelRef;
 }

@@ -1,3 +1,4 @@
+import { configuredRepoCredentials, type RepoCredentialsProvider } from "./channel/credentials";
 import type { BackendType } from "./compute/handle";
 import { createStrategy } from "./compute/registry";
 import type { ComputeStrategy } from "./compute/strategy";
@@ -21,6 +22,8 @@ export interface Runtime {
   readonly events: TaskEventLog;
   readonly payloads: PayloadStore;
   readonly repos: RepoBlueprints;
+  /** Repository credentials handed to agents through the channel (RuntimeConfig.credentials; none when unset). */
+  readonly repoCredentials: RepoCredentialsProvider;
   /** Completes the durable callbacks orchestrators wait on (runtime/orchestrator/wake.ts). */
   readonly callbacks: DurableCallbacks;
   /** CloudWatch metrics (EMF); whoever counts flushes, since a durable invocation can end at any wait. */
@@ -55,6 +58,7 @@ export function createRuntime(config: RuntimeConfig, overrides: RuntimeOverrides
     get repos() {
       return (repos ??= new RepoBlueprints(config));
     },
+    repoCredentials: overrides.repoCredentials ?? configuredRepoCredentials(config),
     get callbacks() {
       return (callbacks ??= new LambdaDurableCallbacks(config));
     },

@@ -9,6 +9,8 @@ export interface IndexSchema {
   name: string;
   hashKey: string;
   rangeKey?: string;
+  /** Non-key attributes the index holds (INCLUDE); every attribute (ALL) when absent. */
+  include?: string[];
 }
 
 export interface TableSchema {
@@ -24,16 +26,26 @@ export type TableName = "tasks" | "events" | "leases" | "concurrency" | "repos";
 
 export const TASKS_BY_USER_INDEX = "by-user";
 export const TASKS_BY_STATUS_INDEX = "by-status";
+export const TASKS_BY_USER_WAITING_INDEX = "by-user-waiting";
+/**
+ * Set to created_at while a task waits (SUBMITTED or QUEUED), removed when it leaves: the by-user-waiting index
+ * holds only waiting tasks, so a user's queue is read without touching anyone else's.
+ */
+export const WAITING_SINCE = "waiting_since";
 export const LEASES_BY_FLEET_STATE_INDEX = "by-fleet-state";
 
 export const TABLE_SCHEMAS: Readonly<Record<TableName, TableSchema>> = {
-  /** One item per task. Queued tasks are read first-in first-out from by-status (status, created_at). */
+  /**
+   * One item per task. A user's waiting tasks are read oldest first from by-user-waiting (user_id, waiting_since;
+   * sparse, keys and status only): admission and the queue cap cost a read of that user's queue alone.
+   */
   tasks: {
     hashKey: "task_id",
-    attributes: { task_id: "S", user_id: "S", status: "S", created_at: "S" },
+    attributes: { task_id: "S", user_id: "S", status: "S", created_at: "S", [WAITING_SINCE]: "S" },
     indexes: [
       { name: TASKS_BY_USER_INDEX, hashKey: "user_id", rangeKey: "created_at" },
       { name: TASKS_BY_STATUS_INDEX, hashKey: "status", rangeKey: "created_at" },
+      { name: TASKS_BY_USER_WAITING_INDEX, hashKey: "user_id", rangeKey: WAITING_SINCE, include: ["status", "created_at"] },
     ],
     ttlAttribute: "ttl",
   },
@@ -86,7 +98,9 @@ export function createTableInput(tableName: string, schema: TableSchema) {
               { AttributeName: ix.hashKey, KeyType: "HASH" as const },
               ...(ix.rangeKey ? [{ AttributeName: ix.rangeKey, KeyType: "RANGE" as const }] : []),
             ],
-            Projection: { ProjectionType: "ALL" as const },
+            Projection: ix.include
+              ? { ProjectionType: "INCLUDE" as const, NonKeyAttributes: ix.include }
+              : { ProjectionType: "ALL" as const },
           })),
         }
       : {}),

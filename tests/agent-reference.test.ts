@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import { expect } from "chai";
 import {
@@ -8,36 +9,31 @@ import {
   readAgentEnvironment,
   runReferenceAgent,
 } from "../runtime/agent/reference-agent";
+import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { handleApiRequest } from "../runtime/api/router";
 import { awsClient } from "../runtime/aws/clients";
-import { S3PayloadStore } from "../runtime/payload";
+import { prepareAgentChannel } from "../runtime/channel/dispatch";
+import type { RuntimeConfig } from "../runtime/config";
+import { DEFAULT_LIMITS } from "../runtime/limits";
+import { serveApi, type LocalHttpServer } from "../runtime/local/http-server";
+import { createRuntime, type Runtime } from "../runtime/runtime";
+import { ensureTables, type TableName } from "../runtime/tables";
 import type { TaskStatus } from "../runtime/tasks/status";
-import { DynamoEventLog } from "../runtime/tasks/events";
-import { DynamoTaskStore } from "../runtime/tasks/store";
-import { createTables, runtimeConfig, suffix } from "./fixtures";
+import { documentClient } from "../runtime/aws/dynamodb";
 
 const fullEnv = {
   TASK_ID: "t1",
-  TASK_TABLE_NAME: "tasks",
-  TASK_EVENTS_TABLE_NAME: "events",
-  AWS_REGION: "eu-west-1",
-  AGENT_PAYLOAD_URI: "/tmp/p.json",
+  AGENT_PAYLOAD_URL: "/tmp/p.json",
 };
 
 describe("reference agent", () => {
   describe("its environment", () => {
     it("reads the contract's variables, heartbeat every 30 s by default", () => {
-      expect(readAgentEnvironment(fullEnv)).to.deep.equal({
-        taskId: "t1",
-        taskTable: "tasks",
-        eventsTable: "events",
-        region: "eu-west-1",
-        payloadUri: "/tmp/p.json",
-        heartbeatSeconds: 30,
-      });
+      expect(readAgentEnvironment(fullEnv)).to.deep.equal({ taskId: "t1", payloadUrl: "/tmp/p.json", heartbeatSeconds: 30 });
     });
     const bad: [Record<string, string | undefined>, RegExp][] = [
       [{ TASK_ID: undefined }, /TASK_ID/],
-      [{ TASK_TABLE_NAME: "", AWS_REGION: undefined }, /TASK_TABLE_NAME, AWS_REGION/],
+      [{ TASK_ID: "", AGENT_PAYLOAD_URL: undefined }, /TASK_ID, AGENT_PAYLOAD_URL/],
       [{ AGENT_HEARTBEAT_SECONDS: "60" }, /AGENT_HEARTBEAT_SECONDS .*45/],
       [{ AGENT_HEARTBEAT_SECONDS: "soon" }, /AGENT_HEARTBEAT_SECONDS/],
       [{ AGENT_HEARTBEAT_SECONDS: "0" }, /AGENT_HEARTBEAT_SECONDS/],
@@ -85,53 +81,78 @@ describe("reference agent", () => {
     }
   });
 
-  describe("in-process runs against moto (S3 payload, DynamoDB records)", function () {
+  describe("in-process runs: a presigned S3 payload URL (moto) and the agent channel on loopback", function () {
     this.timeout(30_000);
-    const bucket = `agent-payloads-${suffix()}`;
-    const config = runtimeConfig("agent", { payload: { kind: "s3", bucket, prefix: "p/" } });
-    const tables = config.tables;
-    const tasks = new DynamoTaskStore(config);
-    const payloads = new S3PayloadStore(config);
+    const suffix = randomBytes(4).toString("hex");
+    const tables = Object.fromEntries(
+      (["tasks", "events", "leases", "concurrency", "repos"] as TableName[]).map((k) => [k, `agent-${k}-${suffix}`]),
+    ) as Record<TableName, string>;
+    const bucket = `agent-payloads-${suffix}`;
+    let config: RuntimeConfig;
+    let rt: Runtime;
+    let http: LocalHttpServer;
     const logs: string[] = [];
 
     before(async () => {
-      await createTables(config);
+      await ensureTables(awsClient(DynamoDBClient, { region: "us-east-1" }), tables);
       await awsClient(S3Client, { region: "us-east-1" }).send(new CreateBucketCommand({ Bucket: bucket }));
+      http = await serveApi((req) => handleApiRequest(rt, { dispatch: async () => undefined }, req), { host: "127.0.0.1", port: 0, userId: "dev" });
+      config = {
+        region: "us-east-1",
+        tables,
+        payload: { kind: "s3", bucket, prefix: "p/" },
+        defaultBackend: "local",
+        enabledBackends: ["local"],
+        agentChannel: { url: http.url, payloadUrlSeconds: 300 },
+        limits: DEFAULT_LIMITS,
+      };
+      rt = createRuntime(config);
     });
+    after(() => http?.close());
 
+    /** A task as the start step leaves it: STARTING, payload in S3 with its channel, a presigned URL for the agent. */
     async function task(status: TaskStatus, context: Record<string, unknown>, payloadTaskId?: string) {
       const id = `a-${randomBytes(4).toString("hex")}`;
       const now = new Date().toISOString();
-      await tasks.create({ task_id: id, user_id: "u", status, repo_url: "https://github.com/a/b", prompt: "p", created_at: now, updated_at: now });
-      const uri = await payloads.put(id, { task_id: payloadTaskId ?? id, repo_url: "https://github.com/a/b", prompt: "hello\nworld", context });
-      const env = { TASK_ID: id, TASK_TABLE_NAME: tables.tasks, TASK_EVENTS_TABLE_NAME: tables.events, AWS_REGION: "us-east-1", AGENT_PAYLOAD_URI: uri, AGENT_HEARTBEAT_SECONDS: "0.05" };
-      return { id, env };
+      await rt.tasks.create({ task_id: id, user_id: "u", status: "STARTING", repo_url: "https://github.com/a/b", prompt: "p", created_at: now, updated_at: now });
+      const uri = await rt.payloads.put(id, { task_id: payloadTaskId ?? id, repo_url: "https://github.com/a/b", prompt: "hello\nworld", context });
+      const url = await prepareAgentChannel(rt, (await rt.tasks.get(id))!, uri);
+      if (status === "CANCELLED") await rt.tasks.transition(id, "CANCELLED", { error_message: "cancelled by test" });
+      if (status === "SUBMITTED") {
+        // A record the platform never started (it cannot be moved back by a transition).
+        await documentClient(config).send(
+          new UpdateCommand({ TableName: tables.tasks, Key: { task_id: id }, UpdateExpression: "SET #s = :s", ExpressionAttributeNames: { "#s": "status" }, ExpressionAttributeValues: { ":s": "SUBMITTED" } }),
+        );
+      }
+      return { id, url, env: { TASK_ID: id, AGENT_PAYLOAD_URL: url, AGENT_HEARTBEAT_SECONDS: "0.05" } };
     }
 
-    it("reads an s3:// payload and completes, recording the prompt's digest", async () => {
-      const { id, env } = await task("STARTING", { work_seconds: 0.1 });
+    it("reads its payload by the presigned URL and completes through the channel, recording the prompt's digest", async () => {
+      const { id, url, env } = await task("STARTING", { work_seconds: 0.1 });
+      expect(url).to.match(/^https?:\/\/.*X-Amz-Signature=/);
       expect(await runReferenceAgent(env, { log: (l) => logs.push(l) })).to.equal(0);
-      const t = await tasks.get(id);
-      expect(t).to.include({ status: "COMPLETED", exit_code: 0 });
-      const events = (await new DynamoEventLog(config).list(id)).items;
+      const t = await rt.tasks.get(id);
+      expect(t).to.include({ status: "COMPLETED", exit_code: 0, turns: 0 });
+      const events = (await rt.events.list(id)).items;
       expect(events.map((e) => e.message)).to.include(`prompt sha256 ${describePrompt("hello\nworld").sha256}`);
+      expect(events.filter((e) => e.source === "agent").map((e) => e.type)).to.include.members(["info", "progress"]);
     });
 
     it("stops without writing, exit 0, when the task is CANCELLED while it works", async () => {
       const { id, env } = await task("STARTING", { work_seconds: 20 });
       const t0 = Date.now();
       const run = runReferenceAgent(env, { log: (l) => logs.push(l) });
-      for (let i = 0; i < 100 && (await tasks.get(id))?.status !== "RUNNING"; i++) await new Promise((r) => setTimeout(r, 20));
-      await tasks.transition(id, "CANCELLED", { error_message: "cancelled by test" });
+      for (let i = 0; i < 100 && (await rt.tasks.get(id))?.status !== "RUNNING"; i++) await new Promise((r) => setTimeout(r, 20));
+      await rt.tasks.transition(id, "CANCELLED", { error_message: "cancelled by test" });
       expect(await run).to.equal(0);
       expect(Date.now() - t0).to.be.lessThan(5000);
-      expect(await tasks.get(id)).to.include({ status: "CANCELLED", error_message: "cancelled by test" });
+      expect(await rt.tasks.get(id)).to.include({ status: "CANCELLED", error_message: "cancelled by test" });
     });
 
     const refusals: [string, TaskStatus, Record<string, unknown>, string | undefined, number, TaskStatus, RegExp | undefined][] = [
       ["a task already CANCELLED: exits 0, writes nothing", "CANCELLED", {}, undefined, 0, "CANCELLED", undefined],
       ["a task never started (SUBMITTED): exits 2, writes nothing", "SUBMITTED", {}, undefined, 2, "SUBMITTED", undefined],
-      ["a payload for another task: FAILED, exit 2", "STARTING", {}, "someone-else", 2, "FAILED", /someone-else/],
+      ["a payload for another task: exits 2, reports nothing (the channel in it is not its task's)", "STARTING", {}, "someone-else", 2, "STARTING", undefined],
       ["a bad context: FAILED, exit 2", "STARTING", { work_seconds: "forever" }, undefined, 2, "FAILED", /work_seconds/],
       ["a requested failure: FAILED with that code", "STARTING", { work_seconds: 0, fail_with_exit_code: 42 }, undefined, 42, "FAILED", /fail_with_exit_code = 42/],
     ];
@@ -139,7 +160,7 @@ describe("reference agent", () => {
       it(`handles ${name}`, async () => {
         const { id, env } = await task(status, context, payloadTaskId);
         expect(await runReferenceAgent(env, { log: (l) => logs.push(l) })).to.equal(code);
-        const t = await tasks.get(id);
+        const t = await rt.tasks.get(id);
         expect(t?.status).to.equal(after);
         if (message) {
           expect(t?.error_message).to.match(message);
@@ -148,10 +169,20 @@ describe("reference agent", () => {
       });
     }
 
+    it("a payload URL that does not open (expired, altered, gone): exits 2 without reporting, and never logs the URL", async () => {
+      const { id, url } = await task("STARTING", {});
+      const out: string[] = [];
+      // moto does not check signatures, so the URL is made to name an object that is not there.
+      const altered = url.replace("/payload.json?", "/gone.json?");
+      expect(await runReferenceAgent({ TASK_ID: id, AGENT_PAYLOAD_URL: altered }, { log: (l) => out.push(l) })).to.equal(2);
+      expect(out.join("\n")).to.match(/HTTP 40\d/).and.not.contain("X-Amz");
+      expect((await rt.tasks.get(id))?.status).to.equal("STARTING");
+    });
+
     it("exits 2 without touching anything when its environment is incomplete", async () => {
       const out: string[] = [];
       expect(await runReferenceAgent({ TASK_ID: "x" }, { log: (l) => out.push(l) })).to.equal(2);
-      expect(out.join("\n")).to.contain("TASK_TABLE_NAME");
+      expect(out.join("\n")).to.contain("AGENT_PAYLOAD_URL");
     });
   });
 });

@@ -42,12 +42,25 @@ describe("task API Lambda adapter (HTTP API payload v2, AWS_IAM)", () => {
     expect(await fx.taskCount()).to.equal(before);
   });
 
-  it("submits as the IAM caller (userArn), whatever the body says", async () => {
+  it("submits as the IAM caller's stable identity (the role, not the session name it chose), whatever the body says", async () => {
     const res = await handler(event({ method: "POST", body: JSON.stringify(GOOD_SUBMIT), headers: { "idempotency-key": "lambda-1" } }));
     expect(res.statusCode, res.body).to.equal(201);
     const task = JSON.parse(res.body).task;
-    expect(task.user_id).to.equal(ARN);
-    expect((await fx.runtime.tasks.get(task.task_id))!.user_id).to.equal(ARN);
+    expect(ARN).to.match(/assumed-role\/Developer\//);
+    expect(task.user_id).to.equal("arn:aws:iam::111122223333:role/Developer");
+    expect((await fx.runtime.tasks.get(task.task_id))!.user_id).to.equal("arn:aws:iam::111122223333:role/Developer");
+  });
+
+  it("refuses a signed caller that is no IAM user, role session or federated user with 403", async () => {
+    const res = await handler(event({ method: "GET", userArn: "arn:aws:iam::111122223333:group/devs" }));
+    expect(res.statusCode).to.equal(403);
+    expect(JSON.parse(res.body).error).to.contain("not an IAM user");
+  });
+
+  it("serves the agent channel without an IAM identity: the token decides (401 without one)", async () => {
+    const res = await handler(event({ method: "POST", userArn: null, rawPath: "/agent/v1/tasks/t-1/heartbeat", body: "{}" }));
+    expect(res.statusCode).to.equal(401);
+    expect(JSON.parse(res.body).error).to.contain("Bearer");
   });
 
   it("decodes a base64 body and a query string, and loads the runtime once across invocations", async () => {

@@ -18,7 +18,7 @@ import type { AgentCoreHandle } from "../runtime/compute/handle";
 
 const RUNTIME_ARN = "arn:aws:bedrock-agentcore:us-west-2:123456789012:runtime/agent_compute-AbCdEf1234";
 const TASK_ID = "7d7a8f9e-1c2b-4a5d-9e8f-0a1b2c3d4e5f";
-const PAYLOAD_URI = `s3://payloads/tasks/${TASK_ID}.json`;
+const PAYLOAD_URL = `https://payloads.s3.us-west-2.amazonaws.com/tasks/${TASK_ID}/payload.json?X-Amz-Signature=abc`;
 
 /** `null`: a stack without agentcore settings. */
 function config(agentcore: RuntimeConfig["agentcore"] | null = { runtimeArn: RUNTIME_ARN, qualifier: "live" }): RuntimeConfig {
@@ -95,7 +95,7 @@ describe("AgentCore strategy: start, poll and stop (aws-sdk-client-mock)", () =>
   it("invokes the runtime with the task's session, the qualifier, JSON content types and a by-reference message", async () => {
     const stream = body(['{"status":"accepted"}']);
     agentcore.on(InvokeAgentRuntimeCommand).resolves({ contentType: "application/json", statusCode: 200, runtimeSessionId: sessionIdForTask(TASK_ID), response: stream as never });
-    const handle = await new AgentCoreStrategy(config()).startSession({ task: taskRecord(), payloadUri: PAYLOAD_URI });
+    const handle = await new AgentCoreStrategy(config()).startSession({ task: taskRecord(), payloadUrl: PAYLOAD_URL });
     expect(handle).to.deep.equal({ type: "agentcore", runtimeArn: RUNTIME_ARN, qualifier: "live", sessionId: `agent-compute-task-${TASK_ID}` });
     const [input] = invokeInputs();
     expect(input).to.include({
@@ -107,17 +107,14 @@ describe("AgentCore strategy: start, poll and stop (aws-sdk-client-mock)", () =>
     });
     expect(JSON.parse(Buffer.from(input.payload as Uint8Array).toString("utf8"))).to.deep.equal({
       task_id: TASK_ID,
-      payload_uri: PAYLOAD_URI,
-      task_table_name: "tasks-t",
-      task_events_table_name: "events-t",
-      region: "us-west-2",
+      payload_url: PAYLOAD_URL,
     });
     expect(stream.destroyed, "the response stream is closed").to.equal(true);
   });
 
   it("without a qualifier, sends none and the handle has none", async () => {
     agentcore.on(InvokeAgentRuntimeCommand).resolves({ contentType: "application/json", statusCode: 200, response: body([]) as never });
-    const handle = await new AgentCoreStrategy(config({ runtimeArn: RUNTIME_ARN })).startSession({ task: taskRecord(), payloadUri: PAYLOAD_URI });
+    const handle = await new AgentCoreStrategy(config({ runtimeArn: RUNTIME_ARN })).startSession({ task: taskRecord(), payloadUrl: PAYLOAD_URL });
     expect(invokeInputs()[0]).to.not.have.property("qualifier");
     expect(handle).to.not.have.property("qualifier");
   });
@@ -126,8 +123,8 @@ describe("AgentCore strategy: start, poll and stop (aws-sdk-client-mock)", () =>
     agentcore.on(InvokeAgentRuntimeCommand).resolves({ contentType: "application/json", statusCode: 200, response: body([]) as never });
     const hostile = `it's "q" $(touch /tmp/x) \`id\`\n${"HOSTILE-BODY-".repeat(Math.ceil(1048576 / 13))}`;
     const strategy = new AgentCoreStrategy(config());
-    await strategy.startSession({ task: taskRecord({ prompt: hostile, repo_url: "https://x/$(touch /tmp/x)" }), payloadUri: PAYLOAD_URI });
-    await strategy.startSession({ task: taskRecord({ prompt: "" }), payloadUri: PAYLOAD_URI });
+    await strategy.startSession({ task: taskRecord({ prompt: hostile, repo_url: "https://x/$(touch /tmp/x)" }), payloadUrl: PAYLOAD_URL });
+    await strategy.startSession({ task: taskRecord({ prompt: "" }), payloadUrl: PAYLOAD_URL });
     const [a, b] = invokeInputs().map((i) => JSON.stringify({ ...i, payload: Buffer.from(i.payload as Uint8Array).toString("utf8") }));
     expect(a).to.equal(b);
     expect(a).to.not.include("HOSTILE-BODY").and.not.include("$(touch");
@@ -137,8 +134,8 @@ describe("AgentCore strategy: start, poll and stop (aws-sdk-client-mock)", () =>
   it("a replayed start invokes the same session again (the task's session id is derived, not random)", async () => {
     agentcore.on(InvokeAgentRuntimeCommand).resolves({ contentType: "application/json", statusCode: 200, response: body([]) as never });
     const strategy = new AgentCoreStrategy(config());
-    const first = await strategy.startSession({ task: taskRecord(), payloadUri: PAYLOAD_URI });
-    const second = await new AgentCoreStrategy(config()).startSession({ task: taskRecord(), payloadUri: PAYLOAD_URI });
+    const first = await strategy.startSession({ task: taskRecord(), payloadUrl: PAYLOAD_URL });
+    const second = await new AgentCoreStrategy(config()).startSession({ task: taskRecord(), payloadUrl: PAYLOAD_URL });
     expect(second).to.deep.equal(first);
     expect(invokeInputs().map((i) => i.runtimeSessionId)).to.deep.equal([first.sessionId, first.sessionId]);
   });
@@ -147,14 +144,14 @@ describe("AgentCore strategy: start, poll and stop (aws-sdk-client-mock)", () =>
     const endless = body(["still working..."], false);
     agentcore.on(InvokeAgentRuntimeCommand).resolves({ contentType: "text/event-stream", statusCode: 200, response: endless as never });
     const started = Date.now();
-    await new AgentCoreStrategy(config(), { responseReadTimeoutMs: 30 }).startSession({ task: taskRecord(), payloadUri: PAYLOAD_URI });
+    await new AgentCoreStrategy(config(), { responseReadTimeoutMs: 30 }).startSession({ task: taskRecord(), payloadUrl: PAYLOAD_URL });
     expect(Date.now() - started).to.be.below(2000);
     expect(endless.destroyed).to.equal(true);
   });
 
   it("an error status from the agent fails the start, naming the runtime, session and status", async () => {
     agentcore.on(InvokeAgentRuntimeCommand).resolves({ contentType: "application/json", statusCode: 500, response: body(['{"error":"boom"}']) as never });
-    const err = await new AgentCoreStrategy(config()).startSession({ task: taskRecord(), payloadUri: PAYLOAD_URI }).catch((e: Error) => e);
+    const err = await new AgentCoreStrategy(config()).startSession({ task: taskRecord(), payloadUrl: PAYLOAD_URL }).catch((e: Error) => e);
     expect(err).to.be.instanceOf(Error);
     expect((err as Error).message).to.include(RUNTIME_ARN).and.include("HTTP 500").and.include("boom").and.include(sessionIdForTask(TASK_ID));
   });
@@ -167,13 +164,13 @@ describe("AgentCore strategy: start, poll and stop (aws-sdk-client-mock)", () =>
   for (const error of invokeErrors) {
     it(`InvokeAgentRuntime ${error.name} is surfaced`, async () => {
       agentcore.on(InvokeAgentRuntimeCommand).rejects(error);
-      const err = await new AgentCoreStrategy(config()).startSession({ task: taskRecord(), payloadUri: PAYLOAD_URI }).catch((e) => e);
+      const err = await new AgentCoreStrategy(config()).startSession({ task: taskRecord(), payloadUrl: PAYLOAD_URL }).catch((e) => e);
       expect(err).to.have.property("name", error.name);
     });
   }
 
   it("without agentcore settings, start fails with a ConfigError naming runtimeArn", async () => {
-    const err = await new AgentCoreStrategy(config(null)).startSession({ task: taskRecord(), payloadUri: PAYLOAD_URI }).catch((e) => e);
+    const err = await new AgentCoreStrategy(config(null)).startSession({ task: taskRecord(), payloadUrl: PAYLOAD_URL }).catch((e) => e);
     expect(err).to.be.instanceOf(ConfigError);
     expect(err.message).to.include("agentcore.runtimeArn");
     expect(agentcore.calls()).to.have.length(0);

@@ -79,7 +79,7 @@ function task(id: string, extra: Partial<TaskRecord> = {}): TaskRecord {
   };
 }
 
-const payloadUri = (id: string) => `s3://payload-bucket/tasks/${id}/payload.json`;
+const payloadUrl = (id: string) => `https://payload-bucket.s3.us-east-1.amazonaws.com/tasks/${id}/payload.json?X-Amz-Credential=AKIA%2F20300101&X-Amz-Signature=0a1b`;
 
 describe("Ec2Strategy", () => {
   // Installed in before(), not at load time: a mock made while mocha loads files would be live in every other file.
@@ -95,7 +95,7 @@ describe("Ec2Strategy", () => {
     it("claims an instance and sends our document with explicit delivery and execution timeouts", async () => {
       const { strategy, config, leases, instances } = await setup({ default: 2 });
       ssm.on(SendCommandCommand).resolves({ Command: { CommandId: "cmd-1" } });
-      const handle = await strategy.startSession({ task: task("t1"), payloadUri: payloadUri("t1") });
+      const handle = await strategy.startSession({ task: task("t1"), payloadUrl: payloadUrl("t1") });
 
       expect(handle).to.deep.include({ type: "ec2", commandId: "cmd-1", documentName: config.ec2!.documentName, fleet: config.ec2!.defaultFleet });
       expect(instances.default).to.include(handle.instanceId);
@@ -108,9 +108,7 @@ describe("Ec2Strategy", () => {
       expect(input.Parameters?.executionTimeout).to.deep.equal(["5400"]);
       expect(input.Parameters).to.deep.equal({
         taskId: ["t1"],
-        payloadUri: [payloadUri("t1")],
-        taskTableName: [config.tables.tasks],
-        eventsTableName: [config.tables.events],
+        payloadUrl: [payloadUrl("t1")],
         image: [config.ec2!.image],
         executionTimeout: ["5400"],
       });
@@ -120,8 +118,8 @@ describe("Ec2Strategy", () => {
     it("a replayed start returns the same handle and sends nothing", async () => {
       const { strategy } = await setup({ default: 2 });
       ssm.on(SendCommandCommand).resolves({ Command: { CommandId: "cmd-1" } });
-      const first = await strategy.startSession({ task: task("t1"), payloadUri: payloadUri("t1") });
-      const again = await strategy.startSession({ task: task("t1"), payloadUri: payloadUri("t1") });
+      const first = await strategy.startSession({ task: task("t1"), payloadUrl: payloadUrl("t1") });
+      const again = await strategy.startSession({ task: task("t1"), payloadUrl: payloadUrl("t1") });
       expect(again).to.deep.equal(first);
       expect(ssm.commandCalls(SendCommandCommand)).to.have.length(1);
     });
@@ -138,7 +136,7 @@ describe("Ec2Strategy", () => {
           { CommandId: "cmd-sent", Status: "InProgress", Parameters: { taskId: ["t-crash"] } },
         ],
       });
-      const handle = await strategy.startSession({ task: task("t-crash"), payloadUri: payloadUri("t-crash") });
+      const handle = await strategy.startSession({ task: task("t-crash"), payloadUrl: payloadUrl("t-crash") });
       expect(handle).to.include({ instanceId: first.lease.instanceId, commandId: "cmd-sent" });
       expect(ssm.commandCalls(SendCommandCommand)).to.have.length(0);
       const listInput = ssm.commandCalls(ListCommandsCommand)[0].args[0].input;
@@ -155,7 +153,7 @@ describe("Ec2Strategy", () => {
         .on(ListCommandsCommand)
         .resolvesOnce({ Commands: [{ CommandId: "cmd-1", Status: "Success", Parameters: { taskId: ["older"] } }], NextToken: "p2" })
         .resolvesOnce({ Commands: [{ CommandId: "cmd-paged", Status: "InProgress", Parameters: { taskId: ["t-paged"] } }] });
-      const handle = await strategy.startSession({ task: task("t-paged"), payloadUri: payloadUri("t-paged") });
+      const handle = await strategy.startSession({ task: task("t-paged"), payloadUrl: payloadUrl("t-paged") });
       expect(handle.commandId).to.equal("cmd-paged");
       expect(ssm.commandCalls(ListCommandsCommand)).to.have.length(2);
       expect(ssm.commandCalls(ListCommandsCommand)[1].args[0].input.NextToken).to.equal("p2");
@@ -167,7 +165,7 @@ describe("Ec2Strategy", () => {
       await leases.claimInstance(config.ec2!.defaultFleet, "t-unsent");
       ssm.on(ListCommandsCommand).resolves({ Commands: [{ CommandId: "cmd-old", Status: "Cancelled", Parameters: { taskId: ["t-unsent"] } }] });
       ssm.on(SendCommandCommand).resolves({ Command: { CommandId: "cmd-new" } });
-      const handle = await strategy.startSession({ task: task("t-unsent"), payloadUri: payloadUri("t-unsent") });
+      const handle = await strategy.startSession({ task: task("t-unsent"), payloadUrl: payloadUrl("t-unsent") });
       expect(handle.commandId).to.equal("cmd-new");
       expect(ssm.commandCalls(SendCommandCommand)).to.have.length(1);
     });
@@ -175,11 +173,11 @@ describe("Ec2Strategy", () => {
     it("two tasks are never bound to one instance", async () => {
       const { strategy } = await setup({ default: 2 });
       ssm.on(SendCommandCommand).callsFake((input: SendCommandCommandInput) => ({ Command: { CommandId: `cmd-${input.Parameters!.taskId[0]}` } }));
-      const a = await strategy.startSession({ task: task("a"), payloadUri: payloadUri("a") });
-      const b = await strategy.startSession({ task: task("b"), payloadUri: payloadUri("b") });
+      const a = await strategy.startSession({ task: task("a"), payloadUrl: payloadUrl("a") });
+      const b = await strategy.startSession({ task: task("b"), payloadUrl: payloadUrl("b") });
       expect(a.instanceId).to.not.equal(b.instanceId);
       let error: unknown;
-      await strategy.startSession({ task: task("c"), payloadUri: payloadUri("c") }).catch((e) => (error = e));
+      await strategy.startSession({ task: task("c"), payloadUrl: payloadUrl("c") }).catch((e) => (error = e));
       expect(error).to.be.instanceOf(NoCapacityError);
       expect((error as NoCapacityError).fleet).to.match(/^default-/);
     });
@@ -188,17 +186,17 @@ describe("Ec2Strategy", () => {
       const { strategy, config, instances } = await setup({ default: 0, gpu: 1 });
       ssm.on(SendCommandCommand).resolves({ Command: { CommandId: "cmd-gpu" } });
       const gpu = Object.keys(config.ec2!.fleets).find((f) => f.startsWith("gpu"))!;
-      const handle = await strategy.startSession({ task: task("g", { fleet: gpu }), payloadUri: payloadUri("g") });
+      const handle = await strategy.startSession({ task: task("g", { fleet: gpu }), payloadUrl: payloadUrl("g") });
       expect(handle).to.include({ fleet: gpu, instanceId: instances.gpu[0] });
       let error: unknown;
-      await strategy.startSession({ task: task("d"), payloadUri: payloadUri("d") }).catch((e) => (error = e));
+      await strategy.startSession({ task: task("d"), payloadUrl: payloadUrl("d") }).catch((e) => (error = e));
       expect(error, "the default fleet has no instance; gpu is not borrowed").to.be.instanceOf(NoCapacityError);
     });
 
     it("an unknown fleet fails naming the fleets that exist, without claiming anything", async () => {
       const { strategy, leases, config } = await setup({ default: 1 });
       let error: Error | undefined;
-      await strategy.startSession({ task: task("t", { fleet: "nope" }), payloadUri: payloadUri("t") }).catch((e) => (error = e));
+      await strategy.startSession({ task: task("t", { fleet: "nope" }), payloadUrl: payloadUrl("t") }).catch((e) => (error = e));
       expect(error?.message).to.contain("EC2 fleet 'nope' does not exist").and.contain(config.ec2!.defaultFleet);
       expect((await leases.list()).every((l) => l.state === "READY")).to.equal(true);
     });
@@ -207,14 +205,14 @@ describe("Ec2Strategy", () => {
       const { strategy, leases, instances } = await setup({ default: 1 });
       ssm.on(SendCommandCommand).rejects(Object.assign(new Error("document not found"), { name: "InvalidDocument" }));
       let error: Error | undefined;
-      await strategy.startSession({ task: task("t1"), payloadUri: payloadUri("t1") }).catch((e) => (error = e));
+      await strategy.startSession({ task: task("t1"), payloadUrl: payloadUrl("t1") }).catch((e) => (error = e));
       expect(error?.name).to.equal("InvalidDocument");
       const lease = await leases.get(instances.default[0]);
       expect(lease?.state).to.equal("READY");
       expect(lease?.taskId).to.equal(undefined);
       expect(await leases.leaseOfTask("t1")).to.equal(undefined);
       ssm.on(SendCommandCommand).resolves({ Command: { CommandId: "cmd-2" } });
-      const next = await strategy.startSession({ task: task("t2"), payloadUri: payloadUri("t2") });
+      const next = await strategy.startSession({ task: task("t2"), payloadUrl: payloadUrl("t2") });
       expect(next.instanceId, "the instance is claimable again").to.equal(instances.default[0]);
     });
 
@@ -228,7 +226,7 @@ describe("Ec2Strategy", () => {
       ssm.on(SendCommandCommand).resolves({ Command: { CommandId: "cmd-x" } });
       ssm.on(CancelCommandCommand).resolves({});
       let error: Error | undefined;
-      await strategy.startSession({ task: task("t1"), payloadUri: payloadUri("t1") }).catch((e) => (error = e));
+      await strategy.startSession({ task: task("t1"), payloadUrl: payloadUrl("t1") }).catch((e) => (error = e));
       expect(error?.message).to.equal("DynamoDB unavailable");
       expect(ssm.commandCalls(CancelCommandCommand).map((c) => c.args[0].input)).to.deep.equal([
         { CommandId: "cmd-x", InstanceIds: [instances.default[0]] },
@@ -239,8 +237,8 @@ describe("Ec2Strategy", () => {
     it("a parameter SSM would refuse fails before any instance is claimed", async () => {
       const { strategy, leases } = await setup({ default: 1 });
       let error: Error | undefined;
-      await strategy.startSession({ task: task("t1"), payloadUri: "s3://bucket/key with space" }).catch((e) => (error = e));
-      expect(error?.message).to.match(/parameter payloadUri/);
+      await strategy.startSession({ task: task("t1"), payloadUrl: "https://bucket/key with space" }).catch((e) => (error = e));
+      expect(error?.message).to.match(/parameter payloadUrl is a value of \d+ characters \(not shown/);
       expect(ssm.commandCalls(SendCommandCommand)).to.have.length(0);
       expect((await leases.list()).every((l) => l.state === "READY")).to.equal(true);
     });
@@ -250,7 +248,7 @@ describe("Ec2Strategy", () => {
         const { config, leases } = await setup({ default: 1 });
         const strategy = new Ec2Strategy({ ...config, ec2: { ...config.ec2!, deliveryTimeoutSeconds: deliveryTimeoutSeconds as number } }, leases);
         let error: Error | undefined;
-        await strategy.startSession({ task: task("t1"), payloadUri: payloadUri("t1") }).catch((e) => (error = e));
+        await strategy.startSession({ task: task("t1"), payloadUrl: payloadUrl("t1") }).catch((e) => (error = e));
         expect(error).to.be.instanceOf(ConfigError);
         expect(error?.message).to.contain(`ec2.deliveryTimeoutSeconds is ${String(deliveryTimeoutSeconds)}`).and.contain("between 30 and 2592000");
         expect(ssm.commandCalls(SendCommandCommand)).to.have.length(0);
@@ -270,15 +268,15 @@ describe("Ec2Strategy", () => {
           repo_url: `https://github.com/x/y'$(touch /tmp/x)`,
           branch: 'main"; touch /tmp/x; "',
         }),
-        payloadUri: payloadUri("t-hostile"),
+        payloadUrl: payloadUrl("t-hostile"),
       });
       const input = ssm.commandCalls(SendCommandCommand)[0].args[0].input;
       const sent = JSON.stringify(input);
       for (const fragment of ["$(", "`", "touch", "BBBBBBBB", "github.com", "main", "line1", "\\n"]) expect(sent).to.not.contain(fragment);
       const values = Object.values(input.Parameters!).flat().join("|");
       for (const fragment of hostile) expect(values).to.not.contain(fragment);
-      expect(sent.length).to.be.lessThan(1000);
-      expect(input.Parameters!.payloadUri).to.deep.equal([payloadUri("t-hostile")]);
+      expect(sent.length).to.be.lessThan(1200);
+      expect(input.Parameters!.payloadUrl).to.deep.equal([payloadUrl("t-hostile")]);
       for (const [name, values] of Object.entries(input.Parameters!)) {
         const spec = AGENT_TASK_DOCUMENT_PARAMETERS[name as keyof typeof AGENT_TASK_DOCUMENT_PARAMETERS];
         expect(spec, name).to.not.equal(undefined);
@@ -305,7 +303,7 @@ describe("Ec2Strategy", () => {
     it("maps every invocation status, with the agent's exit code from ResponseCode", async () => {
       const { strategy } = await setup({ default: 1 });
       ssm.on(SendCommandCommand).resolves({ Command: { CommandId: "cmd-p" } });
-      const handle = await strategy.startSession({ task: task("tp"), payloadUri: payloadUri("tp") });
+      const handle = await strategy.startSession({ task: task("tp"), payloadUrl: payloadUrl("tp") });
       for (const [Status, StatusDetails, ResponseCode, state] of cases) {
         ssm.on(GetCommandInvocationCommand).resolves({ Status: Status as never, StatusDetails, ResponseCode });
         const polled = await strategy.pollSession(handle);
@@ -318,7 +316,7 @@ describe("Ec2Strategy", () => {
     it("InvocationDoesNotExist just after dispatch is PENDING, not a failure", async () => {
       const { strategy } = await setup({ default: 1 });
       ssm.on(SendCommandCommand).resolves({ Command: { CommandId: "cmd-n" } });
-      const handle = await strategy.startSession({ task: task("tn"), payloadUri: payloadUri("tn") });
+      const handle = await strategy.startSession({ task: task("tn"), payloadUrl: payloadUrl("tn") });
       ssm.on(GetCommandInvocationCommand).rejects(new InvocationDoesNotExist({ message: "not yet", $metadata: {} }));
       expect(await strategy.pollSession(handle)).to.include({ state: "PENDING" });
     });
@@ -326,7 +324,7 @@ describe("Ec2Strategy", () => {
     it("an instance whose lease was dropped (instance gone) is LOST even while SSM still says InProgress", async () => {
       const { strategy, leases } = await setup({ default: 1 });
       ssm.on(SendCommandCommand).resolves({ Command: { CommandId: "cmd-l" } });
-      const handle = await strategy.startSession({ task: task("tl"), payloadUri: payloadUri("tl") });
+      const handle = await strategy.startSession({ task: task("tl"), payloadUrl: payloadUrl("tl") });
       ssm.on(GetCommandInvocationCommand).resolves({ Status: "InProgress", StatusDetails: "InProgress", ResponseCode: -1 });
       await leases.dropInstance(handle.instanceId);
       const polled = await strategy.pollSession(handle);
@@ -340,7 +338,7 @@ describe("Ec2Strategy", () => {
       const { strategy, leases } = await setup({ default: 1 });
       ssm.on(SendCommandCommand).resolves({ Command: { CommandId: "cmd-s" } });
       ssm.on(CancelCommandCommand).resolves({});
-      const handle = await strategy.startSession({ task: task("ts"), payloadUri: payloadUri("ts") });
+      const handle = await strategy.startSession({ task: task("ts"), payloadUrl: payloadUrl("ts") });
       await strategy.stopSession(handle, "cancelled by user");
       expect(ssm.commandCalls(CancelCommandCommand).map((c) => c.args[0].input)).to.deep.equal([
         { CommandId: "cmd-s", InstanceIds: [handle.instanceId] },
@@ -353,7 +351,7 @@ describe("Ec2Strategy", () => {
       const { strategy, leases } = await setup({ default: 1 });
       ssm.on(SendCommandCommand).resolves({ Command: { CommandId: "cmd-f" } });
       ssm.on(CancelCommandCommand).rejects(new InvalidCommandId({ message: "gone", $metadata: {} }));
-      const handle = await strategy.startSession({ task: task("tf"), payloadUri: payloadUri("tf") });
+      const handle = await strategy.startSession({ task: task("tf"), payloadUrl: payloadUrl("tf") });
       await strategy.stopSession(handle, "x");
       await strategy.stopSession(handle, "x again");
       expect(await leases.get(handle.instanceId)).to.include({ state: "READY" });
@@ -363,7 +361,7 @@ describe("Ec2Strategy", () => {
       const { strategy, leases } = await setup({ default: 1 });
       ssm.on(SendCommandCommand).resolves({ Command: { CommandId: "cmd-e" } });
       ssm.on(CancelCommandCommand).rejects(Object.assign(new Error("throttled"), { name: "ThrottlingException" }));
-      const handle = await strategy.startSession({ task: task("te"), payloadUri: payloadUri("te") });
+      const handle = await strategy.startSession({ task: task("te"), payloadUrl: payloadUrl("te") });
       let error: Error | undefined;
       await strategy.stopSession(handle, "x").catch((e) => (error = e));
       expect(error?.message).to.equal("throttled");
@@ -374,10 +372,10 @@ describe("Ec2Strategy", () => {
       const { strategy, leases } = await setup({ default: 1 });
       ssm.on(SendCommandCommand).resolves({ Command: { CommandId: "cmd-old" } });
       ssm.on(CancelCommandCommand).resolves({});
-      const old = await strategy.startSession({ task: task("old"), payloadUri: payloadUri("old") });
+      const old = await strategy.startSession({ task: task("old"), payloadUrl: payloadUrl("old") });
       await strategy.stopSession(old, "done");
       ssm.on(SendCommandCommand).resolves({ Command: { CommandId: "cmd-new" } });
-      await strategy.startSession({ task: task("new"), payloadUri: payloadUri("new") });
+      await strategy.startSession({ task: task("new"), payloadUrl: payloadUrl("new") });
       await strategy.stopSession(old, "repeated stop of the old task");
       expect(await leases.get(old.instanceId)).to.include({ state: "BUSY", taskId: "new", commandId: "cmd-new" });
     });

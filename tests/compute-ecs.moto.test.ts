@@ -85,9 +85,9 @@ describe("ECS strategy against moto (RunTask / DescribeTasks / StopTask, FARGATE
 
   it("starts a Fargate task whose recorded overrides carry only the five contract variables, in our subnet", async () => {
     const id = `task-${randomBytes(6).toString("hex")}`;
-    const payloadUri = `s3://payloads-${suffix}/tasks/${id}.json`;
+    const payloadUrl = `https://payloads-${suffix}.s3.amazonaws.com/tasks/${id}/payload.json?X-Amz-Signature=abc`;
     const hostile = `'"$(touch /tmp/x)\`id\`\n${"P".repeat(1048576)}`;
-    const handle = await new EcsStrategy(config).startSession({ task: task(id, hostile), payloadUri });
+    const handle = await new EcsStrategy(config).startSession({ task: task(id, hostile), payloadUrl });
     expect(handle.type).to.equal("ecs");
     expect(handle.cluster).to.equal(cluster);
     expect(handle.taskArn).to.match(/^arn:aws:ecs:us-east-1:\d+:task\//);
@@ -101,9 +101,7 @@ describe("ECS strategy against moto (RunTask / DescribeTasks / StopTask, FARGATE
     expect(env.map((e) => e.name).sort()).to.deep.equal([...ECS_AGENT_ENV_NAMES].sort());
     expect(Object.fromEntries(env.map((e) => [e.name, e.value]))).to.include({
       TASK_ID: id,
-      AGENT_PAYLOAD_URI: payloadUri,
-      TASK_TABLE_NAME: `tasks-${suffix}`,
-      TASK_EVENTS_TABLE_NAME: `events-${suffix}`,
+      AGENT_PAYLOAD_URL: payloadUrl,
       AWS_REGION: REGION,
     });
     const overridesJson = JSON.stringify(recorded.overrides);
@@ -113,7 +111,7 @@ describe("ECS strategy against moto (RunTask / DescribeTasks / StopTask, FARGATE
 
   it("polls the task through moto's lifecycle to EXITED with the agent container's exit code", async () => {
     const strategy = new EcsStrategy(config);
-    const handle = await strategy.startSession({ task: task(`task-${randomBytes(6).toString("hex")}`), payloadUri: "s3://b/k" });
+    const handle = await strategy.startSession({ task: task(`task-${randomBytes(6).toString("hex")}`), payloadUrl: "https://b/k" });
     const seen: string[] = [];
     for (let i = 0; i < 8; i++) {
       const status = await strategy.pollSession(handle);
@@ -128,7 +126,7 @@ describe("ECS strategy against moto (RunTask / DescribeTasks / StopTask, FARGATE
 
   it("stops a running task with our reason, and a second stop of the stopped task does not throw", async () => {
     const strategy = new EcsStrategy(config);
-    const handle = await strategy.startSession({ task: task(`task-${randomBytes(6).toString("hex")}`), payloadUri: "s3://b/k" });
+    const handle = await strategy.startSession({ task: task(`task-${randomBytes(6).toString("hex")}`), payloadUrl: "https://b/k" });
     await strategy.stopSession(handle, "cancelled by u1");
     const recorded = await describe1(handle.taskArn);
     expect(recorded.lastStatus).to.equal("STOPPED");
@@ -155,8 +153,8 @@ describe("ECS strategy against moto (RunTask / DescribeTasks / StopTask, FARGATE
     try {
       const id = `task-${randomBytes(6).toString("hex")}`;
       const strategy = new EcsStrategy(config);
-      const first = await strategy.startSession({ task: task(id), payloadUri: "s3://b/k" });
-      const second = await strategy.startSession({ task: task(id), payloadUri: "s3://b/k" });
+      const first = await strategy.startSession({ task: task(id), payloadUrl: "https://b/k" });
+      const second = await strategy.startSession({ task: task(id), payloadUrl: "https://b/k" });
       expect(sent.map((s) => s.clientToken)).to.deep.equal([id, id]);
       expect(sent.map((s) => s.startedBy)).to.deep.equal([id, id]);
       // Real ECS returns the first task for the second call; moto ignores clientToken, so only check both

@@ -65,7 +65,7 @@ function taskRecord(fields: Partial<TaskRecord> = {}): TaskRecord {
   };
 }
 
-const PAYLOAD_URI = "s3://payloads/tasks/7d7a8f9e-1c2b-4a5d-9e8f-0a1b2c3d4e5f.json";
+const PAYLOAD_URL = "https://payloads.s3.eu-west-1.amazonaws.com/tasks/t/payload.json?X-Amz-Signature=abc";
 
 function stopped(fields: Partial<Task>, exitCode?: number, containerReason?: string): Task {
   return {
@@ -216,7 +216,7 @@ describe("ECS strategy: start, poll and stop (aws-sdk-client-mock)", () => {
 
   it("starts one FARGATE task with clientToken = task id, the configured family, private subnets and no public IP", async () => {
     ecs.on(RunTaskCommand).resolves({ tasks: [{ taskArn: TASK_ARN, lastStatus: "PROVISIONING" }], failures: [] });
-    const handle = await new EcsStrategy(config()).startSession({ task: taskRecord(), payloadUri: PAYLOAD_URI });
+    const handle = await new EcsStrategy(config()).startSession({ task: taskRecord(), payloadUrl: PAYLOAD_URL });
     expect(handle).to.deep.equal({ type: "ecs", cluster: "agents", taskArn: TASK_ARN });
     const [input] = runTaskInputs();
     expect(input).to.include({ cluster: "agents", taskDefinition: "agent-task", count: 1, launchType: "FARGATE" });
@@ -230,7 +230,7 @@ describe("ECS strategy: start, poll and stop (aws-sdk-client-mock)", () => {
 
   it("uses the FARGATE_SPOT capacity provider (and no launchType) when fargateSpot is set", async () => {
     ecs.on(RunTaskCommand).resolves({ tasks: [{ taskArn: TASK_ARN }] });
-    await new EcsStrategy(config({ fargateSpot: true })).startSession({ task: taskRecord(), payloadUri: PAYLOAD_URI });
+    await new EcsStrategy(config({ fargateSpot: true })).startSession({ task: taskRecord(), payloadUrl: PAYLOAD_URL });
     const [input] = runTaskInputs();
     expect(input.launchType).to.equal(undefined);
     expect(input.capacityProviderStrategy).to.deep.equal([{ capacityProvider: "FARGATE_SPOT", weight: 1 }]);
@@ -238,7 +238,7 @@ describe("ECS strategy: start, poll and stop (aws-sdk-client-mock)", () => {
 
   it("gives the agent container exactly the five contract variables, with the right values", async () => {
     ecs.on(RunTaskCommand).resolves({ tasks: [{ taskArn: TASK_ARN }] });
-    await new EcsStrategy(config()).startSession({ task: taskRecord(), payloadUri: PAYLOAD_URI });
+    await new EcsStrategy(config()).startSession({ task: taskRecord(), payloadUrl: PAYLOAD_URL });
     const overrides = runTaskInputs()[0].overrides!;
     expect(overrides.containerOverrides).to.have.length(1);
     const container = overrides.containerOverrides![0];
@@ -248,9 +248,7 @@ describe("ECS strategy: start, poll and stop (aws-sdk-client-mock)", () => {
     expect(Object.keys(env).sort()).to.deep.equal([...ECS_AGENT_ENV_NAMES].sort());
     expect(env).to.deep.equal({
       TASK_ID: "7d7a8f9e-1c2b-4a5d-9e8f-0a1b2c3d4e5f",
-      AGENT_PAYLOAD_URI: PAYLOAD_URI,
-      TASK_TABLE_NAME: "tasks-t",
-      TASK_EVENTS_TABLE_NAME: "events-t",
+      AGENT_PAYLOAD_URL: PAYLOAD_URL,
       AWS_REGION: "eu-west-1",
     });
     expect(Object.keys(overrides)).to.deep.equal(["containerOverrides"]);
@@ -263,24 +261,24 @@ describe("ECS strategy: start, poll and stop (aws-sdk-client-mock)", () => {
     const strategy = new EcsStrategy(config());
     await strategy.startSession({
       task: taskRecord({ prompt: hostile, branch: "`rm -rf /`", repo_url: "https://x/$(touch /tmp/x)" }),
-      payloadUri: PAYLOAD_URI,
+      payloadUrl: PAYLOAD_URL,
     });
-    await strategy.startSession({ task: taskRecord({ prompt: "", branch: undefined }), payloadUri: PAYLOAD_URI });
+    await strategy.startSession({ task: taskRecord({ prompt: "", branch: undefined }), payloadUrl: PAYLOAD_URL });
     const [withHostile, withEmpty] = runTaskInputs().map((input) => JSON.stringify(input));
     // Byte-identical to the request for an empty prompt: the task text has no way into it.
     expect(withHostile).to.equal(withEmpty);
     for (const fragment of ["$(touch", "`", "HOSTILE-BODY", "it's", '\\"quoted', "\\n", "rm -rf"]) {
       expect(withHostile).to.not.include(fragment);
     }
-    expect(withHostile).to.include(PAYLOAD_URI);
+    expect(withHostile).to.include(PAYLOAD_URL);
     expect(Buffer.byteLength(JSON.stringify(JSON.parse(withHostile).overrides))).to.be.below(8192);
   });
 
   it("a replayed start sends the same clientToken, so ECS returns the task it already started", async () => {
     ecs.on(RunTaskCommand).resolves({ tasks: [{ taskArn: TASK_ARN }] });
     const strategy = new EcsStrategy(config());
-    const a = await strategy.startSession({ task: taskRecord(), payloadUri: PAYLOAD_URI });
-    const b = await strategy.startSession({ task: taskRecord(), payloadUri: PAYLOAD_URI });
+    const a = await strategy.startSession({ task: taskRecord(), payloadUrl: PAYLOAD_URL });
+    const b = await strategy.startSession({ task: taskRecord(), payloadUrl: PAYLOAD_URL });
     const [first, second] = runTaskInputs();
     expect(JSON.stringify(second)).to.equal(JSON.stringify(first));
     expect(b).to.deep.equal(a);
@@ -298,7 +296,7 @@ describe("ECS strategy: start, poll and stop (aws-sdk-client-mock)", () => {
   for (const c of failureCases) {
     it(`RunTask that starts nothing (${c.failures[0]?.reason ?? "empty answer"}) throws an error naming the ECS reason`, async () => {
       ecs.on(RunTaskCommand).resolves({ tasks: [], failures: c.failures });
-      const err = await new EcsStrategy(config()).startSession({ task: taskRecord(), payloadUri: PAYLOAD_URI }).then(
+      const err = await new EcsStrategy(config()).startSession({ task: taskRecord(), payloadUrl: PAYLOAD_URL }).then(
         () => undefined,
         (e: Error) => e,
       );
@@ -311,14 +309,14 @@ describe("ECS strategy: start, poll and stop (aws-sdk-client-mock)", () => {
   it("RunTask throttling is surfaced as the SDK's error (after its own retries), classified transient", async () => {
     const throttled = Object.assign(new Error("Rate exceeded"), { name: "ThrottlingException", $metadata: { httpStatusCode: 400 } });
     ecs.on(RunTaskCommand).rejects(throttled);
-    const err = await new EcsStrategy(config()).startSession({ task: taskRecord(), payloadUri: PAYLOAD_URI }).catch((e) => e);
+    const err = await new EcsStrategy(config()).startSession({ task: taskRecord(), payloadUrl: PAYLOAD_URL }).catch((e) => e);
     expect(err).to.have.property("name", "ThrottlingException");
     expect(isTransientError(err)).to.equal(true);
   });
 
   it("refuses overrides above ECS's 8,192-byte limit before calling RunTask, naming the limit", async () => {
     const err = await new EcsStrategy(config())
-      .startSession({ task: taskRecord(), payloadUri: `s3://payloads/${"k".repeat(9000)}` })
+      .startSession({ task: taskRecord(), payloadUrl: `https://payloads/${"k".repeat(9000)}` })
       .catch((e: Error) => e);
     expect(err).to.be.instanceOf(Error);
     expect((err as Error).message).to.include("8192");
@@ -326,7 +324,7 @@ describe("ECS strategy: start, poll and stop (aws-sdk-client-mock)", () => {
   });
 
   it("without ecs settings, start fails with a ConfigError naming what is missing", async () => {
-    const err = await new EcsStrategy(config({}, false)).startSession({ task: taskRecord(), payloadUri: PAYLOAD_URI }).catch((e) => e);
+    const err = await new EcsStrategy(config({}, false)).startSession({ task: taskRecord(), payloadUrl: PAYLOAD_URL }).catch((e) => e);
     expect(err).to.be.instanceOf(ConfigError);
     expect(err.message).to.include("'ecs' settings");
   });

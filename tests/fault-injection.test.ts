@@ -69,6 +69,8 @@ class ThrottledStore implements TaskStore {
   heartbeat: TaskStore["heartbeat"] = (...a) => this.gate(() => this.inner.heartbeat(...a));
   listByUser: TaskStore["listByUser"] = (...a) => this.gate(() => this.inner.listByUser(...a));
   listByStatus: TaskStore["listByStatus"] = (...a) => this.gate(() => this.inner.listByStatus(...a));
+  oldestQueued: TaskStore["oldestQueued"] = (...a) => this.gate(() => this.inner.oldestQueued(...a));
+  countWaiting: TaskStore["countWaiting"] = (...a) => this.gate(() => this.inner.countWaiting(...a));
   eachInStatus: TaskStore["eachInStatus"] = (...a) => {
     if (this.on) throw Object.assign(new Error("Rate of requests exceeds the allowed throughput"), { name: "ThrottlingException" });
     return this.inner.eachInStatus(...a);
@@ -131,6 +133,24 @@ describe("fault injection: every fault ends with nothing stranded after at most 
     expect(after.error_message).to.match(/the orchestrator's start-0 step failed: Item size has exceeded/);
     expect(h.strategy.stops.length, "the started compute was stopped by finalize").to.equal(1);
     await expectNothingLeft(h, task.task_id);
+  });
+
+  it("the S3 payload upload fails in the start step: FAILED naming the step, nothing started, nothing held", async () => {
+    const h = harness(config, "ecs", async () => ({ state: "RUNNING" }));
+    // A task whose payload the start step must write (submit writes it normally; an upload failing there is a 5xx
+    // before any record exists, so nothing can be stranded by it).
+    const at = h.clock.now().toISOString();
+    const taskId = `t-${suffix()}-nopayload`;
+    await h.rt.tasks.create({ task_id: taskId, user_id: `u-${suffix()}`, status: "SUBMITTED", backend: "ecs", repo_url: "https://github.com/example/repo", prompt: "p", created_at: at, updated_at: at });
+    h.rt.payloads.put = async () => {
+      throw Object.assign(new Error("We encountered an internal error. Please try again."), { name: "InternalError", $metadata: { httpStatusCode: 500 } });
+    };
+    await orchestrate(h.rt, taskId);
+    const after = (await h.rt.tasks.get(taskId))!;
+    expect(after.status).to.equal("FAILED");
+    expect(after.error_message).to.match(/the orchestrator's start-0 step failed: We encountered an internal error/);
+    expect(h.strategy.starts, "no compute started without its payload").to.deep.equal([]);
+    await expectNothingLeft(h, taskId);
   });
 
   it("the agent dies without a terminal write and the orchestrator is gone: failed, its compute stopped", async () => {

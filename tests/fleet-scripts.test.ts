@@ -22,6 +22,9 @@ case "$*" in
   *api/token*) echo tok ;;
   *"X-aws-ec2-metadata-token: tok"*placement/region*) echo eu-west-3 ;;
   *"X-aws-ec2-metadata-token: tok"*instance-id*) echo i-0123456789abcdef0 ;;
+  *X-Amz-Signature*)
+    [ -f "$FIXTURE" ] || exit 22
+    prev=""; for a in "$@"; do [ "$prev" = "-o" ] && cp "$FIXTURE" "$a"; prev="$a"; done ;;
   *) exit 22 ;;
 esac
 `;
@@ -30,7 +33,7 @@ const FAKE_DOCKER = `#!/bin/bash
 echo "docker $*" >> "$LOG"
 case "$1" in
   run)
-    echo "env AWS_REGION=$AWS_REGION TASK_ID=$TASK_ID TASK_TABLE_NAME=$TASK_TABLE_NAME TASK_EVENTS_TABLE_NAME=$TASK_EVENTS_TABLE_NAME" >> "$LOG"
+    echo "env AWS_REGION=$AWS_REGION TASK_ID=$TASK_ID PAYLOAD_URL=\${PAYLOAD_URL:-unset} IMDS_TOKEN=\${IMDS_TOKEN:-unset}" >> "$LOG"
     for a in "$@"; do case "$a" in *:/agent/payload.json:ro) cp "\${a%%:*}" "$OUT/seen-payload.json" ;; esac; done
     echo cid ;;
   wait) echo "$FAKE_EXIT" ;;
@@ -88,9 +91,8 @@ function renderAsSsm(values: AgentTaskParameterValues, workRoot: string): string
 const HOSTILE = ["'", '"', "$(touch /tmp/x)", "`touch /tmp/x`", "\n", ";rm -rf /", "{{ taskId }}"];
 const VALID: AgentTaskParameterValues = {
   taskId: "task-0001",
-  payloadUri: "s3://payload-bucket/tasks/task-0001/payload.json",
-  taskTableName: "agent-tasks",
-  eventsTableName: "agent-task-events",
+  payloadUrl:
+    "https://payload-bucket.s3.eu-west-3.amazonaws.com/tasks/task-0001/payload.json?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=ASIA%2F20300101%2Feu-west-3%2Fs3%2Faws4_request&X-Amz-Security-Token=IQo%2B%3D&X-Amz-Signature=0a1b2c",
   image: "123456789012.dkr.ecr.eu-west-3.amazonaws.com/agent:1.2",
   executionTimeout: "7200",
 };
@@ -112,7 +114,7 @@ describe("the agent task SSM document", () => {
   });
 
   it("declares every parameter with an allowedPattern, and uses each one", () => {
-    expect(Object.keys(doc.parameters).sort()).to.deep.equal(["eventsTableName", "executionTimeout", "image", "payloadUri", "taskId", "taskTableName"]);
+    expect(Object.keys(doc.parameters).sort()).to.deep.equal(["executionTimeout", "image", "payloadUrl", "taskId"]);
     for (const [name, p] of Object.entries(doc.parameters)) {
       expect(p.allowedPattern, name).to.match(/^\^.*\$$/);
       expect(p.allowedPattern).to.equal(AGENT_TASK_DOCUMENT_PARAMETERS[name as keyof typeof AGENT_TASK_DOCUMENT_PARAMETERS].allowedPattern);
@@ -120,12 +122,14 @@ describe("the agent task SSM document", () => {
     }
   });
 
-  it("exports AWS_REGION from IMDSv2, passes the task tables to the container, mounts the payload read-only", () => {
+  it("exports AWS_REGION from IMDSv2, hands the container only its id, region and payload file, on the bridge network", () => {
     expect(script).to.match(/-X PUT "\$IMDS\/api\/token"/);
     expect(script).to.match(/X-aws-ec2-metadata-token: \$IMDS_TOKEN.*placement\/region/);
     expect(script).to.match(/export AWS_REGION/);
-    for (const env of ["TASK_TABLE_NAME", "TASK_EVENTS_TABLE_NAME", "AWS_REGION", "TASK_ID"]) expect(script).to.contain(`-e ${env}`);
-    expect(script).to.contain("-e AGENT_PAYLOAD_URI=/agent/payload.json");
+    for (const env of ["AWS_REGION", "TASK_ID"]) expect(script).to.contain(`-e ${env}`);
+    expect(script).to.not.match(/TABLE_NAME|--network host/);
+    expect(script).to.match(/docker run .*--network bridge/);
+    expect(script).to.contain("-e AGENT_PAYLOAD_URL=/agent/payload.json");
     expect(script).to.match(/payload\.json:\/agent\/payload\.json:ro"/);
     expect(script, "the payload is never read into a shell variable").to.not.match(/\$\(\s*cat|`cat/);
   });
@@ -140,7 +144,7 @@ describe("the agent task SSM document", () => {
   });
 
   it("agentTaskParameters accepts valid values and refuses hostile ones, naming the parameter", () => {
-    expect(agentTaskParameters(VALID).payloadUri).to.deep.equal([VALID.payloadUri]);
+    expect(agentTaskParameters(VALID).payloadUrl).to.deep.equal([VALID.payloadUrl]);
     for (const name of Object.keys(VALID) as (keyof AgentTaskParameterValues)[]) {
       for (const bad of HOSTILE) {
         expect(() => agentTaskParameters({ ...VALID, [name]: `${VALID[name]}${bad}` }), `${name}+${JSON.stringify(bad)}`).to.throw(
@@ -150,10 +154,19 @@ describe("the agent task SSM document", () => {
     }
     expect(() => agentTaskParameters({ ...VALID, executionTimeout: "99" })).to.throw(/executionTimeout/);
     expect(() => agentTaskParameters({ ...VALID, executionTimeout: "172801" })).to.throw(/between 100 and 172800/);
-    expect(() => agentTaskParameters({ ...VALID, payloadUri: "https://example.com/p.json" })).to.throw(/payloadUri/);
+    expect(() => agentTaskParameters({ ...VALID, payloadUrl: "s3://payload-bucket/p.json" })).to.throw(/payloadUrl/);
+    // The URL is a secret while it lasts: a refusal never shows it.
+    const err = (() => {
+      try {
+        agentTaskParameters({ ...VALID, payloadUrl: `${VALID.payloadUrl}'` });
+      } catch (e) {
+        return e as Error;
+      }
+    })();
+    expect(err?.message).to.not.contain("X-Amz").and.not.contain("payload-bucket");
   });
 
-  it("run as SSM would: region from IMDSv2, payload as a read-only file, tables in the env, the agent's exit code returned, no hostile byte executed", () => {
+  it("run as SSM would: region from IMDSv2, payload fetched by its URL to a read-only file, no URL or IMDS token in the container, the agent's exit code returned, no hostile byte executed", () => {
     const box = sandbox();
     const marker = path.join(box.dir, `pwned-${randomBytes(3).toString("hex")}`);
     const hostilePayload = JSON.stringify({
@@ -167,9 +180,11 @@ describe("the agent task SSM document", () => {
       const res = box.run(renderAsSsm(VALID, path.join(box.dir, "work")), { FIXTURE: fixture, FAKE_EXIT: "7" });
       expect(res.status, res.stderr).to.equal(7);
       const calls = res.log.join("\n");
-      expect(calls).to.contain("aws s3 cp --only-show-errors s3://payload-bucket/tasks/task-0001/payload.json");
-      expect(calls).to.contain("env AWS_REGION=eu-west-3 TASK_ID=task-0001 TASK_TABLE_NAME=agent-tasks TASK_EVENTS_TABLE_NAME=agent-task-events");
-      expect(calls).to.match(/docker run -d --name agent-task-0001 .*--network host/);
+      expect(calls).to.contain(`-o ${path.join(box.dir, "work")}`);
+      expect(calls).to.contain(VALID.payloadUrl);
+      expect(calls).to.not.match(/^aws /m);
+      expect(calls).to.contain("env AWS_REGION=eu-west-3 TASK_ID=task-0001 PAYLOAD_URL=unset IMDS_TOKEN=unset");
+      expect(calls).to.match(/docker run -d --name agent-task-0001 .*--network bridge/);
       expect(calls).to.contain(`${VALID.image}`);
       expect(readFileSync(path.join(box.dir, "seen-payload.json"), "utf8"), "the container saw the payload byte for byte").to.equal(hostilePayload);
       expect(calls, "the container is removed afterwards").to.match(/docker rm -f agent-task-0001/);
@@ -184,7 +199,7 @@ describe("the agent task SSM document", () => {
   it("run as SSM would: a payload that cannot be fetched fails before any container starts", () => {
     const box = sandbox();
     try {
-      const res = box.run(renderAsSsm(VALID, path.join(box.dir, "work")), { FIXTURE: "/nonexistent", FAKE_AWS_EXIT: "1", FAKE_EXIT: "0" });
+      const res = box.run(renderAsSsm(VALID, path.join(box.dir, "work")), { FIXTURE: "/nonexistent", FAKE_EXIT: "0" });
       expect(res.status).to.not.equal(0);
       expect(res.log.join("\n")).to.not.match(/docker run/);
     } finally {

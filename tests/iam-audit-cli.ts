@@ -4,6 +4,7 @@
  */
 import { COMBINATIONS, policyDocuments, runProgram } from "./pulumi-mocks";
 import { auditDocuments, formatFinding } from "./iam-audit";
+import { agentPrincipals, isAllowed, otherTaskRequests } from "./iam-evaluator";
 
 async function main(): Promise<number> {
   let statements = 0;
@@ -18,6 +19,14 @@ async function main(): Promise<number> {
       statements++;
       violations += f.violations.length;
       console.log(formatFinding(label, f));
+    }
+    // Agents are untrusted: each role an agent could hold is denied every request on another task's data.
+    const requests = otherTaskRequests(run);
+    for (const p of agentPrincipals(run)) {
+      const allowed = requests.filter((r) => isAllowed(p.statements, r));
+      violations += allowed.length;
+      const verdict = allowed.length ? `VIOLATION: may ${allowed.map((r) => `${r.action} ${r.resource}`).join("; ")}` : "ok (no access beyond its own task)";
+      console.log(`[${label}] agent principal ${p.label} ${p.role}: ${requests.length} requests on another task's record, events and payload: ${verdict}`);
     }
   }
   console.log(`IAM audit: ${statements} statements checked in ${Object.keys(COMBINATIONS).length} combinations, ${violations} violation(s)`);

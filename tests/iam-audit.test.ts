@@ -1,5 +1,6 @@
 import { expect } from "chai";
 import { auditDocuments, auditStatement, type AuditInput } from "./iam-audit";
+import { agentPrincipals, isAllowed, otherTaskRequests, roleStatements, type Request } from "./iam-evaluator";
 import { COMBINATIONS, policyDocuments, runProgramCached } from "./pulumi-mocks";
 
 const identity = (statement: any, trustedServices: string[] = ["lambda.amazonaws.com"]): [AuditInput, any] => [
@@ -82,4 +83,41 @@ describe("the IAM audit on the program's own documents, each weakened by one rul
     expect(instancePolicies.map((d) => d.resource).sort()).to.deep.equal(["agent-compute-test-fleet-default-policy", "agent-compute-test-fleet-gpu-policy"]);
     for (const d of instancePolicies) expect(d.trustedServices).to.deep.equal(["ec2.amazonaws.com"]);
   });
+});
+
+describe("the IAM evaluator the audit uses", () => {
+  const cases: [string, any[], Request, boolean][] = [
+    ["an exact allow", [{ Effect: "Allow", Action: "s3:GetObject", Resource: "arn:aws:s3:::b/k" }], { action: "s3:GetObject", resource: "arn:aws:s3:::b/k" }, true],
+    ["wildcards in action (any case) and resource", [{ Effect: "Allow", Action: "S3:Get*", Resource: "arn:aws:s3:::b/*" }], { action: "s3:GetObject", resource: "arn:aws:s3:::b/x/y" }, true],
+    ["another resource", [{ Effect: "Allow", Action: "s3:GetObject", Resource: "arn:aws:s3:::b/mine/*" }], { action: "s3:GetObject", resource: "arn:aws:s3:::b/other/k" }, false],
+    ["an explicit deny wins", [{ Effect: "Allow", Action: "*", Resource: "*" }, { Effect: "Deny", Action: "s3:*", Resource: "*" }], { action: "s3:GetObject", resource: "arn:aws:s3:::b/k" }, false],
+    ["a LeadingKeys condition for another key", [{ Effect: "Allow", Action: "dynamodb:GetItem", Resource: "*", Condition: { "ForAllValues:StringEquals": { "dynamodb:LeadingKeys": ["mine"] } } }], { action: "dynamodb:GetItem", resource: "arn:aws:dynamodb:us-east-1:1:table/t", context: { "dynamodb:LeadingKeys": ["other"] } }, false],
+    ["a condition it cannot decide counts as met", [{ Effect: "Allow", Action: "dynamodb:GetItem", Resource: "*", Condition: { NumericLessThan: { "aws:EpochTime": "1" } } }], { action: "dynamodb:GetItem", resource: "arn:aws:dynamodb:us-east-1:1:table/t" }, true],
+    ["no statements", [], { action: "s3:GetObject", resource: "arn:aws:s3:::b/k" }, false],
+  ];
+  for (const [name, statements, req, allowed] of cases) {
+    it(`${allowed ? "allows" : "denies"}: ${name}`, () => expect(isAllowed(statements, req)).to.equal(allowed));
+  }
+});
+
+describe("agent principals reach no other task (the audit's evaluator over the program's own roles)", function () {
+  this.timeout(180_000);
+  const expectedLabels: Record<string, string[]> = { ecs: ["ECS task role"], agentcore: ["AgentCore runtime role"], ec2: ["EC2 instance role"] };
+  for (const [label, config] of Object.entries(COMBINATIONS)) {
+    it(`${label}: every agent principal is denied another task's record, events and payload`, async () => {
+      const run = await runProgramCached(config);
+      if (run.error) throw run.error;
+      const principals = agentPrincipals(run);
+      const labels = new Set(principals.map((p) => p.label));
+      for (const b of config.backends as string[]) for (const l of expectedLabels[b]) expect(labels.has(l), `${l} found`).to.equal(true);
+      const requests = otherTaskRequests(run);
+      expect(requests.length).to.be.greaterThan(20);
+      const allowed = principals.flatMap((p) => requests.filter((r) => isAllowed(p.statements, r)).map((r) => `${p.label} ${p.role}: ${r.action} ${r.resource}`));
+      expect(allowed).to.deep.equal([]);
+      // The evaluator can say yes: the orchestrator, which owns the payloads, is allowed what the agents are not.
+      const orchestrator = run.byType("aws:iam/role:Role").find((r) => r.name.includes("orchestrator"))!;
+      const payloadGet = requests.find((r) => r.action === "s3:GetObject")!;
+      expect(isAllowed(roleStatements(run, orchestrator.name), payloadGet), "orchestrator reads payloads").to.equal(true);
+    });
+  }
 });

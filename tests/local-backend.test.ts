@@ -9,9 +9,8 @@ import type { LocalHandle } from "../runtime/compute/handle";
 import type { RuntimeConfig } from "../runtime/config";
 import { DEFAULT_LIMITS } from "../runtime/limits";
 import { startEmbeddedStore, type EmbeddedStore } from "../runtime/local/embedded-store";
-import { localRuntimeConfig } from "../runtime/local/platform";
-import { FilePayloadStore } from "../runtime/payload";
 import type { AgentPayload } from "../runtime/ports";
+import { startLocalChannel, type LocalChannel } from "./channel-helpers";
 import type { TaskRecord } from "../runtime/tasks/record";
 import { DynamoEventLog } from "../runtime/tasks/events";
 import { DynamoTaskStore } from "../runtime/tasks/store";
@@ -43,23 +42,24 @@ describe("local backend (embedded store + real agent processes)", function () {
   let config: RuntimeConfig;
   let tasks: DynamoTaskStore;
   let events: DynamoEventLog;
-  let payloads: FilePayloadStore;
+  let channel: LocalChannel;
 
   before(async () => {
     store = await startEmbeddedStore({ tablePrefix: `local-${randomBytes(3).toString("hex")}` });
     workDir = await fs.mkdtemp(path.join(os.tmpdir(), "local-backend-"));
-    config = localRuntimeConfig(store, workDir, { heartbeatSeconds: 0.2, limits: DEFAULT_LIMITS });
+    channel = await startLocalChannel(store, workDir, { heartbeatSeconds: 0.2, limits: DEFAULT_LIMITS });
+    config = channel.config;
     tasks = new DynamoTaskStore(config);
     events = new DynamoEventLog(config);
-    payloads = new FilePayloadStore(config);
   });
   after(async () => {
+    await channel?.close();
     await store?.close();
     await fs.rm(workDir, { recursive: true, force: true });
   });
 
-  /** What the orchestrator does before startSession: a STARTING record and the payload file. */
-  async function prepare(prompt: string, context: Record<string, unknown>): Promise<{ task: TaskRecord; payloadUri: string }> {
+  /** What the orchestrator does before startSession: a STARTING record, the payload file, the agent's token. */
+  async function prepare(prompt: string, context: Record<string, unknown>): Promise<{ task: TaskRecord; payloadUrl: string }> {
     const now = new Date().toISOString();
     const task: TaskRecord = {
       task_id: `local-${randomBytes(5).toString("hex")}`,
@@ -70,9 +70,8 @@ describe("local backend (embedded store + real agent processes)", function () {
       created_at: now,
       updated_at: now,
     };
-    await tasks.create(task);
     const payload: AgentPayload = { task_id: task.task_id, repo_url: task.repo_url, prompt, context };
-    return { task, payloadUri: await payloads.put(task.task_id, payload) };
+    return channel.prepare(task, payload);
   }
 
   async function exitOf(strategy: LocalStrategy, handle: LocalHandle) {
@@ -84,7 +83,8 @@ describe("local backend (embedded store + real agent processes)", function () {
 
   it("runs the reference agent: RUNNING, advancing heartbeats, then COMPLETED with exit 0", async () => {
     const strategy = new LocalStrategy(config);
-    const req = await prepare("add a README\nplease", { work_seconds: 1.5 });
+    // The channel writes at most one heartbeat a second (MIN_HEARTBEAT_WRITE_MS), so three need over two seconds.
+    const req = await prepare("add a README\nplease", { work_seconds: 3.5 });
     const handle = await strategy.startSession(req);
     expect(handle.type).to.equal("local");
     expect(handle.runDir).to.equal(path.join(workDir, "runs", req.task.task_id));
@@ -106,7 +106,8 @@ describe("local backend (embedded store + real agent processes)", function () {
     expect(done?.exit_code).to.equal(0);
     expect(done?.finished_at).to.be.a("string");
     const messages = (await events.list(req.task.task_id, { limit: 100 })).items.map((e) => e.message);
-    expect(messages[0]).to.match(/^reference agent started/);
+    expect(messages[0]).to.equal("the agent is running");
+    expect(messages[1]).to.match(/^reference agent started/);
     expect(messages.some((m) => m.startsWith("prompt sha256 "))).to.equal(true);
     expect(JSON.parse(readFileSync(path.join(handle.runDir, "exit.json"), "utf8"))).to.deep.equal({ code: 0, signal: null });
     expect(readFileSync(path.join(handle.runDir, "agent.log"), "utf8")).to.contain("COMPLETED");
@@ -196,17 +197,12 @@ describe("local backend (embedded store + real agent processes)", function () {
     const seen = JSON.parse(readFileSync(path.join(handle.runDir, "seen.json"), "utf8"));
     expect(seen.argv).to.deep.equal(["two words", "--flag=$(not-expanded)"]);
     expect(seen.cwd).to.equal(handle.runDir);
-    const expected = ["AGENT_PAYLOAD_URI", "AWS_REGION", "EXTRA", "TASK_EVENTS_TABLE_NAME", "TASK_ID", "TASK_TABLE_NAME"];
+    // No store endpoint, no table names, no AWS credentials: the agent has only its task id and payload file.
+    const expected = ["AGENT_PAYLOAD_URL", "EXTRA", "TASK_ID"];
     if (process.env.PATH) expected.push("PATH");
     if (process.env.HOME) expected.push("HOME");
     expect(Object.keys(seen.env).filter((k) => k !== "NODE_CHANNEL_FD").sort()).to.deep.equal(expected.sort());
-    expect(seen.env).to.include({
-      TASK_ID: req.task.task_id,
-      TASK_TABLE_NAME: store.tableNames.tasks,
-      TASK_EVENTS_TABLE_NAME: store.tableNames.events,
-      AWS_REGION: "us-east-1",
-      AGENT_PAYLOAD_URI: req.payloadUri,
-    });
+    expect(seen.env).to.include({ TASK_ID: req.task.task_id, AGENT_PAYLOAD_URL: req.payloadUrl });
   });
 
   it("an agent whose run folder was removed while it ran still exits cleanly: no uncaught error in this process", async () => {

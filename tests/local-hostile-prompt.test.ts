@@ -8,8 +8,7 @@ import { LocalStrategy } from "../runtime/compute/local";
 import type { RuntimeConfig } from "../runtime/config";
 import { DEFAULT_LIMITS } from "../runtime/limits";
 import { startEmbeddedStore, type EmbeddedStore } from "../runtime/local/embedded-store";
-import { localRuntimeConfig } from "../runtime/local/platform";
-import { FilePayloadStore } from "../runtime/payload";
+import { startLocalChannel } from "./channel-helpers";
 import type { TaskRecord } from "../runtime/tasks/record";
 import { DynamoEventLog } from "../runtime/tasks/events";
 import { DynamoTaskStore } from "../runtime/tasks/store";
@@ -39,7 +38,9 @@ describe("local backend: a hostile prompt", function () {
     const prompt = hostileHead + "y".repeat(1024 * 1024 - Buffer.byteLength(hostileHead));
     expect(Buffer.byteLength(prompt)).to.equal(1024 * 1024);
 
-    const config: RuntimeConfig = localRuntimeConfig(store, workDir, { heartbeatSeconds: 0.2, limits: DEFAULT_LIMITS });
+    const channel = await startLocalChannel(store, workDir, { heartbeatSeconds: 0.2, limits: DEFAULT_LIMITS });
+    after(() => channel.close());
+    const config: RuntimeConfig = channel.config;
     const tasks = new DynamoTaskStore(config);
     const now = new Date().toISOString();
     const task: TaskRecord = {
@@ -52,8 +53,7 @@ describe("local backend: a hostile prompt", function () {
       created_at: now,
       updated_at: now,
     };
-    await tasks.create(task);
-    const payloadUri = await new FilePayloadStore(config).put(task.task_id, {
+    const { payloadUrl } = await channel.prepare(task, {
       task_id: task.task_id,
       repo_url: task.repo_url,
       prompt,
@@ -63,9 +63,9 @@ describe("local backend: a hostile prompt", function () {
     const strategy = new LocalStrategy(config);
     // What the strategy hands to spawn: the argv and environment, as computed...
     const argv = strategy.command();
-    const env = strategy.agentEnv({ task, payloadUri });
+    const env = strategy.agentEnv({ task, payloadUrl });
     const handed = JSON.stringify({ argv, env });
-    const handle = await strategy.startSession({ task, payloadUri });
+    const handle = await strategy.startSession({ task, payloadUrl });
     // ...and as the kernel holds them for the running process.
     const child = (strategy as unknown as { children: Map<number, { process: ChildProcess }> }).children.get(handle.pid)!.process;
     expect(child.spawnargs).to.deep.equal(argv);

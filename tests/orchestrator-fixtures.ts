@@ -26,6 +26,7 @@ export function testConfig(limits: Partial<LimitsConfig> = {}): RuntimeConfig {
     ec2: ec2Settings(["default"], { documentName: "agent-compute-run", deliveryTimeoutSeconds: 60 }),
     agentcore: { runtimeArn: "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/agent-abc" },
     local: { workDir: mkdtempSync(join(tmpdir(), "orch-local-")) },
+    agentChannel: { url: "https://api.example.test" },
     limits: { ...DEFAULT_LIMITS, ...limits },
   });
 }

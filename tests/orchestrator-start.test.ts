@@ -126,10 +126,11 @@ describe("start step", function () {
     await h.rt.tasks.transition(task.task_id, "STARTING");
     let seen: string | undefined;
     h.strategy.onStart = async (req) => {
-      seen = req.payloadUri;
+      seen = req.payloadUrl;
     };
     await startTask(h.rt, task.task_id);
     const record = (await h.rt.tasks.get(task.task_id))!;
+    // File payloads are handed to the agent as their path.
     expect(record.payload_uri).to.be.a("string").and.equal(seen);
     expect((await h.rt.payloads.get(seen!)).prompt).to.equal(task.prompt);
   });
@@ -144,6 +145,8 @@ describe("start step", function () {
         throw new Error("no payload");
       },
       delete: async () => undefined,
+      replace: async () => undefined,
+      agentLocator: async () => "/never",
     };
     const h = harness({ ...config, enabledBackends: [...config.enabledBackends, "ec2"] }, "ec2", async () => ({ state: "RUNNING" }), {
       payloads: failingPayloads,

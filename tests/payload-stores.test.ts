@@ -4,6 +4,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { CreateBucketCommand, HeadObjectCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 import { expect } from "chai";
+import { fetchPayload } from "../runtime/agent/channel-client";
 import { awsClient } from "../runtime/aws/clients";
 import type { RuntimeConfig } from "../runtime/config";
 import { DEFAULT_LIMITS } from "../runtime/limits";
@@ -12,7 +13,6 @@ import {
   createPayloadStore,
   FilePayloadStore,
   PAYLOAD_MAX_BYTES,
-  readPayload,
   S3PayloadStore,
 } from "../runtime/payload";
 import type { AgentPayload, PayloadStore } from "../runtime/ports";
@@ -100,7 +100,8 @@ describe("payload stores", () => {
         expect(uri).to.contain(id);
         const back = await store.get(uri);
         expect(back).to.deep.equal(p);
-        expect(await readPayload(uri, "us-east-1")).to.deep.equal(p);
+        // What the agent does: read it through the locator it is handed (a presigned GET, or the file path).
+        expect(await fetchPayload(await store.agentLocator(uri, 60))).to.deep.equal(p);
       });
 
       it("refuses an oversize payload with an error naming the limit, and writes nothing", async () => {
@@ -169,7 +170,7 @@ describe("payload stores", () => {
   it("reading a file that is not a payload names what is missing", async () => {
     const file = path.join(tmpRoot, "bad.json");
     await fs.writeFile(file, JSON.stringify({ task_id: "x", prompt: "y" }));
-    const err = await readPayload(file).catch((e) => e);
+    const err = await fetchPayload(file).catch((e) => e);
     expect(err.message).to.contain("repo_url").and.contain(file);
   });
 });

@@ -23,13 +23,15 @@ describe("local platform", function () {
   });
   afterEach(async () => fs.rm(stateDir, { recursive: true, force: true }));
 
-  it("enables only the local backend, with file payloads under its state folder and the embedded store's endpoint", async () => {
+  it("enables only the local backend, with file payloads under its state folder, the embedded store, and its own URL as the agents' channel", async () => {
     const p = await startLocalPlatform({ stateDir, userId: "dev" });
     try {
       expect(p.config.enabledBackends).to.deep.equal(["local"]);
       expect(p.config.payload).to.deep.equal({ kind: "file", dir: path.join(stateDir, "payloads") });
       expect(p.config.endpoints?.dynamodb).to.equal(p.store.endpoint);
-      expect(p.config.local?.env).to.include({ AWS_ENDPOINT_URL_DYNAMODB: p.store.endpoint });
+      // Agents report through the loopback API's channel; their environment holds no store endpoint or credentials.
+      expect(p.config.agentChannel?.url).to.equal(p.url);
+      expect(Object.keys(p.config.local?.env ?? {})).to.deep.equal(["AGENT_HEARTBEAT_SECONDS"]);
       expect(p.url).to.match(/^http:\/\/127\.0\.0\.1:\d+$/);
       const other = await fetch(`${p.url}/tasks`, { method: "POST", body: JSON.stringify({ repo_url: "https://github.com/a/b", prompt: "x", backend: "ecs" }) });
       expect(other.status).to.equal(400);

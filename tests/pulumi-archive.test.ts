@@ -89,6 +89,7 @@ describe("the orchestrator's Lambda archive", function () {
       region: "us-east-1", tables: names, payload: { kind: "s3", bucket, prefix: "payloads/" },
       defaultBackend: "ecs", enabledBackends: ["ecs"],
       ecs: { cluster, taskDefinition: `agent-${suffix}`, containerName: "agent", subnets: [subnet], securityGroups: [sg] },
+      agentChannel: { url: "https://api.example.test" },
       limits: { pollIntervalSeconds: 30 },
     };
     // The durable-execution test runner plays the Lambda service (checkpoints, skipped waits); it comes from the

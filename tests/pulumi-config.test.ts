@@ -38,6 +38,10 @@ const BAD: [string, RawConfig, string, string][] = [
   ["AgentCore image not in ECR", { image: "docker.io/org/agent:1", backends: ["agentcore"] }, "image", "ECR"],
   ["misspelt top-level key", { image: IMAGE, backend: ["ecs"] }, "backend", "allowed: backends"],
   ["fleets while ec2 is disabled", { image: IMAGE, fleets: { default: {} } }, "fleets", "not enabled"],
+  ["a queue cap of zero", { image: IMAGE, maxQueuedPerUser: 0 }, "maxQueuedPerUser", "between 1"],
+  ["identity: a user map key that is no principal", { image: IMAGE, identity: { users: { alice: "alice" } } }, "identity.users", "is not a principal"],
+  ["identity: one session of a role whose session names are not trusted", { image: IMAGE, identity: { users: { "arn:aws:sts::123456789012:assumed-role/Dev/alice": "alice" } } }, "identity.users", "sessionRoles"],
+  ["identity: a map too big for the Lambda environment", { image: IMAGE, identity: { users: Object.fromEntries(Array.from({ length: 60 }, (_, i) => [`arn:aws:iam::123456789012:user/engineer-number-${i}`, `engineer-${i}`])) } }, "identity", "at most 2048"],
 ];
 
 describe("stack config validation", () => {

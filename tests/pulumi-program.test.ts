@@ -29,7 +29,9 @@ const SHARED: [string, string[]][] = [
   [T.tables, ["aws:dynamodb/table:Table"]],
   [T.bucket, ["aws:s3/bucket:Bucket", "aws:s3/bucketPolicy:BucketPolicy", "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"]],
   [T.orchestrator, ["aws:lambda/function:Function", "aws:lambda/alias:Alias", "aws:iam/rolePolicy:RolePolicy"]],
-  [T.api, ["aws:lambda/function:Function", "aws:apigatewayv2/api:Api", "aws:apigatewayv2/route:Route", "aws:apigatewayv2/stage:Stage"]],
+  // The Api resource itself is made before the orchestrator (its endpoint is the agents' channel URL).
+  ["agent-compute:api:ApiEndpoint", ["aws:apigatewayv2/api:Api"]],
+  [T.api, ["aws:lambda/function:Function", "aws:apigatewayv2/route:Route", "aws:apigatewayv2/stage:Stage"]],
 ];
 
 const runs = new Map<string, ProgramRun>();
@@ -220,7 +222,15 @@ describe("security settings of the built resources", function () {
       expect(t.inputs.serverSideEncryption.enabled).to.equal(true);
     }
     expect(r.one("aws:dynamodb/table:Table", "tables-tasks").inputs.ttl).to.deep.equal({ attributeName: "ttl", enabled: true });
-    expect(r.one("aws:dynamodb/table:Table", "tables-tasks").inputs.globalSecondaryIndexes.map((g: any) => g.name)).to.have.members(["by-user", "by-status"]);
+    const indexes = r.one("aws:dynamodb/table:Table", "tables-tasks").inputs.globalSecondaryIndexes;
+    expect(indexes.map((g: any) => g.name)).to.have.members(["by-user", "by-status", "by-user-waiting"]);
+    // The per-user queue index holds keys and status only: reading a user's queue reads small items.
+    expect(indexes.find((g: any) => g.name === "by-user-waiting")).to.deep.include({
+      hashKey: "user_id",
+      rangeKey: "waiting_since",
+      projectionType: "INCLUDE",
+      nonKeyAttributes: ["status", "created_at"],
+    });
   });
 
   it("ECS tasks are Fargate ARM64 in private subnets; the created VPC puts only NAT in public subnets", async () => {
@@ -229,16 +239,22 @@ describe("security settings of the built resources", function () {
     expect(td.inputs.runtimePlatform).to.deep.equal({ cpuArchitecture: "ARM64", operatingSystemFamily: "LINUX" });
     expect(td.inputs.requiresCompatibilities).to.deep.equal(["FARGATE"]);
     const env = JSON.parse(td.inputs.containerDefinitions)[0].environment.map((e: any) => e.name);
-    expect(env).to.include.members(["TASK_TABLE_NAME", "TASK_EVENTS_TABLE_NAME", "AWS_REGION"]);
+    // No table names: the agent knows the platform only through the channel URL inside its payload.
+    expect(env).to.deep.equal(["AWS_REGION", "ANTHROPIC_MODEL"]);
     expect(r.one("aws:ecs/cluster:Cluster").inputs.settings).to.deep.include({ name: "containerInsights", value: "enabled" });
     const vpc = r.one("awsx:ec2:Vpc");
     expect(vpc.inputs.subnetSpecs.map((s: any) => s.type)).to.deep.equal(["Private", "Public"]);
   });
 
-  it("the API accepts only SigV4-signed (AWS_IAM) requests over HTTPS", async () => {
+  it("the API accepts only SigV4-signed (AWS_IAM) requests over HTTPS, except the agent channel, whose token the Lambda checks", async () => {
     const r = await run("ecs alone");
-    for (const route of r.byType("aws:apigatewayv2/route:Route")) expect(route.inputs.authorizationType).to.equal("AWS_IAM");
+    const auth = Object.fromEntries(r.byType("aws:apigatewayv2/route:Route").map((route) => [route.inputs.routeKey, route.inputs.authorizationType]));
+    expect(auth).to.deep.equal({ "ANY /{proxy+}": "AWS_IAM", "ANY /agent/v1/{proxy+}": "NONE" });
     expect(r.one("aws:apigatewayv2/api:Api").inputs.protocolType).to.equal("HTTP");
+    // The orchestrator hands agents the API's own endpoint as their channel.
+    const orchestratorConfig = r.byType("aws:lambda/function:Function").map((f) => f.inputs.environment?.variables?.AGENT_COMPUTE_CONFIG).filter(Boolean).map((c) => JSON.parse(c));
+    expect(orchestratorConfig.length).to.be.greaterThan(0);
+    for (const c of orchestratorConfig.filter((c) => !c.orchestrator)) expect(c.agentChannel?.url).to.match(/^https:\/\//);
     expect(String((await run("ecs alone")).outputs.apiUrl)).to.match(/^https:\/\//);
   });
 });

@@ -13,7 +13,7 @@ import { InvokeAgentRuntimeCommand, StopRuntimeSessionCommand } from "@aws-sdk/c
 import { CreateTagsCommand, DeleteTagsCommand } from "@aws-sdk/client-ec2";
 import { DescribeTasksCommand, RunTaskCommand, StopTaskCommand } from "@aws-sdk/client-ecs";
 import { InvokeCommand } from "@aws-sdk/client-lambda";
-import { DeleteObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
+import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { GetCommandInvocationCommand, SendCommandCommand } from "@aws-sdk/client-ssm";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { SetInstanceProtectionCommand } from "@aws-sdk/client-auto-scaling";
@@ -79,6 +79,7 @@ function benchConfig(store: EmbeddedStore, backend: CostBackend): RuntimeConfig 
     },
     agentcore: { runtimeArn: "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/agent-compute-abcdefghij" },
     orchestrator: { functionArn: "arn:aws:lambda:us-east-1:123456789012:function:agent-compute-orchestrator:live" },
+    agentChannel: { url: "https://api.agent-compute.example" },
     limits: DEFAULT_LIMITS,
   };
 }
@@ -143,7 +144,13 @@ function scriptCompute(mocks: ServiceMocks, clock: () => number, onStart: () => 
     return { contentType: "application/json", statusCode: 200, response: body as never };
   });
   mocks.agentcore.on(StopRuntimeSessionCommand).resolves({});
-  mocks.s3.on(PutObjectCommand).resolves({});
+  // The start step reads the submitted payload back and writes it again with the agent's channel token.
+  const objects = new Map<string, string>();
+  mocks.s3.on(PutObjectCommand).callsFake((input: { Key: string; Body: Uint8Array }) => {
+    objects.set(input.Key, Buffer.from(input.Body).toString("utf8"));
+    return {};
+  });
+  mocks.s3.on(GetObjectCommand).callsFake((input: { Key: string }) => ({ Body: { transformToString: async () => objects.get(input.Key) ?? "" } }));
   mocks.s3.on(DeleteObjectCommand).resolves({});
   mocks.lambda.on(InvokeCommand).resolves({ StatusCode: 202 });
 }

@@ -17,6 +17,7 @@ export const DEFAULT_FLEET: Omit<FleetSettings, "architecture" | "gpu" | "amiPar
 export const DEFAULTS = {
   backends: ["ecs"] as CloudBackend[],
   maxConcurrentPerUser: DEFAULT_LIMITS.maxConcurrentPerUser,
+  maxQueuedPerUser: DEFAULT_LIMITS.maxQueuedPerUser,
   taskTimeoutSeconds: DEFAULT_LIMITS.taskTimeoutSeconds,
   pollIntervalSeconds: DEFAULT_LIMITS.pollIntervalSeconds,
   heartbeatTimeoutSeconds: DEFAULT_LIMITS.heartbeatTimeoutSeconds,

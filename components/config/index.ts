@@ -13,6 +13,7 @@ import { int, Problems, str } from "./checks";
 import { DEFAULTS } from "./defaults";
 import { validateEcs } from "./ecs";
 import { validateFleets } from "./fleets";
+import { validateIdentity } from "./identity";
 import { validateNetwork } from "./network";
 import { validateRepos } from "./repos";
 import { PROJECT, type RawConfig, type StackConfig, type StackLimits } from "./types";
@@ -30,6 +31,8 @@ export const CONFIG_KEYS = {
   ecs: "json",
   agentcore: "json",
   maxConcurrentPerUser: "json",
+  maxQueuedPerUser: "json",
+  identity: "json",
   taskTimeoutSeconds: "json",
   pollIntervalSeconds: "json",
   heartbeatTimeoutSeconds: "json",
@@ -69,6 +72,7 @@ export function validateStackConfig(raw: RawConfig): StackConfig {
   const taskTimeoutSeconds = limit("taskTimeoutSeconds");
   const limits: StackLimits = {
     maxConcurrentPerUser: limit("maxConcurrentPerUser"),
+    maxQueuedPerUser: limit("maxQueuedPerUser"),
     taskTimeoutSeconds,
     pollIntervalSeconds: limit("pollIntervalSeconds"),
     heartbeatTimeoutSeconds: limit("heartbeatTimeoutSeconds"),
@@ -98,6 +102,7 @@ export function validateStackConfig(raw: RawConfig): StackConfig {
     ecs,
     agentcore,
     limits,
+    identity: validateIdentity(p, raw.identity),
     payloadExpirationDays: int(p, "payloadExpirationDays", raw.payloadExpirationDays, DEFAULTS.payloadExpirationDays, 1, 365),
     dispatchTimeoutSeconds: int(p, "dispatchTimeoutSeconds", raw.dispatchTimeoutSeconds, DEFAULTS.dispatchTimeoutSeconds, DELIVERY_TIMEOUT_BOUNDS.min, DELIVERY_TIMEOUT_BOUNDS.max),
     fleetManagerSchedule: schedule as string,

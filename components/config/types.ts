@@ -1,3 +1,4 @@
+import type { IdentityConfig } from "../../runtime/config";
 /** The validated stack config: what the Pulumi program builds from (index.ts validates raw config into it). */
 
 export const PROJECT = "agent-compute";
@@ -56,6 +57,7 @@ export interface AgentCoreSettings {
 
 export interface StackLimits {
   maxConcurrentPerUser: number;
+  maxQueuedPerUser: number;
   taskTimeoutSeconds: number;
   pollIntervalSeconds: number;
   heartbeatTimeoutSeconds: number;
@@ -77,6 +79,8 @@ export interface StackConfig {
   ecs: EcsSettings;
   agentcore: AgentCoreSettings;
   limits: StackLimits;
+  /** Principals mapped to user names; roles whose session names are trusted. */
+  identity: IdentityConfig;
   payloadExpirationDays: number;
   /** Seconds SSM may take to deliver a command to an instance. */
   dispatchTimeoutSeconds: number;

@@ -1,29 +1,26 @@
 /**
  * The reference agent: the smallest program that honours the agent contract (docs/agent-contract.md). It is not
  * an LLM. Its "work" is real and harmless: it measures the prompt (SHA-256, bytes, lines, words), reports
- * progress as task events for payload.context.work_seconds, and writes a terminal result. It never executes,
+ * progress as task events for payload.context.work_seconds, and reports a terminal result. It never executes,
  * evaluates or shell-expands the prompt. payload.context.fail_with_exit_code makes it fail on purpose (demos and
  * tests of the FAILED path).
+ *
+ * It speaks only the agent channel, with plain fetch: no AWS SDK, no table names, no AWS credentials.
  *
  * Run as a process: `node -r ts-node/register/transpile-only runtime/agent/reference-agent.ts` (or the compiled
  * .js) with the contract's environment.
  */
 import { createHash } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { DEFAULT_LIMITS } from "../limits";
-import { IllegalTransitionError } from "../errors";
-import { readPayload } from "../payload";
-import type { AgentPayload, TaskEventLog, TaskStore } from "../ports";
-import { isTerminal, type TaskStatus } from "../tasks/status";
-import { DynamoEventLog } from "../tasks/events";
-import { DynamoTaskStore } from "../tasks/store";
+import type { AgentPayload } from "../ports";
+import { AgentChannelClient, fetchPayload, type ChannelAnswer, type Fetch } from "./channel-client";
 
 /** Exit codes of the reference agent (an agent's own failures use any other non-zero code). */
 export const EXIT = {
   OK: 0,
   /** An unexpected error after the agent started. */
   ERROR: 1,
-  /** The environment or the payload is unusable. */
+  /** The environment or the payload is unusable, or the channel refused the agent. */
   SETUP: 2,
 } as const;
 
@@ -32,6 +29,8 @@ export const DEFAULT_HEARTBEAT_SECONDS = 30;
 export const MAX_HEARTBEAT_SECONDS = 45;
 export const DEFAULT_WORK_SECONDS = 1;
 export const MAX_WORK_SECONDS = 3600;
+
+const TERMINAL = ["COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"];
 
 export class AgentSetupError extends Error {
   constructor(message: string) {
@@ -42,18 +41,14 @@ export class AgentSetupError extends Error {
 
 export interface AgentEnvironment {
   taskId: string;
-  taskTable: string;
-  eventsTable: string;
-  region: string;
-  payloadUri: string;
+  /** An https:// presigned URL or an absolute file path. A secret: never logged. */
+  payloadUrl: string;
   heartbeatSeconds: number;
 }
 
 /** The contract's environment, checked: every missing or malformed variable is named at once. */
 export function readAgentEnvironment(env: NodeJS.ProcessEnv): AgentEnvironment {
-  const missing = ["TASK_ID", "TASK_TABLE_NAME", "TASK_EVENTS_TABLE_NAME", "AWS_REGION", "AGENT_PAYLOAD_URI"].filter(
-    (k) => !env[k],
-  );
+  const missing = ["TASK_ID", "AGENT_PAYLOAD_URL"].filter((k) => !env[k]);
   const problems = missing.length ? [`missing environment variable(s): ${missing.join(", ")}`] : [];
   const rawBeat = env.AGENT_HEARTBEAT_SECONDS;
   const heartbeatSeconds = rawBeat === undefined || rawBeat === "" ? DEFAULT_HEARTBEAT_SECONDS : Number(rawBeat);
@@ -61,14 +56,7 @@ export function readAgentEnvironment(env: NodeJS.ProcessEnv): AgentEnvironment {
     problems.push(`AGENT_HEARTBEAT_SECONDS must be a number in (0, ${MAX_HEARTBEAT_SECONDS}], got '${rawBeat}'`);
   }
   if (problems.length) throw new AgentSetupError(problems.join("; "));
-  return {
-    taskId: env.TASK_ID!,
-    taskTable: env.TASK_TABLE_NAME!,
-    eventsTable: env.TASK_EVENTS_TABLE_NAME!,
-    region: env.AWS_REGION!,
-    payloadUri: env.AGENT_PAYLOAD_URI!,
-    heartbeatSeconds,
-  };
+  return { taskId: env.TASK_ID!, payloadUrl: env.AGENT_PAYLOAD_URL!, heartbeatSeconds };
 }
 
 export interface PromptFacts {
@@ -108,22 +96,21 @@ export function planWork(context: Record<string, unknown> | undefined): WorkPlan
 }
 
 export interface AgentDeps {
-  tasks?: TaskStore;
-  events?: TaskEventLog;
-  readPayload?: (uri: string, region: string) => Promise<AgentPayload>;
+  /** The HTTP client for the payload URL and the channel (tests pass their own). */
+  fetch?: Fetch;
   log?: (line: string) => void;
 }
 
 /** Thrown inside the run when the task left the agent's hands (cancelled, timed out, failed by the orchestrator). */
 class Stopped extends Error {
-  constructor(readonly status: TaskStatus) {
+  constructor(readonly status: string) {
     super(`task is ${status}`);
   }
 }
 
 /**
  * Run one task to its end and return the process exit code. Never throws: every outcome is a code, and every
- * outcome the agent owns is also written to the task record.
+ * outcome the agent owns is also reported through the channel.
  */
 export async function runReferenceAgent(env: NodeJS.ProcessEnv, deps: AgentDeps = {}): Promise<number> {
   const log = deps.log ?? ((line: string) => process.stdout.write(`[reference-agent] ${line}\n`));
@@ -134,77 +121,87 @@ export async function runReferenceAgent(env: NodeJS.ProcessEnv, deps: AgentDeps 
     log((err as Error).message);
     return EXIT.SETUP;
   }
-  const storeConfig = {
-    region: e.region,
-    tables: { tasks: e.taskTable, events: e.eventsTable },
-    // The agent does not know the stack's retention; the orchestrator's own writes carry the stack's value.
-    limits: { retentionDays: DEFAULT_LIMITS.retentionDays },
-  };
-  const tasks = deps.tasks ?? new DynamoTaskStore(storeConfig);
-  const events = deps.events ?? new DynamoEventLog(storeConfig);
-  const read = deps.readPayload ?? readPayload;
 
   let payload: AgentPayload;
+  try {
+    payload = await fetchPayload(e.payloadUrl, deps.fetch);
+  } catch (err) {
+    // Without the payload there is no channel to report through: the exit code is the only signal left.
+    log(`could not read the payload: ${(err as Error).message}`);
+    return EXIT.SETUP;
+  }
+  if (payload.task_id !== e.taskId || !payload.channel?.url || !payload.channel.token) {
+    log(payload.task_id !== e.taskId ? `the payload is for task ${payload.task_id}, not TASK_ID ${e.taskId}` : "the payload has no channel to report through");
+    return EXIT.SETUP;
+  }
+  const channel = new AgentChannelClient(payload.channel, e.taskId, deps.fetch);
+
   let plan: WorkPlan;
   try {
-    payload = await read(e.payloadUri, e.region);
-    if (payload.task_id !== e.taskId) {
-      throw new AgentSetupError(`payload at ${e.payloadUri} is for task ${payload.task_id}, not TASK_ID ${e.taskId}`);
-    }
     plan = planWork(payload.context);
   } catch (err) {
     const message = `reference agent could not use its payload: ${(err as Error).message}`;
     log(message);
-    return finishFailed(tasks, e.taskId, message, EXIT.SETUP, ["STARTING", "RUNNING"], log);
+    return finishFailed(channel, message, EXIT.SETUP, log);
   }
 
-  // STARTING → RUNNING. A task already RUNNING is this agent's own earlier attempt (a redelivered command).
+  // STARTING → RUNNING. RUNNING already is this agent's own earlier attempt (a redelivered command).
+  let answer: ChannelAnswer;
   try {
-    await tasks.transition(e.taskId, "RUNNING", { agent_heartbeat_at: new Date().toISOString() }, ["STARTING"]);
+    answer = await channel.running();
   } catch (err) {
-    if (!(err instanceof IllegalTransitionError)) {
-      log(`could not write RUNNING: ${(err as Error).message}`);
-      return EXIT.ERROR;
-    }
-    if (err.actual && isTerminal(err.actual)) {
-      log(`task is already ${err.actual}; nothing to do`);
-      return EXIT.OK;
-    }
-    if (err.actual !== "RUNNING") {
-      log(`task is ${err.actual ?? "missing"}, not STARTING; an agent runs only tasks the platform started`);
-      return EXIT.SETUP;
-    }
+    log(`could not report RUNNING: ${(err as Error).message}`);
+    return EXIT.ERROR;
+  }
+  if (answer.status === 409 && TERMINAL.includes(String(answer.body.status))) {
+    log(`task is already ${answer.body.status}; nothing to do`);
+    return EXIT.OK;
+  }
+  if (answer.status === 401) {
+    // A token dies with its task: the task ended before this agent started (cancelled while starting, say).
+    log(`the channel refused this agent's token (${String(answer.body.error ?? "")}); nothing to do`);
+    return EXIT.OK;
+  }
+  if (answer.status !== 200) {
+    log(`the channel refused RUNNING (HTTP ${answer.status}${answer.body.status ? `, task ${answer.body.status}` : ""}); an agent runs only tasks the platform started`);
+    return EXIT.SETUP;
   }
 
   const stop = new AbortController();
-  let stoppedBy: TaskStatus | undefined;
+  let stoppedBy: string | undefined;
   const beat = setInterval(() => {
-    tasks.heartbeat(e.taskId).catch((err) => {
-      if (err instanceof IllegalTransitionError && err.actual && isTerminal(err.actual)) {
-        stoppedBy = err.actual;
-        stop.abort();
-      } else {
-        // A missed beat is not fatal: the next one may pass, and the platform allows several.
-        log(`heartbeat failed: ${(err as Error).message}`);
-      }
-    });
+    channel.heartbeat().then(
+      (a) => {
+        // 409: the task ended (cancelled, timed out); 401: its token died with it. Either way: stop, write nothing.
+        if (a.status === 409 || a.status === 401) {
+          stoppedBy = String(a.body.status ?? "ended");
+          stop.abort();
+        } else if (a.status !== 200) log(`heartbeat answered HTTP ${a.status}`);
+      },
+      // A missed beat is not fatal: the next one may pass, and the platform allows several.
+      (err) => log(`heartbeat failed: ${(err as Error).message}`),
+    );
   }, e.heartbeatSeconds * 1000);
 
   try {
     const facts = describePrompt(payload.prompt);
-    await events.append(e.taskId, "info", `reference agent started: prompt of ${facts.bytes} bytes, ${facts.lines} lines`, {
-      data: { repo_url: payload.repo_url, work_seconds: plan.workSeconds },
+    await report(channel, "info", `reference agent started: prompt of ${facts.bytes} bytes, ${facts.lines} lines`, log, {
+      repo_url: payload.repo_url,
+      work_seconds: plan.workSeconds,
     });
-    await doWork(plan.workSeconds, stop.signal, (step, of) =>
-      events.append(e.taskId, "info", `reference agent progress ${step}/${of}`).then(() => undefined),
-    );
+    await doWork(plan.workSeconds, stop.signal, (step, of) => report(channel, "progress", `reference agent progress ${step}/${of}`, log));
     if (plan.failWithExitCode !== undefined) {
       const message = `reference agent failed on request (context.fail_with_exit_code = ${plan.failWithExitCode})`;
       log(message);
-      return await finishFailed(tasks, e.taskId, message, plan.failWithExitCode, ["RUNNING"], log);
+      return await finishFailed(channel, message, plan.failWithExitCode, log);
     }
-    await events.append(e.taskId, "info", `prompt sha256 ${facts.sha256}`, { data: { ...facts } });
-    await tasks.transition(e.taskId, "COMPLETED", { exit_code: EXIT.OK, cost_usd: 0 }, ["RUNNING"]);
+    await report(channel, "info", `prompt sha256 ${facts.sha256}`, log, { ...facts });
+    const done = await channel.result({ status: "COMPLETED", exit_code: EXIT.OK, cost_usd: 0, turns: 0, summary: `measured the prompt: sha256 ${facts.sha256}` });
+    if (done.status === 409 || done.status === 401) {
+      log(`task became ${done.body.status ?? "ended"} before the agent finished; stopping`);
+      return EXIT.OK;
+    }
+    if (done.status !== 200) throw new Error(`the channel refused the result (HTTP ${done.status}: ${String(done.body.error ?? "")})`);
     log("task COMPLETED");
     return EXIT.OK;
   } catch (err) {
@@ -213,16 +210,18 @@ export async function runReferenceAgent(env: NodeJS.ProcessEnv, deps: AgentDeps 
       log(`task is ${status}; stopping without writing`);
       return EXIT.OK;
     }
-    if (err instanceof IllegalTransitionError && err.actual && isTerminal(err.actual)) {
-      log(`task became ${err.actual} before the agent finished; stopping without writing`);
-      return EXIT.OK;
-    }
     const message = `reference agent error: ${(err as Error).message}`;
     log(message);
-    return finishFailed(tasks, e.taskId, message, EXIT.ERROR, ["RUNNING"], log);
+    return finishFailed(channel, message, EXIT.ERROR, log);
   } finally {
     clearInterval(beat);
   }
+}
+
+/** Events are for people watching: one refused (over the rate, say) is logged and the work goes on. */
+async function report(channel: AgentChannelClient, type: "info" | "progress", message: string, log: (line: string) => void, data?: Record<string, unknown>): Promise<void> {
+  const a = await channel.event(type, message, data);
+  if (a.status !== 202) log(`event not recorded (HTTP ${a.status})`);
 }
 
 /** Spend `seconds` in a few progress steps; an abort (the task was cancelled) ends it at once. */
@@ -239,19 +238,13 @@ async function doWork(seconds: number, signal: AbortSignal, progress: (step: num
   if (signal.aborted) throw new Stopped("CANCELLED");
 }
 
-async function finishFailed(
-  tasks: TaskStore,
-  taskId: string,
-  message: string,
-  exitCode: number,
-  from: TaskStatus[],
-  log: (line: string) => void,
-): Promise<number> {
+async function finishFailed(channel: AgentChannelClient, message: string, exitCode: number, log: (line: string) => void): Promise<number> {
   try {
-    await tasks.transition(taskId, "FAILED", { error_message: message, exit_code: exitCode }, from);
+    const a = await channel.result({ status: "FAILED", exit_code: exitCode, error_message: message.slice(0, 2000) });
+    if (a.status !== 200) log(`FAILED not recorded (HTTP ${a.status}${a.body.status ? `, task ${a.body.status}` : ""})`);
   } catch (err) {
-    // Already terminal (cancelled meanwhile) or unreachable: the exit code still tells the platform.
-    log(`could not write FAILED: ${(err as Error).message}`);
+    // Unreachable: the exit code still tells the platform.
+    log(`could not report FAILED: ${(err as Error).message}`);
   }
   return exitCode;
 }

@@ -12,7 +12,7 @@ export interface ApiRequest {
   /** Header names in any case. */
   headers?: Record<string, string | undefined>;
   body?: string;
-  /** The authenticated caller; the API never trusts a user named in the body. */
+  /** The authenticated caller (empty on agent routes); the API never trusts a user named in the body. */
   userId: string;
 }
 

@@ -1,11 +1,14 @@
 /**
  * Lambda entry of the task API: API Gateway HTTP API (or a Lambda function URL) payload format 2.0 with
- * AWS_IAM auth. The caller is the IAM principal API Gateway verified (requestContext.authorizer.iam.userArn);
- * a request without one is refused before any handler code runs.
+ * AWS_IAM auth. The caller is the IAM principal API Gateway verified (requestContext.authorizer.iam), mapped to a
+ * user by runtime/identity.ts; a request without one is refused before any handler code runs. The agent channel
+ * (/agent/v1/…) is the one exception: it has no IAM auth, and each request carries its task's token instead.
  *
  * Light at import time: the runtime, stores and dispatcher are loaded on the first invocation and reused by
  * later ones in the same execution environment.
  */
+import { isChannelPath } from "../channel/paths";
+import { userOf } from "../identity";
 import type { Runtime } from "../runtime";
 import type { ApiResponse, TaskDispatcher } from "./router";
 
@@ -32,30 +35,36 @@ export interface ApiDependencies {
 export function createLambdaHandler(load: () => Promise<ApiDependencies>) {
   let deps: Promise<ApiDependencies> | undefined;
   return async (event: HttpApiEventV2): Promise<ApiResponse> => {
-    const userId = event.requestContext?.authorizer?.iam?.userArn;
-    if (!userId) {
-      return {
-        statusCode: 403,
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ error: "no IAM caller identity on the request: sign it with SigV4 (AWS_IAM auth)" }),
-      };
-    }
+    const path = stripStage(event.rawPath ?? event.requestContext?.http?.path ?? "/", event.requestContext?.stage);
+    const agentRoute = isChannelPath(path);
+    const callerArn = event.requestContext?.authorizer?.iam?.userArn;
+    if (!callerArn && !agentRoute) return refuse(403, "no IAM caller identity on the request: sign it with SigV4 (AWS_IAM auth)");
     // A failed load is not cached: the next invocation tries again.
     deps ??= load().catch((err) => {
       deps = undefined;
       throw err;
     });
     const { runtime, dispatcher } = await deps;
+    let userId = "";
+    if (!agentRoute) {
+      const user = userOf(callerArn!, runtime.config.identity);
+      if (!user.ok) return refuse(403, user.reason);
+      userId = user.userId;
+    }
     const { handleApiRequest } = await import("./router");
     return handleApiRequest(runtime, dispatcher, {
       method: event.requestContext?.http?.method ?? "GET",
-      path: stripStage(event.rawPath ?? event.requestContext?.http?.path ?? "/", event.requestContext?.stage),
+      path,
       query: parseQuery(event.rawQueryString, event.queryStringParameters),
       headers: event.headers ?? {},
       body: event.body !== undefined && event.isBase64Encoded ? Buffer.from(event.body, "base64").toString("utf8") : event.body,
       userId,
     });
   };
+}
+
+function refuse(statusCode: number, error: string): ApiResponse {
+  return { statusCode, headers: { "content-type": "application/json" }, body: JSON.stringify({ error }) };
 }
 
 /** A named stage prefixes rawPath (/prod/tasks); the $default stage does not. */

@@ -8,9 +8,11 @@
  *   GET  /tasks/{id}             one task                                      views.ts
  *   POST /tasks/{id}/cancel      cancel it (body: optional {reason})           cancel.ts
  *   GET  /tasks/{id}/events      its events, oldest first (?limit=&next_token=)   views.ts
+ *   *    /agent/v1/…             the agent channel: token auth, no user         ../channel/server.ts
  */
 import type { Logger } from "@aws-lambda-powertools/logger";
 import { createLogger, LOG_SERVICES } from "../logger";
+import { isChannelPath } from "../channel/paths";
 import type { Dispatcher } from "../orchestrator/dispatch";
 import type { Runtime } from "../runtime";
 import { cancelRoute } from "./cancel";
@@ -41,6 +43,11 @@ export async function handleApiRequest(
 }
 
 async function route(runtime: Runtime, dispatcher: TaskDispatcher, req: ApiRequest, log: RequestLog): Promise<ApiResponse> {
+  if (isChannelPath(req.path)) {
+    // Loaded on use: submit and list never need the channel.
+    const { handleAgentRequest } = await import("../channel/server");
+    return handleAgentRequest(runtime, req);
+  }
   if (!req.userId) throw new HttpError(403, "no caller identity: requests must be signed (AWS IAM)");
   const method = req.method.toUpperCase();
   const parts = req.path.replace(/\/+$/, "").split("/").filter(Boolean);

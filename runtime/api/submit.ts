@@ -32,6 +32,18 @@ export async function submitTask(runtime: Runtime, dispatcher: Dispatcher, req: 
     if (existing) return replay(dispatcher, existing, requestHash, key);
   }
 
+  // No user may crowd the others out: past their own queue cap a submit is refused before anything is written.
+  // The count reads this user's queue alone; concurrent submits may pass it by a few (the index is eventually consistent).
+  const cap = runtime.config.limits.maxQueuedPerUser;
+  if ((await runtime.tasks.countWaiting(req.userId, cap)) >= cap) {
+    throw new HttpError(
+      429,
+      `you have ${cap} tasks waiting to start, the stack's limit (maxQueuedPerUser = ${cap}); wait for some to start or cancel some`,
+      undefined,
+      { limit: "maxQueuedPerUser", max: cap },
+    );
+  }
+
   const blueprint = await runtime.repos.get(input.repo_url);
   let choice;
   try {

@@ -40,6 +40,15 @@ async function ownTask(runtime: Runtime, taskId: string, userId: string): Promis
 
 /** What the API shows of a record: everything but internal bookkeeping. */
 export function toTaskView(record: TaskRecord): Record<string, unknown> {
-  const { ttl: _ttl, request_hash: _hash, payload_uri: _payload, ...view } = record as SubmittedRecord;
+  const {
+    ttl: _ttl,
+    request_hash: _hash,
+    payload_uri: _payload,
+    agent_token_sha256: _token,
+    agent_report_tokens: _bucket,
+    agent_report_at_ms: _bucketAt,
+    waiting_since: _waiting,
+    ...view
+  } = record as SubmittedRecord & Record<string, unknown>;
   return view;
 }

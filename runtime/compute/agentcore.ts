@@ -34,13 +34,13 @@ export function sessionIdForTask(taskId: string): string {
   return `${HASH_PREFIX}${createHash("sha256").update(taskId).digest("hex")}`;
 }
 
-/** The message the agent's entrypoint receives: the contract values by reference, never the prompt. */
+/**
+ * The message the agent's entrypoint receives: the task id and a presigned URL of its payload, never the prompt,
+ * and no table names: the agent reports through the channel named inside the payload.
+ */
 export interface AgentCoreInvocation {
   task_id: string;
-  payload_uri: string;
-  task_table_name: string;
-  task_events_table_name: string;
-  region: string;
+  payload_url: string;
 }
 
 /** Bytes of the invocation response read before the stream is closed (an acknowledgement, not a transcript). */
@@ -75,15 +75,9 @@ export class AgentCoreStrategy implements ComputeStrategy<"agentcore"> {
   }
 
   /** The exact InvokeAgentRuntime input for a task. */
-  invokeInput({ task, payloadUri }: StartRequest): InvokeAgentRuntimeCommandInput {
+  invokeInput({ task, payloadUrl }: StartRequest): InvokeAgentRuntimeCommandInput {
     const { runtimeArn, qualifier } = this.settings();
-    const message: AgentCoreInvocation = {
-      task_id: task.task_id,
-      payload_uri: payloadUri,
-      task_table_name: this.config.tables.tasks,
-      task_events_table_name: this.config.tables.events,
-      region: this.config.region,
-    };
+    const message: AgentCoreInvocation = { task_id: task.task_id, payload_url: payloadUrl };
     return {
       agentRuntimeArn: runtimeArn,
       ...(qualifier ? { qualifier } : {}),
@@ -109,7 +103,7 @@ export class AgentCoreStrategy implements ComputeStrategy<"agentcore"> {
     const input = this.invokeInput(request);
     const out = await this.client().send(new InvokeAgentRuntimeCommand(input));
     // The agent acknowledges and keeps working in the background (AgentCore's asynchronous pattern, its
-    // /ping reporting HealthyBusy); the contract has it report progress through the task table, not this
+    // /ping reporting HealthyBusy); the contract has it report progress through the agent channel, not this
     // stream. Read a bounded acknowledgement and close the stream so the connection is released.
     const body = await readBounded(out.response, RESPONSE_READ_LIMIT, this.options.responseReadTimeoutMs ?? 30_000);
     if (out.statusCode !== undefined && out.statusCode >= 400) {

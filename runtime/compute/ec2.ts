@@ -49,7 +49,7 @@ export class Ec2Strategy implements ComputeStrategy<"ec2"> {
     return awsClient(SSMClient, { region: this.config.region });
   }
 
-  async startSession({ task, payloadUri }: StartRequest): Promise<Ec2Handle> {
+  async startSession({ task, payloadUrl }: StartRequest): Promise<Ec2Handle> {
     const settings = this.settings;
     const fleet = task.fleet ?? settings.defaultFleet;
     if (!settings.fleets[fleet]) {
@@ -64,9 +64,7 @@ export class Ec2Strategy implements ComputeStrategy<"ec2"> {
     }
     const parameters = agentTaskParameters({
       taskId: task.task_id,
-      payloadUri,
-      taskTableName: this.config.tables.tasks,
-      eventsTableName: this.config.tables.events,
+      payloadUrl,
       image: settings.image,
       executionTimeout: String(settings.executionTimeoutSeconds),
     });

@@ -1,7 +1,7 @@
 /**
  * ECS Fargate backend: one RunTask per agent task, polled with DescribeTasks, stopped with StopTask.
- * The agent's input travels by reference (AGENT_PAYLOAD_URI); the overrides carry only ids, table names
- * and the region, so they stay far below ECS's 8,192-byte override limit whatever the prompt is.
+ * The agent's input travels by reference (AGENT_PAYLOAD_URL, a presigned URL); the overrides carry only the task
+ * id, that URL and the region, so they stay far below ECS's 8,192-byte override limit whatever the prompt is.
  */
 import { createHash } from "node:crypto";
 import {
@@ -27,13 +27,7 @@ const STOP_REASON_MAX = 255;
 export const ECS_OVERRIDES_MAX_BYTES = 8192;
 
 /** The only environment variables the agent container receives (docs/agent-contract.md). */
-export const ECS_AGENT_ENV_NAMES = [
-  "TASK_ID",
-  "AGENT_PAYLOAD_URI",
-  "TASK_TABLE_NAME",
-  "TASK_EVENTS_TABLE_NAME",
-  "AWS_REGION",
-] as const;
+export const ECS_AGENT_ENV_NAMES = ["TASK_ID", "AGENT_PAYLOAD_URL", "AWS_REGION"] as const;
 
 /**
  * The RunTask client token for a task: the task id itself when ECS accepts it, so a replayed start step
@@ -146,13 +140,11 @@ export class EcsStrategy implements ComputeStrategy<"ecs"> {
   }
 
   /** The exact RunTask input for a task (public so a caller can inspect or log the request without sending it). */
-  runTaskInput({ task, payloadUri }: StartRequest): RunTaskCommandInput {
+  runTaskInput({ task, payloadUrl }: StartRequest): RunTaskCommandInput {
     const ecs = this.settings();
     const environment: Record<(typeof ECS_AGENT_ENV_NAMES)[number], string> = {
       TASK_ID: task.task_id,
-      AGENT_PAYLOAD_URI: payloadUri,
-      TASK_TABLE_NAME: this.config.tables.tasks,
-      TASK_EVENTS_TABLE_NAME: this.config.tables.events,
+      AGENT_PAYLOAD_URL: payloadUrl,
       AWS_REGION: this.config.region,
     };
     const overrides = {
@@ -165,9 +157,9 @@ export class EcsStrategy implements ComputeStrategy<"ecs"> {
     };
     const overrideBytes = Buffer.byteLength(JSON.stringify(overrides));
     if (overrideBytes > ECS_OVERRIDES_MAX_BYTES) {
-      // Only a pathological payload URI or table name can get here; the payload itself never does.
+      // Only a pathological payload URL can get here; the payload itself never does. The URL is a secret: its length only.
       throw new Error(
-        `ECS overrides for task ${task.task_id} would be ${overrideBytes} bytes; ECS allows ${ECS_OVERRIDES_MAX_BYTES}. Shorten the payload URI (${payloadUri.length} chars) or table names`,
+        `ECS overrides for task ${task.task_id} would be ${overrideBytes} bytes; ECS allows ${ECS_OVERRIDES_MAX_BYTES} (the payload URL is ${payloadUrl.length} chars)`,
       );
     }
     return {

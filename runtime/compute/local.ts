@@ -1,6 +1,7 @@
 /**
  * The local backend: the agent runs as a child process of this machine, in its own process group, with the agent
- * contract's environment and the payload as a file. The task store is the embedded one (runtime/local/).
+ * contract's environment and the payload as a file. It reports through the local platform's agent channel
+ * (the loopback API), exactly as agents on AWS do.
  *
  * Docker: the agent image may run here when a Docker daemon is present (docs/design.md). This backend does not probe
  * for one or wrap the command in `docker run`; it runs exactly `config.local.command`, so an operator with a
@@ -8,7 +9,7 @@
  * the reference agent as a plain node process.
  *
  * The prompt never reaches a shell or an argv: spawn is called without a shell, and the agent reads the payload
- * from the file named in AGENT_PAYLOAD_URI.
+ * from the file named in AGENT_PAYLOAD_URL.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
@@ -117,10 +118,7 @@ export class LocalStrategy implements ComputeStrategy<"local"> {
     if (process.env.HOME) env.HOME = process.env.HOME;
     Object.assign(env, this.local.env ?? {}, {
       TASK_ID: request.task.task_id,
-      TASK_TABLE_NAME: this.config.tables.tasks,
-      TASK_EVENTS_TABLE_NAME: this.config.tables.events,
-      AWS_REGION: this.config.region,
-      AGENT_PAYLOAD_URI: request.payloadUri,
+      AGENT_PAYLOAD_URL: request.payloadUrl,
     });
     return env;
   }

@@ -24,8 +24,11 @@ export interface SessionStatus {
 
 export interface StartRequest {
   task: TaskRecord;
-  /** Where the agent reads its payload: s3://bucket/key or an absolute file path. */
-  payloadUri: string;
+  /**
+   * What the agent is handed as AGENT_PAYLOAD_URL: a short-lived presigned HTTPS GET of its payload, or an absolute
+   * file path (local). A secret while it lasts (the payload holds the task's token): never log it or put it in an event.
+   */
+  payloadUrl: string;
 }
 
 export interface ComputeStrategy<T extends BackendType = BackendType> {

@@ -6,8 +6,12 @@
  * SendCommand whose values do not match, and agentTaskParameters checks the same patterns before sending). No
  * pattern admits a quote, `$`, a backtick, whitespace or a newline, so the values can sit inside single quotes in
  * the script, where SSM substitutes {{ name }} textually. The task's own text (prompt, repo URL, branch) travels
- * only inside the payload object, which the script copies to a file and mounts read-only into the container.
+ * only inside the payload object, which the script downloads by its presigned URL to a file and mounts read-only
+ * into the container. The container runs on Docker's bridge network: the instance requires IMDSv2 with a hop limit
+ * of 1, so the container cannot reach the instance metadata service, and holds none of the instance role's rights.
  */
+
+import { PAYLOAD_MAX_BYTES } from "../payload/limits";
 
 export interface DocumentParameterSpec {
   description: string;
@@ -20,17 +24,9 @@ export const AGENT_TASK_DOCUMENT_PARAMETERS = {
     description: "Task id: 1–128 letters, digits, '.', '_' or '-', starting with a letter or digit.",
     allowedPattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$",
   },
-  payloadUri: {
-    description: "s3:// URI of the task's payload object.",
-    allowedPattern: "^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[A-Za-z0-9._/=+-]{1,900}$",
-  },
-  taskTableName: {
-    description: "DynamoDB table of task records.",
-    allowedPattern: "^[A-Za-z0-9_.-]{3,255}$",
-  },
-  eventsTableName: {
-    description: "DynamoDB table of task events.",
-    allowedPattern: "^[A-Za-z0-9_.-]{3,255}$",
+  payloadUrl: {
+    description: "Short-lived presigned HTTPS GET URL of the task's payload object.",
+    allowedPattern: "^https://[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?/[A-Za-z0-9._~/?&=%+-]{1,6000}$",
   },
   image: {
     description: "Agent container image reference (registry/repository:tag or @digest), as pulled at boot.",
@@ -50,6 +46,9 @@ export const EXECUTION_TIMEOUT_BOUNDS = { min: 100, max: 172_800 } as const;
 
 /** Seconds the script keeps for its cleanup before SSM's executionTimeout would kill it. */
 const CLEANUP_SECONDS = 30;
+
+/** Parameters whose values are secrets while they last: an error never shows them. */
+const SECRET_PARAMETERS: readonly AgentTaskParameterName[] = ["payloadUrl"];
 
 /** Where the payload file appears inside the agent container. */
 export const CONTAINER_PAYLOAD_PATH = "/agent/payload.json";
@@ -77,7 +76,12 @@ export function agentTaskParameters(values: AgentTaskParameterValues): Record<Ag
     const spec = AGENT_TASK_DOCUMENT_PARAMETERS[name];
     const value = values[name];
     if (typeof value !== "string" || !new RegExp(spec.allowedPattern).test(value)) {
-      const shown = typeof value === "string" ? JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value) : String(value);
+      const shown =
+        typeof value !== "string"
+          ? String(value)
+          : SECRET_PARAMETERS.includes(name)
+            ? `a value of ${value.length} characters (not shown: it is a secret)`
+            : JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value);
       throw new DocumentParameterError(name, `SSM document parameter ${name} is ${shown}; it must match ${spec.allowedPattern} (${spec.description})`);
     }
     out[name] = [value];
@@ -99,17 +103,17 @@ export function agentTaskScript(): string[] {
     "set -euo pipefail",
     // SSM substitutes the parameters textually; allowedPattern admits no quote, so single quotes hold them safely.
     "TASK_ID='{{ taskId }}'",
-    "PAYLOAD_URI='{{ payloadUri }}'",
-    "TASK_TABLE_NAME='{{ taskTableName }}'",
-    "TASK_EVENTS_TABLE_NAME='{{ eventsTableName }}'",
+    "PAYLOAD_URL='{{ payloadUrl }}'",
     "AGENT_IMAGE='{{ image }}'",
     "EXECUTION_TIMEOUT='{{ executionTimeout }}'",
-    // The SSM agent's shell has no AWS_REGION; the instance's region comes from IMDSv2 (token required).
+    // The SSM agent's shell has no AWS_REGION; the instance's region comes from IMDSv2 (token required). The agent
+    // gets the region (for its model calls), never the instance's credentials.
     "IMDS=http://169.254.169.254/latest",
     "IMDS_TOKEN=\"$(curl -sSf -X PUT \"$IMDS/api/token\" -H 'X-aws-ec2-metadata-token-ttl-seconds: 300')\"",
     "AWS_REGION=\"$(curl -sSf -H \"X-aws-ec2-metadata-token: $IMDS_TOKEN\" \"$IMDS/meta-data/placement/region\")\"",
     "AWS_DEFAULT_REGION=\"$AWS_REGION\"",
-    "export AWS_REGION AWS_DEFAULT_REGION TASK_ID TASK_TABLE_NAME TASK_EVENTS_TABLE_NAME",
+    "unset IMDS_TOKEN",
+    "export AWS_REGION AWS_DEFAULT_REGION TASK_ID",
     // One task per instance: a container an interrupted earlier run left behind is removed first.
     `docker ps -aq --filter label=${CONTAINER_TASK_LABEL} | xargs -r docker rm -f >/dev/null`,
     "mkdir -p /var/lib/agent-compute",
@@ -118,16 +122,16 @@ export function agentTaskScript(): string[] {
     "cleanup() { docker rm -f \"$CONTAINER\" >/dev/null 2>&1 || true; rm -rf \"$WORK_DIR\"; }",
     "trap cleanup EXIT",
     "trap 'exit 143' TERM INT",
-    // The payload (prompt, repo, context; up to 1 MiB) goes to a file and is never read into the shell.
-    "aws s3 cp --only-show-errors \"$PAYLOAD_URI\" \"$WORK_DIR/payload.json\"",
+    // The payload (prompt, repo, context, the task's token; up to 2 MiB) goes to a file and is never read into the
+    // shell. curl never prints the URL; the file is capped at the payload limit.
+    `curl -sSf --retry 3 --max-filesize ${PAYLOAD_MAX_BYTES} -o "$WORK_DIR/payload.json" "$PAYLOAD_URL"`,
+    "unset PAYLOAD_URL",
     "chmod 0755 \"$WORK_DIR\"",
     "chmod 0644 \"$WORK_DIR/payload.json\"",
-    // Host networking: IMDSv2 with hop limit 1 is unreachable from a bridge network, and the agent needs the
-    // instance role's credentials to write its task record.
-    `docker run -d --name "$CONTAINER" --label "${CONTAINER_TASK_LABEL}=$TASK_ID" --network host \\`,
+    // Bridge network (Docker's default), not host: IMDSv2's hop limit of 1 keeps the instance role out of reach.
+    `docker run -d --name "$CONTAINER" --label "${CONTAINER_TASK_LABEL}=$TASK_ID" --network bridge \\`,
     `  -v "$WORK_DIR/payload.json:${CONTAINER_PAYLOAD_PATH}:ro" \\`,
-    `  -e AGENT_PAYLOAD_URI=${CONTAINER_PAYLOAD_PATH} -e TASK_ID -e TASK_TABLE_NAME -e TASK_EVENTS_TABLE_NAME \\`,
-    "  -e AWS_REGION -e AWS_DEFAULT_REGION \\",
+    `  -e AGENT_PAYLOAD_URL=${CONTAINER_PAYLOAD_PATH} -e TASK_ID -e AWS_REGION -e AWS_DEFAULT_REGION \\`,
     "  \"$AGENT_IMAGE\" >/dev/null",
     // docker wait prints the container's exit code; it is bounded below executionTimeout so the cleanup still runs.
     "set +e",
@@ -154,7 +158,7 @@ export function agentTaskDocument(): Record<string, unknown> {
   );
   return {
     schemaVersion: "2.2",
-    description: "agent-compute: run one agent task in a container on this instance (payload mounted read-only).",
+    description: "agent-compute: run one agent task in a container on this instance (payload mounted read-only, bridge network).",
     parameters,
     mainSteps: [
       {

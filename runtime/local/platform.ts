@@ -9,6 +9,8 @@ import { promises as fs } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { handleApiRequest } from "../api/router";
+import type { ApiRequest, ApiResponse } from "../api/http";
+import type { RepoCredentialsProvider } from "../channel/credentials";
 import { checkRuntimeConfig, type LimitsConfig, type RuntimeConfig } from "../config";
 import { DEFAULT_LIMITS } from "../limits";
 import { createRuntime, type Runtime } from "../runtime";
@@ -60,6 +62,8 @@ export interface LocalPlatformOptions {
   /** argv of the agent process; the reference agent when omitted. */
   agentCommand?: string[];
   limits?: Partial<LimitsConfig>;
+  /** Repository credentials agents may fetch through the channel (default: the operator's token from the environment, if any). */
+  repoCredentials?: RepoCredentialsProvider;
   /** Seconds between reconciler passes; default LOCAL_RECONCILE_SECONDS. */
   reconcileSeconds?: number;
   log?: (line: string) => void;
@@ -91,12 +95,13 @@ export function localUserName(): string {
 
 /**
  * The runtime config of a local run: only the local backend, payloads as files under `stateDir`, the embedded
- * store as the task store. The agent reaches that store with the SDK's ordinary endpoint and credential variables.
+ * store as the task store. The agent never touches that store: it reports through the agent channel of the local
+ * API at `channelUrl`, and its environment holds no store endpoint or credentials.
  */
 export function localRuntimeConfig(
   store: EmbeddedStore,
   stateDir: string,
-  options: { agentCommand?: string[]; heartbeatSeconds?: number; limits?: Partial<LimitsConfig> } = {},
+  options: { agentCommand?: string[]; heartbeatSeconds?: number; limits?: Partial<LimitsConfig>; channelUrl?: string } = {},
 ): RuntimeConfig {
   return checkRuntimeConfig({
     region: store.region,
@@ -108,9 +113,12 @@ export function localRuntimeConfig(
     local: {
       workDir: path.join(stateDir, "runs"),
       // A 2 s heartbeat by default (the contract's ceiling is 45 s) so a short local run shows its heartbeats.
-      env: { ...store.agentEnv, AWS_REGION: store.region, AGENT_HEARTBEAT_SECONDS: String(options.heartbeatSeconds ?? LOCAL_HEARTBEAT_SECONDS) },
+      env: { AGENT_HEARTBEAT_SECONDS: String(options.heartbeatSeconds ?? LOCAL_HEARTBEAT_SECONDS) },
       ...(options.agentCommand ? { command: options.agentCommand } : {}),
     },
+    ...(options.channelUrl ? { agentChannel: { url: options.channelUrl } } : {}),
+    // The operator's own token (AGENT_COMPUTE_GIT_TOKEN or _FILE), when set, through the channel's credentials route.
+    credentials: { kind: "local" },
     limits: { ...DEFAULT_LIMITS, ...options.limits },
   });
 }
@@ -123,11 +131,22 @@ export async function startLocalPlatform(options: LocalPlatformOptions = {}): Pr
   const store = await startEmbeddedStore({ region: "us-east-1" });
   const cleanups: (() => Promise<void>)[] = [() => store.close()];
   try {
-    const config = localRuntimeConfig(store, stateDir, { agentCommand: options.agentCommand, limits: { ...LOCAL_LIMITS, ...options.limits } });
-    const runtime = createRuntime(config);
+    // The API listens first: its URL is the agents' channel, which the config hands to every agent. Nobody can
+    // call it before it answers with its URL, so the handler's runtime is always set by then.
+    let handler: ((request: ApiRequest) => Promise<ApiResponse>) | undefined;
+    const userId = options.userId ?? localUserName();
+    const http = await serveApi((request) => handler!(request), { host: "127.0.0.1", port: options.port ?? 0, userId, log });
+    cleanups.unshift(() => http.close());
+    const config = localRuntimeConfig(store, stateDir, {
+      agentCommand: options.agentCommand,
+      limits: { ...LOCAL_LIMITS, ...options.limits },
+      channelUrl: http.url,
+    });
+    const runtime = createRuntime(config, options.repoCredentials ? { repoCredentials: options.repoCredentials } : {});
     const pollSeconds = options.pollSeconds ?? LOCAL_POLL_SECONDS;
     const dispatcher = new LocalDispatcher(runtime, { waitSeconds: pollSeconds, maxWaitSeconds: Math.max(pollSeconds, LOCAL_MAX_WAIT_SECONDS), log });
     cleanups.unshift(() => dispatcher.close());
+    handler = (request) => handleApiRequest(runtime, dispatcher, request);
     // The same reconciler pass as the cloud's scheduled Lambda, on an interval.
     const executions = new LocalOrchestratorExecutions(dispatcher);
     const reconciling = setInterval(() => {
@@ -140,14 +159,6 @@ export async function startLocalPlatform(options: LocalPlatformOptions = {}): Pr
     }, (options.reconcileSeconds ?? LOCAL_RECONCILE_SECONDS) * 1000);
     reconciling.unref();
     cleanups.unshift(async () => clearInterval(reconciling));
-    const userId = options.userId ?? localUserName();
-    const http = await serveApi((request) => handleApiRequest(runtime, dispatcher, request), {
-      host: "127.0.0.1",
-      port: options.port ?? 0,
-      userId,
-      log,
-    });
-    cleanups.unshift(() => http.close());
 
     const stateFile = path.join(stateDir, LOCAL_STATE_FILE);
     if (options.writeStateFile) {

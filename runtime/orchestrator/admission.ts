@@ -29,12 +29,6 @@ export function isFirstInLine(task: QueueKey, oldestQueued: QueueKey | undefined
   return task.task_id < oldestQueued.task_id;
 }
 
-/** The user's oldest QUEUED task: the by-status index is ordered by created_at, and QUEUED is short. */
-export async function oldestQueuedOf(rt: Runtime, userId: string): Promise<TaskRecord | undefined> {
-  for await (const task of rt.tasks.eachInStatus("QUEUED", { userId })) return task;
-  return undefined;
-}
-
 export async function admitTask(rt: Runtime, taskId: string): Promise<AdmitResult> {
   const task = await rt.tasks.get(taskId);
   if (!task) throw new TaskNotFoundError(taskId);
@@ -50,7 +44,8 @@ export async function admitTask(rt: Runtime, taskId: string): Promise<AdmitResul
   }
 
   const slots = new ConcurrencySlots(rt.config);
-  const first = isFirstInLine(task, await oldestQueuedOf(rt, task.user_id));
+  // A read of this user's queue alone (the by-user-waiting index), never of everyone's.
+  const first = isFirstInLine(task, await rt.tasks.oldestQueued(task.user_id));
   if (!first || !(await slots.claim(task.user_id, taskId, limits.maxConcurrentPerUser))) {
     return queue(rt, task, first ? `user ${task.user_id} has ${limits.maxConcurrentPerUser} tasks running (the limit)` : "older tasks of this user are queued");
   }

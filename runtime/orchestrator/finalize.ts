@@ -5,7 +5,7 @@
  * operation is idempotent and the terminal event is written only if absent, so a re-run (durable retry, local
  * restart, the reconciler) changes nothing.
  */
-import { BACKEND_NAMES } from "../compute/handle";
+import { BACKEND_NAMES, type SessionHandle } from "../compute/handle";
 import type { ComputeStrategy } from "../compute/strategy";
 import { IllegalTransitionError } from "../errors";
 import type { Runtime } from "../runtime";
@@ -80,7 +80,7 @@ export async function finalizeTask(rt: Runtime, taskId: string, options: Finaliz
  * container that hangs after its result is stopped then, not left to run forever).
  */
 async function stopLeftoverCompute(rt: Runtime, task: TaskRecord, force: boolean): Promise<number | undefined> {
-  const handle = task.compute_metadata;
+  const handle = task.compute_metadata ?? sessionMaybeStarted(rt, task);
   if (!handle) return undefined;
   const strategy = rt.strategy(handle.type) as ComputeStrategy;
   const state = (await strategy.pollSession(handle).catch(() => undefined))?.state;
@@ -99,6 +99,18 @@ async function stopLeftoverCompute(rt: Runtime, task: TaskRecord, force: boolean
     throw err;
   }
   return undefined;
+}
+
+/**
+ * A start that may have gone out without its handle being saved (the orchestrator died between the two): for a
+ * backend that can name the session from the task alone (resumeStart), that session, so it can be stopped.
+ */
+function sessionMaybeStarted(rt: Runtime, task: TaskRecord): SessionHandle | undefined {
+  const backend = task.compute_type ?? task.backend;
+  if (!task.start_sent_at || !backend) return undefined;
+  const strategy = rt.strategy(backend) as ComputeStrategy;
+  // Naming a session needs the task alone; the agent's payload URL plays no part (and is never stored).
+  return strategy.resumeStart?.({ task, payloadUrl: "" });
 }
 
 async function hasFinalEvent(rt: Runtime, taskId: string): Promise<boolean> {

@@ -5,6 +5,7 @@
  * a crash between "started" and "persisted" finds the same session instead of starting a second one. AgentCore,
  * whose invocation is not idempotent, is never invoked again once an invocation may have been sent.
  */
+import { prepareAgentChannel } from "../channel/dispatch";
 import { BACKEND_NAMES, type SessionHandle } from "../compute/handle";
 import { resolveBackend, type BackendChoice } from "../compute/resolve";
 import type { ComputeStrategy, StartRequest } from "../compute/strategy";
@@ -64,7 +65,14 @@ export async function startTask(rt: Runtime, taskId: string): Promise<StartResul
   const what = BACKEND_NAMES[choice.backend];
   const strategy = rt.strategy(choice.backend) as ComputeStrategy;
   const payloadUri = task.payload_uri ?? (await writePayload(rt, task));
-  const request = { task: { ...task, backend: choice.backend, fleet: choice.fleet, payload_uri: payloadUri }, payloadUri };
+  let payloadUrl: string;
+  try {
+    payloadUrl = await prepareAgentChannel(rt, task, payloadUri);
+  } catch (err) {
+    if (isTransientError(err)) throw err;
+    return end(rt, task, "FAILED", `could not prepare the agent's payload: ${(err as Error).message}`);
+  }
+  const request = { task: { ...task, backend: choice.backend, fleet: choice.fleet, payload_uri: payloadUri }, payloadUrl };
 
   let handle: SessionHandle;
   try {

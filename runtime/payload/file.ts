@@ -8,7 +8,7 @@ import { checkTaskIdForPath, decodePayload, encodePayload, PAYLOAD_MAX_BYTES } f
 
 /**
  * Payloads as files `${dir}/${taskId}/payload.json` (mode 0600, folder 0700): the local backend's store. The URI
- * is the absolute path, which the agent reads as AGENT_PAYLOAD_URI.
+ * is the absolute path, which the agent is handed as AGENT_PAYLOAD_URL (agentLocator).
  */
 export class FilePayloadStore implements PayloadStore {
   readonly maxBytes = PAYLOAD_MAX_BYTES;
@@ -28,12 +28,8 @@ export class FilePayloadStore implements PayloadStore {
 
   async put(taskId: string, payload: AgentPayload): Promise<string> {
     const target = this.pathFor(taskId);
-    const body = encodePayload(payload, this.maxBytes);
     await fs.mkdir(path.dirname(target), { recursive: true, mode: 0o700 });
-    // Write then rename, so an agent never reads a half-written payload.
-    const tmp = `${target}.${randomBytes(4).toString("hex")}.tmp`;
-    await fs.writeFile(tmp, body, { mode: 0o600, flag: "wx" });
-    await fs.rename(tmp, target);
+    await this.write(target, payload);
     return target;
   }
 
@@ -41,14 +37,36 @@ export class FilePayloadStore implements PayloadStore {
     return readFilePayload(uri);
   }
 
+  async replace(uri: string, payload: AgentPayload): Promise<void> {
+    await this.write(this.own(uri, "replace"), payload);
+  }
+
+  /** The agent on this machine reads the file itself (mode 0600: only this OS user can). */
+  async agentLocator(uri: string): Promise<string> {
+    return this.own(uri, "hand out");
+  }
+
   async delete(uri: string): Promise<void> {
-    const file = filePathOf(uri);
-    if (path.dirname(path.dirname(file)) !== this.dir || path.basename(file) !== "payload.json") {
-      throw new RangeError(`refusing to delete ${uri}: not a payload under ${this.dir}`);
-    }
+    const file = this.own(uri, "delete");
     await fs.rm(file, { force: true });
     // Remove the task's folder if nothing else lives there; keep it otherwise (a local run's log, say).
     await fs.rmdir(path.dirname(file)).catch(() => undefined);
+  }
+
+  /** Write then rename, so an agent never reads a half-written payload. */
+  private async write(target: string, payload: AgentPayload): Promise<void> {
+    const body = encodePayload(payload, this.maxBytes);
+    const tmp = `${target}.${randomBytes(4).toString("hex")}.tmp`;
+    await fs.writeFile(tmp, body, { mode: 0o600, flag: "wx" });
+    await fs.rename(tmp, target);
+  }
+
+  private own(uri: string, what: string): string {
+    const file = filePathOf(uri);
+    if (path.dirname(path.dirname(file)) !== this.dir || path.basename(file) !== "payload.json") {
+      throw new RangeError(`refusing to ${what} ${uri}: not a payload under ${this.dir}`);
+    }
+    return file;
   }
 }
 

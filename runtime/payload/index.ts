@@ -1,8 +1,11 @@
-/** Payload by reference: where a task's input lives (S3 or a local file) and how an agent reads it back. */
+/**
+ * Payload by reference: where a task's input lives (S3 or a local file). Agents read it through the locator a
+ * store hands out (a presigned URL or the file path), never with the store itself.
+ */
 import type { RuntimeConfig } from "../config";
-import type { AgentPayload, PayloadStore } from "../ports";
-import { FilePayloadStore, readFilePayload } from "./file";
-import { readS3Payload, S3PayloadStore } from "./s3";
+import type { PayloadStore } from "../ports";
+import { FilePayloadStore } from "./file";
+import { S3PayloadStore } from "./s3";
 
 export { FilePayloadStore, filePathOf } from "./file";
 export { checkTaskIdForPath, decodePayload, encodePayload, parseS3Uri, PAYLOAD_MAX_BYTES } from "./limits";
@@ -22,7 +25,3 @@ export function createPayloadStore(config: RuntimeConfig): PayloadStore {
   }
 }
 
-/** Read the payload an agent was handed as AGENT_PAYLOAD_URI: s3://bucket/key, an absolute path, or file://. */
-export function readPayload(uri: string, region?: string): Promise<AgentPayload> {
-  return uri.startsWith("s3://") ? readS3Payload(uri, region) : readFilePayload(uri);
-}

@@ -1,4 +1,5 @@
 import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { awsClient } from "../aws/clients";
 import type { RuntimeConfig } from "../config";
 import type { AgentPayload, PayloadStore } from "../ports";
@@ -46,14 +47,35 @@ export class S3PayloadStore implements PayloadStore {
     return readS3Payload(uri, this.config.region);
   }
 
+  async replace(uri: string, payload: AgentPayload): Promise<void> {
+    const { bucket, key } = this.own(uri, "replace");
+    await this.s3.send(
+      new PutObjectCommand({ Bucket: bucket, Key: key, Body: encodePayload(payload, this.maxBytes), ContentType: "application/json", ServerSideEncryption: "AES256" }),
+    );
+  }
+
+  /**
+   * A presigned GET of this one object. It is signed with the caller's (the orchestrator's) credentials, so it
+   * lasts at most as long as they do, whatever `expiresInSeconds` says; S3 allows up to 7 days.
+   */
+  async agentLocator(uri: string, expiresInSeconds: number): Promise<string> {
+    const { bucket, key } = this.own(uri, "hand out");
+    return getSignedUrl(this.s3, new GetObjectCommand({ Bucket: bucket, Key: key }), { expiresIn: expiresInSeconds });
+  }
+
   async delete(uri: string): Promise<void> {
-    const { bucket, key } = parseS3Uri(uri);
-    // Only ever delete what this store wrote: a URI from a task record must not reach other objects.
-    if (bucket !== this.bucket || !key.startsWith(this.prefix) || !key.endsWith("/payload.json")) {
-      throw new RangeError(`refusing to delete ${uri}: not a payload of s3://${this.bucket}/${this.prefix}`);
-    }
+    const { bucket, key } = this.own(uri, "delete");
     // S3 DeleteObject succeeds for a missing key, which is what "missing = fine" needs.
     await this.s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+  }
+
+  /** Only ever touch what this store wrote: a URI from a task record must not reach other objects. */
+  private own(uri: string, what: string): { bucket: string; key: string } {
+    const { bucket, key } = parseS3Uri(uri);
+    if (bucket !== this.bucket || !key.startsWith(this.prefix) || !key.endsWith("/payload.json")) {
+      throw new RangeError(`refusing to ${what} ${uri}: not a payload of s3://${this.bucket}/${this.prefix}`);
+    }
+    return { bucket, key };
   }
 }
 

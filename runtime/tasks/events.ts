@@ -48,7 +48,7 @@ export class DynamoEventLog implements TaskEventLog {
     taskId: string,
     type: TaskEventType,
     message: string,
-    extra: { status?: TaskStatus; data?: Record<string, unknown> } = {},
+    extra: { status?: TaskStatus; data?: Record<string, unknown>; source?: "agent" } = {},
   ): Promise<TaskEvent> {
     const { id, at } = this.ids.next();
     const event: TaskEvent = {
@@ -59,6 +59,7 @@ export class DynamoEventLog implements TaskEventLog {
       at,
       ...(extra.status ? { status: extra.status } : {}),
       ...(extra.data ? { data: extra.data } : {}),
+      ...(extra.source ? { source: extra.source } : {}),
       ttl: expiresAt(new Date(at), this.config.limits.retentionDays),
     };
     await this.doc.send(

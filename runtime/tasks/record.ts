@@ -31,6 +31,11 @@ export interface TaskRecord {
   error_message?: string;
   cost_usd?: number;
   exit_code?: number;
+  /** Agent turns and its closing summary, as the agent reported them. */
+  turns?: number;
+  summary?: string;
+  /** SHA-256 (hex) of the agent's capability token; the token itself is never stored. */
+  agent_token_sha256?: string;
   /** The durable execution driving this task (GetDurableExecution); absent on the local platform. */
   execution_arn?: string;
   /** The durable callback the orchestrator waits on between polls; completing it wakes it (orchestrator/wake.ts). */
@@ -58,6 +63,9 @@ export type TaskResultFields = Partial<
     | "compute_metadata"
     | "session_id"
     | "payload_uri"
+    | "turns"
+    | "summary"
+    | "agent_token_sha256"
     | "execution_arn"
     | "wake_callback_id"
     | "start_sent_at"
@@ -65,7 +73,7 @@ export type TaskResultFields = Partial<
   >
 >;
 
-export type TaskEventType = "status" | "dispatch" | "heartbeat" | "error" | "info";
+export type TaskEventType = "status" | "dispatch" | "heartbeat" | "error" | "info" | "progress";
 
 export interface TaskEvent {
   task_id: string;
@@ -76,5 +84,7 @@ export interface TaskEvent {
   status?: TaskStatus;
   at: string;
   data?: Record<string, unknown>;
+  /** "agent" when the agent wrote it through the channel: what the platform says and what an agent says stay apart. */
+  source?: "agent";
   ttl?: number;
 }

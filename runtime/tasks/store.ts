@@ -14,8 +14,8 @@ import {
 import { documentClient, isConditionalCheckFailed } from "../aws/dynamodb";
 import type { LimitsConfig, RuntimeConfig } from "../config";
 import { IllegalTransitionError, TaskExistsError } from "../errors";
-import type { Page, PageRequest, TaskStore } from "../ports";
-import { TASKS_BY_STATUS_INDEX, TASKS_BY_USER_INDEX } from "../tables";
+import type { Page, PageRequest, QueuedTaskKey, TaskStore } from "../ports";
+import { TASKS_BY_STATUS_INDEX, TASKS_BY_USER_INDEX, TASKS_BY_USER_WAITING_INDEX, WAITING_SINCE } from "../tables";
 import { decodePageToken, encodePageToken, pageLimit } from "./paging";
 import type { TaskRecord, TaskResultFields } from "./record";
 import { allowedPredecessors, isTaskStatus, isTerminal, type TaskStatus } from "./status";
@@ -23,8 +23,11 @@ import { allowedPredecessors, isTaskStatus, isTerminal, type TaskStatus } from "
 /** Statuses in which an agent may heartbeat. */
 export const HEARTBEAT_STATUSES: readonly TaskStatus[] = ["STARTING", "RUNNING"];
 
+/** Statuses of a task waiting to start: the ones a user's queue (by-user-waiting, maxQueuedPerUser) counts. */
+export const WAITING_STATUSES: readonly TaskStatus[] = ["SUBMITTED", "QUEUED"];
+
 /** Attributes a caller may never set through `fields`: they are the key and the state machine itself. */
-const PROTECTED_FIELDS = new Set(["task_id", "status", "user_id", "created_at", "updated_at"]);
+const PROTECTED_FIELDS = new Set(["task_id", "status", "user_id", "created_at", "updated_at", WAITING_SINCE]);
 
 /** An update or heartbeat refused because the task was not in one of the statuses it requires. */
 export class TaskNotInStatusError extends IllegalTransitionError {
@@ -90,7 +93,8 @@ export class DynamoTaskStore implements TaskStore {
       await this.doc.send(
         new PutCommand({
           TableName: this.table,
-          Item: record,
+          // A waiting task enters the user's queue index (by-user-waiting) with the write that creates it.
+          Item: WAITING_STATUSES.includes(record.status) ? { ...record, [WAITING_SINCE]: record.created_at } : record,
           ConditionExpression: "attribute_not_exists(task_id)",
         }),
       );
@@ -193,11 +197,14 @@ export class DynamoTaskStore implements TaskStore {
       values[`:w${n}`] = s;
       return `:w${n}`;
     });
+    // A task that stops waiting leaves the user's queue index in the same write.
+    const leavesQueue = to !== undefined && !WAITING_STATUSES.includes(to);
+    if (leavesQueue) names["#waiting"] = WAITING_SINCE;
     const out = await this.doc.send(
       new UpdateCommand({
         TableName: this.table,
         Key: { task_id: taskId },
-        UpdateExpression: `SET ${sets.join(", ")}`,
+        UpdateExpression: `SET ${sets.join(", ")}${leavesQueue ? " REMOVE #waiting" : ""}`,
         ConditionExpression: `attribute_exists(task_id) AND #status IN (${allowed.join(", ")})`,
         ExpressionAttributeNames: names,
         ExpressionAttributeValues: values,
@@ -236,13 +243,46 @@ export class DynamoTaskStore implements TaskStore {
     return { items: (out.Items ?? []) as TaskRecord[], nextToken: encodePageToken(out.LastEvaluatedKey) };
   }
 
-  async *eachInStatus(status: TaskStatus, options: { userId?: string } = {}): AsyncIterable<TaskRecord> {
-    const input = this.byStatus(status);
-    if (options.userId !== undefined) {
-      input.FilterExpression = "user_id = :u";
-      input.ExpressionAttributeValues = { ...input.ExpressionAttributeValues, ":u": options.userId };
+  async *eachInStatus(status: TaskStatus): AsyncIterable<TaskRecord> {
+    for await (const page of paginateQuery({ client: this.doc }, this.byStatus(status))) yield* (page.Items ?? []) as TaskRecord[];
+  }
+
+  /**
+   * The user's oldest QUEUED task, from that user's own waiting tasks (by-user-waiting): the read is bounded by the
+   * user's queue (at most maxQueuedPerUser tasks, small index items), whatever other users have queued.
+   */
+  async oldestQueued(userId: string): Promise<QueuedTaskKey | undefined> {
+    const input: QueryCommandInput = {
+      ...this.waitingOf(userId),
+      FilterExpression: "#status = :q",
+      ExpressionAttributeNames: { "#status": "status" },
+    };
+    input.ExpressionAttributeValues = { ...input.ExpressionAttributeValues, ":q": "QUEUED" };
+    for await (const page of paginateQuery({ client: this.doc }, input)) {
+      if (page.Items?.length) return page.Items[0] as QueuedTaskKey;
     }
-    for await (const page of paginateQuery({ client: this.doc }, input)) yield* (page.Items ?? []) as TaskRecord[];
+    return undefined;
+  }
+
+  /** How many tasks the user has waiting (SUBMITTED or QUEUED), counting no further than `atMost`. */
+  async countWaiting(userId: string, atMost: number): Promise<number> {
+    let count = 0;
+    const input: QueryCommandInput = { ...this.waitingOf(userId), Select: "COUNT", Limit: atMost };
+    for await (const page of paginateQuery({ client: this.doc, pageSize: atMost }, input)) {
+      count += page.Count ?? 0;
+      if (count >= atMost) return atMost;
+    }
+    return count;
+  }
+
+  private waitingOf(userId: string): QueryCommandInput {
+    return {
+      TableName: this.table,
+      IndexName: TASKS_BY_USER_WAITING_INDEX,
+      KeyConditionExpression: "user_id = :u",
+      ExpressionAttributeValues: { ":u": userId },
+      ScanIndexForward: true,
+    };
   }
 
   /** The by-status query, oldest first. */
