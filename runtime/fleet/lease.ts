@@ -31,7 +31,8 @@ import {
   type DynamoDBDocumentClient,
 } from "@aws-sdk/lib-dynamodb";
 import { documentClient, isConditionalCheckFailed } from "../aws/dynamodb";
-import { FLEET_DEFAULTS, type RuntimeConfig } from "../config";
+import type { RuntimeConfig } from "../config";
+import { FLEET_DEFAULTS } from "../limits";
 import { LEASES_BY_FLEET_STATE_INDEX } from "../tables";
 import { kickDispatcher, type BindOutcome, type KickResult } from "./dispatcher";
 import { LeaseMirror, notReadyReason } from "./lease-mirror";
