@@ -23,14 +23,15 @@
 import type { Instance } from "@aws-sdk/client-ec2";
 import {
   GetCommand,
+  paginateQuery,
+  paginateScan,
   PutCommand,
   QueryCommand,
-  ScanCommand,
   TransactWriteCommand,
   UpdateCommand,
   type DynamoDBDocumentClient,
 } from "@aws-sdk/lib-dynamodb";
-import { documentClient, isConditionalCheckFailed } from "../aws/dynamodb";
+import { documentClient, isConditionalCheckFailed, transactionCancellation } from "../aws/dynamodb";
 import type { RuntimeConfig } from "../config";
 import { FLEET_DEFAULTS } from "../limits";
 import { LEASES_BY_FLEET_STATE_INDEX } from "../tables";
@@ -187,10 +188,8 @@ export function shouldRetire(
   return undefined;
 }
 
-function cancellationCodes(err: unknown): string[] | undefined {
-  if ((err as { name?: string })?.name !== "TransactionCanceledException") return undefined;
-  return ((err as { CancellationReasons?: { Code?: string }[] }).CancellationReasons ?? []).map((r) => r.Code ?? "None");
-}
+/** A transaction item's cancellation reason when its own condition did not hold. */
+const REFUSED = "ConditionalCheckFailed";
 
 export class LeaseTable {
   readonly leasesTableName: string;
@@ -312,8 +311,7 @@ export class LeaseTable {
         }),
       );
     } catch (err) {
-      const codes = cancellationCodes(err);
-      if (!codes || codes[0] !== "ConditionalCheckFailed") throw err;
+      if (transactionCancellation(err, ["taskItem", "waiter"] as const)?.taskItem !== REFUSED) throw err;
       const existing = await this.taskItem(taskId);
       if (existing) return { item: existing, created: false };
       // Released between the refused write and the read: queue afresh.
@@ -383,10 +381,10 @@ export class LeaseTable {
         }),
       );
     } catch (err) {
-      const codes = cancellationCodes(err);
-      if (!codes) throw err;
-      if (codes[1] === "ConditionalCheckFailed" || codes[2] === "ConditionalCheckFailed") {
-        if (codes[1] !== "ConditionalCheckFailed") await this.dropWaiter(waiter);
+      const refused = transactionCancellation(err, ["instance", "waiter", "taskItem"] as const);
+      if (!refused) throw err;
+      if (refused.waiter === REFUSED || refused.taskItem === REFUSED) {
+        if (refused.waiter !== REFUSED) await this.dropWaiter(waiter);
         return { kind: "waiter-gone" };
       }
       return { kind: "instance-taken" };
@@ -498,7 +496,7 @@ export class LeaseTable {
         }),
       );
     } catch (err) {
-      if (cancellationCodes(err)) {
+      if (transactionCancellation(err, ["instance", "taskItem"] as const)) {
         throw new Error(`cannot record command ${commandId}: instance ${instanceId} is not leased to task ${taskId}`, { cause: err });
       }
       throw err;
@@ -562,7 +560,7 @@ export class LeaseTable {
         }),
       );
     } catch (err) {
-      if (!cancellationCodes(err)) throw err;
+      if (!transactionCancellation(err, ["instance", "taskItem"] as const)) throw err;
       await this.forgetStaleTaskItem(taskId, instanceId);
       return { released: false };
     }
@@ -616,10 +614,10 @@ export class LeaseTable {
         }),
       );
     } catch (err) {
-      const codes = cancellationCodes(err);
-      if (!codes) throw err;
+      const refused = transactionCancellation(err, ["instance", "fromTaskItem", "waiter", "toTaskItem"] as const);
+      if (!refused) throw err;
       // A waiter whose task item is gone or bound elsewhere would be offered again and again: remove it.
-      if (codes[2] !== "ConditionalCheckFailed" && codes[3] === "ConditionalCheckFailed") await this.dropWaiter(waiter);
+      if (refused.waiter !== REFUSED && refused.toTaskItem === REFUSED) await this.dropWaiter(waiter);
       return false;
     }
     try {
@@ -649,7 +647,7 @@ export class LeaseTable {
         }),
       );
     } catch (err) {
-      if (!cancellationCodes(err)) throw err;
+      if (!transactionCancellation(err, ["taskItem"] as const)) throw err;
     }
   }
 
@@ -678,7 +676,7 @@ export class LeaseTable {
         );
         return { released: false, dequeued: true };
       } catch (err) {
-        if (!cancellationCodes(err)) throw err;
+        if (!transactionCancellation(err, ["taskItem", "waiter"] as const)) throw err;
         // Bound between our read and the delete: release that lease instead.
         return this.releaseTask(taskId);
       }
@@ -775,9 +773,9 @@ export class LeaseTable {
         );
         return old;
       } catch (err) {
-        const codes = cancellationCodes(err);
-        if (!codes) throw err;
-        if (old.taskId && codes[0] !== "ConditionalCheckFailed" && codes[1] === "ConditionalCheckFailed") {
+        const refused = transactionCancellation(err, ["instance", "taskItem"] as const);
+        if (!refused) throw err;
+        if (old.taskId && refused.instance !== REFUSED && refused.taskItem === REFUSED) {
           // The task item already moved on: drop the instance alone.
           await this.forgetStaleTaskItem(old.taskId, instanceId);
         }
@@ -790,38 +788,25 @@ export class LeaseTable {
   /** Leases of one fleet (every state), or of every fleet. */
   async list(fleet?: string): Promise<Lease[]> {
     const items: InstanceItem[] = [];
+    const client = { client: this.db };
     if (fleet) {
       for (const state of LEASE_STATES) {
-        let start: Record<string, unknown> | undefined;
-        do {
-          const out = await this.db.send(
-            new QueryCommand({
-              TableName: this.leasesTableName,
-              IndexName: LEASES_BY_FLEET_STATE_INDEX,
-              KeyConditionExpression: "fleet_state = :fs",
-              ExpressionAttributeValues: { ":fs": fleetState(fleet, state) },
-              ExclusiveStartKey: start,
-            }),
-          );
-          items.push(...((out.Items ?? []) as InstanceItem[]));
-          start = out.LastEvaluatedKey;
-        } while (start);
+        const pages = paginateQuery(client, {
+          TableName: this.leasesTableName,
+          IndexName: LEASES_BY_FLEET_STATE_INDEX,
+          KeyConditionExpression: "fleet_state = :fs",
+          ExpressionAttributeValues: { ":fs": fleetState(fleet, state) },
+        });
+        for await (const page of pages) items.push(...((page.Items ?? []) as InstanceItem[]));
       }
     } else {
-      let start: Record<string, unknown> | undefined;
-      do {
-        const out = await this.db.send(
-          new ScanCommand({
-            TableName: this.leasesTableName,
-            FilterExpression: "kind = :instance",
-            ExpressionAttributeValues: { ":instance": "instance" },
-            ExclusiveStartKey: start,
-            ConsistentRead: true,
-          }),
-        );
-        items.push(...((out.Items ?? []) as InstanceItem[]));
-        start = out.LastEvaluatedKey;
-      } while (start);
+      const pages = paginateScan(client, {
+        TableName: this.leasesTableName,
+        FilterExpression: "kind = :instance",
+        ExpressionAttributeValues: { ":instance": "instance" },
+        ConsistentRead: true,
+      });
+      for await (const page of pages) items.push(...((page.Items ?? []) as InstanceItem[]));
     }
     return items.map(toLease).sort((a, b) => a.registeredAt.localeCompare(b.registeredAt) || a.instanceId.localeCompare(b.instanceId));
   }
