@@ -1,7 +1,8 @@
 /**
- * The IAM audit: checks every statement of every policy document a program run built against the project's
- * least-privilege rules and, given the Service Authorization Reference (./iam-reference), against AWS's own
- * action, resource and condition-key data. Pure: give it documents, get one finding per statement checked.
+ * The IAM audit: checks every statement of every policy document a program run built against the project's IAM
+ * rules (docs/design.md, "Infrastructure and grants") and, given the Service Authorization Reference
+ * (./iam-reference), against AWS's own action, resource and condition-key data. Pure: give it documents, get one
+ * finding per statement checked.
  */
 import { referenceViolations, type Reference } from "./iam-reference";
 
