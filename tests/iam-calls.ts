@@ -102,14 +102,21 @@ function sdkImports(source: ts.SourceFile): { named: Map<string, string>; namesp
   return { named, namespaces, dynamic };
 }
 
-/** Name of the function or method a node is in ("" at module level). */
-function enclosing(node: ts.Node): string {
-  for (let n: ts.Node | undefined = node.parent; n; n = n.parent) {
-    if ((ts.isMethodDeclaration(n) || ts.isFunctionDeclaration(n) || ts.isGetAccessorDeclaration(n)) && n.name) return n.name.getText();
-    if ((ts.isArrowFunction(n) || ts.isFunctionExpression(n)) && n.parent && ts.isVariableDeclaration(n.parent)) return n.parent.name.getText();
-    if ((ts.isArrowFunction(n) || ts.isFunctionExpression(n)) && n.parent && ts.isPropertyAssignment(n.parent)) return n.parent.name.getText();
-  }
+/** The name a function-like node is known by (declaration, method, `const f = () =>`, `{ f: () => }`), or "". */
+function functionName(n: ts.Node): string {
+  if ((ts.isMethodDeclaration(n) || ts.isFunctionDeclaration(n) || ts.isGetAccessorDeclaration(n)) && n.name) return n.name.getText();
+  if ((ts.isArrowFunction(n) || ts.isFunctionExpression(n)) && n.parent && (ts.isVariableDeclaration(n.parent) || ts.isPropertyAssignment(n.parent))) return n.parent.name.getText();
   return "";
+}
+
+/**
+ * The outermost named function or method a node is in ("" at module level): the unit reachability is decided
+ * for. A closure inside it runs only when it does, so it is not a unit of its own.
+ */
+function enclosing(node: ts.Node): string {
+  let name = "";
+  for (let n: ts.Node | undefined = node.parent; n; n = n.parent) name = functionName(n) || name;
+  return name;
 }
 
 /** Property values named `key` anywhere inside `node` (as written). */
@@ -306,23 +313,16 @@ function functionBodies(file: string, text: string): { bodies: FunctionBody[]; m
   const source = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, true);
   const bodies: FunctionBody[] = [];
   let moduleLevel = text;
+  // Outermost functions only (as `enclosing` counts them): a closure's text is part of its function's body.
   const visit = (node: ts.Node) => {
-    let name = "";
-    let body: ts.Node | undefined;
-    /** The whole declaration, name included, leaves module-level code: naming itself must not reach it. */
-    let declaration: ts.Node | undefined;
-    if ((ts.isMethodDeclaration(node) || ts.isFunctionDeclaration(node) || ts.isGetAccessorDeclaration(node)) && node.name && node.body) {
-      name = node.name.getText(source);
-      body = node.body;
-      declaration = node;
-    } else if ((ts.isArrowFunction(node) || ts.isFunctionExpression(node)) && node.parent && (ts.isVariableDeclaration(node.parent) || ts.isPropertyAssignment(node.parent))) {
-      name = node.parent.name.getText(source);
-      body = node.body;
-      declaration = node.parent;
-    }
-    if (name && body && declaration) {
+    const name = functionName(node);
+    const body = (node as ts.FunctionLikeDeclaration).body;
+    if (name && body) {
+      // The whole declaration, name included, leaves module-level code: naming itself must not reach it.
+      const declaration = ts.isArrowFunction(node) || ts.isFunctionExpression(node) ? node.parent : node;
       bodies.push({ file, name, text: body.getText(source) });
       moduleLevel = moduleLevel.replace(declaration.getText(source), "");
+      return;
     }
     ts.forEachChild(node, visit);
   };
