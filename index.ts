@@ -9,7 +9,7 @@ import { Network } from "./components/network";
 import { AgentImage, type AgentImageRef, type AgentModels } from "./components/agent-image";
 import { TaskTables } from "./components/task-tables";
 import { PayloadBucket, PAYLOAD_PREFIX } from "./components/payload-bucket";
-import { EcsAgentCluster, AGENT_CONTAINER } from "./components/ecs-agent-cluster";
+import { EcsAgentCluster } from "./components/ecs-agent-cluster";
 import { AgentCoreRuntime } from "./components/agentcore-runtime";
 import { Ec2Backend } from "./components/ec2-backend";
 import { TaskOrchestrator } from "./components/task-orchestrator";
