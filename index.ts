@@ -22,7 +22,6 @@ import { Reconciler } from "./components/reconciler";
 import { Monitoring } from "./components/monitoring";
 import type { ComputeGrants } from "./components/iam";
 import { agentTaskDocument } from "./runtime/fleet/document";
-import { bootScript } from "./runtime/fleet/boot-script";
 import { TERMINATION_HOOK_NAME } from "./runtime/fleet/tags";
 
 // 1. Config, checked before any resource exists.
@@ -54,16 +53,18 @@ const ecs = has("ecs")
 const agentcore = has("agentcore")
   ? new AgentCoreRuntime(`${stack}-agentcore`, { settings: config.agentcore, image: builtImage?.ref, models, vpcId: network.vpcId, subnetIds: network.privateSubnetIds, region, accountId })
   : undefined;
-const document = has("ec2") ? new CommandDocument(`${stack}-agent-task`, { content: agentTaskDocument() }) : undefined;
+const document = has("ec2") ? new CommandDocument(`${stack}-agent-task`, { content: agentTaskDocument({ model: models.default }) }) : undefined;
 const fleets = Object.entries(config.fleets).map(
   ([fleet, settings]) =>
     [fleet, new Ec2AgentFleet(`${stack}-fleet-${fleet}`, {
       fleet,
       settings,
       image,
+      models,
+      region,
+      accountId,
       vpcId: network.vpcId,
       subnetIds: network.privateSubnetIds,
-      userData: imageUri.apply((uri) => bootScript({ fleet, image: uri })),
       tags: { "agent-compute:stack": stack },
     })] as const,
 );
