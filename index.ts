@@ -23,6 +23,7 @@ import { Monitoring } from "./components/monitoring";
 import type { ComputeGrants } from "./components/iam";
 import { agentTaskDocument } from "./runtime/fleet/document";
 import { TERMINATION_HOOK_NAME } from "./runtime/fleet/tags";
+import { DEFAULT_LIMITS } from "./runtime/limits";
 
 // 1. Config, checked before any resource exists.
 const config = loadStackConfig();
@@ -114,7 +115,7 @@ const runtimeConfig = {
   ...(agentcore && { agentcore: { runtimeArn: agentcore.runtimeArn } }),
   agentChannel: { url: endpoint.url },
   identity: config.identity,
-  limits: { ...config.limits, maxPollErrors: 5, maxFinishedPolls: 3 },
+  limits: { ...config.limits, maxPollErrors: DEFAULT_LIMITS.maxPollErrors, maxFinishedPolls: DEFAULT_LIMITS.maxFinishedPolls },
 };
 const grants: ComputeGrants = {
   region,
