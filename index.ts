@@ -97,6 +97,7 @@ const runtimeConfig = {
               autoScalingGroupName: f.autoScalingGroupName,
               warmBuffer: s.warmBuffer,
               readyDeadlineSeconds: s.readyDeadlineSeconds,
+              scaleInIdleSeconds: s.scaleInIdleSeconds,
               maxInstanceLifetimeSeconds: s.maxInstanceLifetimeSeconds,
               ...(s.maxTasksPerInstance !== undefined ? { maxTasksPerInstance: s.maxTasksPerInstance } : {}),
               terminationHookName: TERMINATION_HOOK_NAME,

@@ -75,6 +75,8 @@ export interface Ec2FleetConfig {
   readyDeadlineSeconds?: number;
   /** An instance older than this is drained and replaced once idle (default 86,400 s = 24 h). */
   maxInstanceLifetimeSeconds?: number;
+  /** Scale-in drains an idle instance only after it has been idle this long (default 120 s). */
+  scaleInIdleSeconds?: number;
   /** An instance that ran this many tasks is drained and replaced (default: unlimited). */
   maxTasksPerInstance?: number;
   /** Name of the group's termination lifecycle hook, completed once the instance holds no task. */
@@ -85,6 +87,9 @@ export interface Ec2FleetConfig {
 export const FLEET_DEFAULTS = {
   readyDeadlineSeconds: 900,
   maxInstanceLifetimeSeconds: 24 * 3600,
+  // About one boot: keeping an idle instance that long costs no more than launching its replacement would, and a
+  // fleet that drained at once relaunched most of what it drained (see docs/performance.md, fleet economics).
+  scaleInIdleSeconds: 120,
 } as const;
 
 export interface Ec2Config {
