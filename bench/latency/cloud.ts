@@ -34,6 +34,8 @@ import { LeaseTable } from "../../runtime/fleet/lease";
 import { BOOT_READY, BOOT_TAG, FLEET_TAG } from "../../runtime/fleet/tags";
 import { LocalDispatcher } from "../../runtime/local/dispatcher";
 import { pollCeilingSeconds } from "../../runtime/orchestrator/await-schedule";
+import { createPayloadStore } from "../../runtime/payload";
+import type { PayloadStore } from "../../runtime/ports";
 import { createRuntime, type Runtime } from "../../runtime/runtime";
 import { ensureTables, type TableName } from "../../runtime/tables";
 import { isTerminal } from "../../runtime/tasks/status";
@@ -46,7 +48,7 @@ const REGION = "us-east-1";
 
 async function backendConfig(backend: CloudBackend, tasks: number, pollSeconds: number): Promise<RuntimeConfig> {
   const s = randomBytes(4).toString("hex");
-  const tables = Object.fromEntries((["tasks", "events", "leases", "concurrency", "repos"] as TableName[]).map((t) => [t, `lat-${t}-${s}`])) as Record<TableName, string>;
+  const tables = Object.fromEntries((["tasks", "events", "leases", "waiters", "concurrency", "repos"] as TableName[]).map((t) => [t, `lat-${t}-${s}`])) as Record<TableName, string>;
   await ensureTables(awsClient(DynamoDBClient, { region: REGION }), tables);
   const bucket = `lat-payloads-${s}`;
   await awsClient(S3Client, { region: REGION }).send(new CreateBucketCommand({ Bucket: bucket }));
@@ -156,7 +158,19 @@ async function benchAgent(rt: Runtime, taskId: string, workSeconds: number, chan
 
 async function batch(backend: CloudBackend, mode: CloudLatencyMode, count: number, pollSeconds: number, workSeconds: (i: number) => number): Promise<BatchResult> {
   const config = await backendConfig(backend, count, pollSeconds);
-  const rt = createRuntime(config);
+  // moto serves plain HTTP, so the payload URL S3 presigns here starts http://, which the EC2 command document
+  // refuses (a real presigned S3 URL is https://). Nothing fetches it on moto (no instance runs the document): the
+  // bench hands out the same URL with the scheme S3 would give it.
+  const s3 = createPayloadStore(config);
+  const payloads: PayloadStore = {
+    maxBytes: s3.maxBytes,
+    put: (taskId, payload) => s3.put(taskId, payload),
+    get: (uri) => s3.get(uri),
+    replace: (uri, payload) => s3.replace(uri, payload),
+    delete: (uri) => s3.delete(uri),
+    agentLocator: async (uri, seconds) => (await s3.agentLocator(uri, seconds)).replace(/^http:\/\//, "https://"),
+  };
+  const rt = createRuntime(config, { payloads });
   // The local driver with the durable function's schedule: polls back off to the stack's ceiling (the baseline
   // never stretches them), and a wake ends the wait at once.
   const ceiling = mode === "baseline (pure polling)" ? pollSeconds : pollCeilingSeconds(config.limits, pollSeconds);
