@@ -193,15 +193,12 @@ async function batch(backend: CloudBackend, mode: CloudLatencyMode, count: numbe
     agents.push(agent);
     return id;
   };
-  if (backend === "ec2") {
-    // moto does not serialize concurrent TransactWriteItems (DynamoDB does), so two concurrent claims can both bind
-    // one instance there: EC2 tasks are submitted one after another, each once its instance is claimed.
-    for (let i = 0; i < count; i++) {
-      const id = await submit(i);
-      for (let t = await rt.tasks.get(id); t && !t.compute_metadata && !isTerminal(t.status); t = await rt.tasks.get(id)) await sleep(100);
-    }
-  } else {
-    await Promise.all(Array.from({ length: count }, (_, i) => submit(i)));
+  // Tasks are submitted one after another, each once its compute has started: moto does not serialize concurrent
+  // TransactWriteItems (DynamoDB does), so two concurrent EC2 claims could both bind one instance there, and one
+  // single-threaded moto serving every start at once would measure its own queue, not our start path.
+  for (let i = 0; i < count; i++) {
+    const id = await submit(i);
+    for (let t = await rt.tasks.get(id); t && !t.compute_metadata && !isTerminal(t.status); t = await rt.tasks.get(id)) await sleep(100);
   }
   await Promise.all(agents);
   await dispatcher.idle();
