@@ -5,7 +5,7 @@
  */
 import { COMBINATIONS, policyDocuments, runProgram } from "./pulumi-mocks";
 import { auditDocuments, documentActions, formatFinding } from "./iam-audit";
-import { agentPrincipals, isAllowed, otherTaskRequests } from "./iam-evaluator";
+import { actionsBeyond, agentPrincipals, ec2AgentRoles, isAllowed, MODEL_INVOKE_ACTIONS, otherTaskRequests, roleArn, roleStatements, trustedAwsPrincipals } from "./iam-evaluator";
 import { loadReference } from "./iam-reference";
 import { coverage, coverageActions, formatRow, isViolation } from "./iam-coverage";
 
@@ -34,6 +34,15 @@ async function main(): Promise<number> {
       violations += allowed.length;
       const verdict = allowed.length ? `VIOLATION: may ${allowed.map((r) => `${r.action} ${r.resource}`).join("; ")}` : "ok (no access beyond its own task)";
       console.log(`[${label}] agent principal ${p.label} ${p.role}: ${requests.length} requests on another task's record, events and payload: ${verdict}`);
+    }
+    // The EC2 container's credentials: models only, assumable only by its own fleet's instance role.
+    for (const { role, instanceRole } of ec2AgentRoles(run)) {
+      const beyond = actionsBeyond(roleStatements(run, role), MODEL_INVOKE_ACTIONS);
+      const trusted = trustedAwsPrincipals(run, role).filter((p) => p !== roleArn(instanceRole));
+      const problems = [...beyond.map((a) => `may ${a}`), ...trusted.map((p) => `trusts ${p}`)];
+      violations += problems.length;
+      const verdict = problems.length ? `VIOLATION: ${problems.join("; ")}` : `ok (${MODEL_INVOKE_ACTIONS.join(", ")} only; assumable by ${instanceRole} only)`;
+      console.log(`[${label}] EC2 agent role ${role}: ${verdict}`);
     }
     // Coverage: every call each principal makes, on its concrete ARN, allowed to it; then one line per principal.
     const rows = coverage(run, reference);

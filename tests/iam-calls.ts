@@ -411,8 +411,17 @@ export interface ScriptCall {
 /** The AWS calls a shell script makes: each `aws` CLI call, and the ECR pull behind `docker pull` of an ECR image. */
 export function scriptCalls(script: string, ecrImage: boolean): ScriptCall[] {
   const out: ScriptCall[] = [];
-  script.split("\n").forEach((raw, i) => {
-    const text = raw.replace(/#.*$/, "");
+  // A command continued with a trailing backslash is one command (its first line numbers it).
+  const lines = script.split("\n");
+  const commands: [number, string][] = [];
+  for (let i = 0; i < lines.length; i++) {
+    let text = lines[i];
+    const first = i;
+    while (/\\\s*$/.test(text) && i + 1 < lines.length) text = text.replace(/\\\s*$/, " ") + lines[++i];
+    commands.push([first, text]);
+  }
+  commands.forEach(([i, raw]) => {
+    const text = raw.replace(/(^|\s)#.*$/, "$1");
     for (const m of text.matchAll(/(?:^|[|;&(]\s*|\s)aws\s+([a-z0-9-]+)\s+([a-z0-9-]+)/g)) {
       const key = `${m[1]} ${m[2]}`;
       const action = CLI_ACTION[key] ?? `${m[1]}:${m[2].replace(/(^|-)([a-z])/g, (_x, _d, c: string) => c.toUpperCase())}`;

@@ -8,7 +8,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { ACCOUNT, REGION, ROOT, type ProgramRun, type RecordedResource } from "./pulumi-mocks";
-import { isAllowed, roleStatements, whyDenied, type Request } from "./iam-evaluator";
+import { ec2AgentRoles, isAllowed, roleArn, roleStatements, whyDenied, type Request } from "./iam-evaluator";
 import { lambdaCalls, scriptCalls, type CallSite } from "./iam-calls";
 import type { Reference } from "./iam-reference";
 import { ORCHESTRATOR_HANDLER } from "../components/task-orchestrator";
@@ -396,6 +396,7 @@ export function principalCalls(run: ProgramRun, ref: Reference): Call[] {
     const ecr = /\.dkr\.ecr\./.test(image);
     const self = base({ "ec2:SourceInstanceARN": [instanceArn], "ec2:SourceInstanceArn": [instanceArn], [`aws:ResourceTag/${FLEET_TAG}`]: [fleet] });
     const scripts: [string, string][] = [["runtime/fleet/boot-script.ts (user data)", userData]];
+    // The document's script (runtime/fleet/document.ts, with runtime/fleet/agent-credentials.ts) runs as the instance role too.
     for (const d of documents) {
       const content = parse(d.inputs.content);
       scripts.push([`runtime/fleet/document.ts (document ${d.name})`, content.mainSteps.flatMap((s: any) => s.inputs?.runCommand ?? []).join("\n")]);
@@ -408,6 +409,12 @@ export function principalCalls(run: ProgramRun, ref: Reference): Call[] {
         else if (!info.resourceTypes.length) requests = [{ action: c.action, resource: "*", context: self }];
         else if (c.action.startsWith("ecr:")) requests = ecrPull(image).filter((p) => p.action === c.action).map((p) => ({ ...p, context: self }));
         else if (c.action === "ec2:CreateTags") requests = [{ action: c.action, resource: instanceArn, context: { ...self, "aws:TagKeys": c.tagKeys ?? [] } }];
+        else if (c.action === "sts:AssumeRole") {
+          // The fleet's agent role (the one role whose trust names this instance role); --tags is sts:TagSession too.
+          requests = ec2AgentRoles(run)
+            .filter((a) => a.instanceRole === role)
+            .flatMap((a) => [c.action, ...(c.tagKeys?.length ? ["sts:TagSession"] : [])].map((action) => ({ action, resource: roleArn(a.role), context: { ...self, ...(action === "sts:TagSession" ? { "aws:TagKeys": c.tagKeys ?? [] } : {}) } })));
+        }
         else requests = [];
         calls.push({
           principal: `EC2 instance role (fleet ${fleet})`,
@@ -455,7 +462,7 @@ export function coverage(run: ProgramRun, ref: Reference, statementsOf: (role: s
 
 /** The services whose reference the coverage reads (every call's action is looked up in it). */
 export function coverageActions(): string[] {
-  return ["dynamodb", "s3", "lambda", "ssm", "ec2", "ecs", "autoscaling", "bedrock-agentcore", "secretsmanager", "iam", "logs", "ecr", "bedrock"].map((s) => `${s}:*`);
+  return ["dynamodb", "s3", "lambda", "ssm", "ec2", "ecs", "autoscaling", "bedrock-agentcore", "secretsmanager", "iam", "logs", "ecr", "bedrock", "sts"].map((s) => `${s}:*`);
 }
 
 /** A row that fails the audit: a call the principal makes and is not allowed. */
