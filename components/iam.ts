@@ -177,6 +177,15 @@ export function computeStatements(g: ComputeGrants, start: boolean): Statement[]
       Action: ["ecs:DescribeTasks", "ecs:StopTask"],
       Resource: [pulumi.interpolate`arn:aws:ecs:${g.region}:${g.accountId}:task/${e.clusterName}/*`],
     });
+    // ListTasks (by startedBy) finds a task whose handle a crash lost; its resource type is container-instance and
+    // it takes the ecs:cluster condition key.
+    out.push({
+      Sid: "EcsListClusterTasks",
+      Effect: "Allow",
+      Action: ["ecs:ListTasks"],
+      Resource: [pulumi.interpolate`arn:aws:ecs:${g.region}:${g.accountId}:container-instance/${e.clusterName}/*`],
+      Condition: { ArnEquals: { "ecs:cluster": e.clusterArn } },
+    });
   }
   if (g.ec2) {
     const e = g.ec2;
@@ -200,7 +209,7 @@ export function computeStatements(g: ComputeGrants, start: boolean): Statement[]
     out.push({
       Sid: "Ec2ObserveFleet",
       Effect: "Allow",
-      Action: ["ssm:GetCommandInvocation", "ssm:ListCommandInvocations", "ssm:DescribeInstanceInformation", "ec2:DescribeInstances", "autoscaling:DescribeAutoScalingGroups"],
+      Action: ["ssm:GetCommandInvocation", "ssm:ListCommandInvocations", "ssm:ListCommands", "ssm:DescribeInstanceInformation", "ec2:DescribeInstances", "autoscaling:DescribeAutoScalingGroups"],
       Resource: "*",
     });
     out.push({

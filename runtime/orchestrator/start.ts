@@ -141,7 +141,9 @@ async function startSession(rt: Runtime, task: TaskRecord, strategy: ComputeStra
     await rt.events.append(task.task_id, "info", `a start of this task may already have been sent (${task.start_sent_at}); adopting its session instead of sending another`);
     return resume(request);
   }
-  await rt.tasks.update(task.task_id, { start_sent_at: rt.now().toISOString() }, ["STARTING"]);
+  // The backend goes with the mark: finalize asks that backend for compute a crashed start may have left running.
+  const { backend, fleet } = request.task;
+  await rt.tasks.update(task.task_id, { start_sent_at: rt.now().toISOString(), backend, ...(fleet ? { fleet } : {}) }, ["STARTING"]);
   const start = () => strategy.startSession(request);
   if (!resume) return startWithOneRetry(start, isTransientError);
   try {
