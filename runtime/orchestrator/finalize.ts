@@ -13,6 +13,7 @@ import { isTerminal, type TaskStatus } from "../tasks/status";
 import { sessionIdOf } from "./start";
 import { TaskNotFoundError } from "./errors";
 import { secondsSince } from "./load";
+import { wakeNextQueued } from "./admission";
 import { ConcurrencySlots } from "./slots";
 
 export interface FinalizeResult {
@@ -52,6 +53,7 @@ export async function finalizeTask(rt: Runtime, taskId: string, options: Finaliz
 
   // The user's slot does not wait for the compute: the task is over for them.
   await new ConcurrencySlots(rt.config).release(task.user_id, taskId);
+  await wakeNextQueued(rt, task.user_id);
   if (!(await hasFinalEvent(rt, taskId))) {
     await rt.events.append(taskId, "status", finalMessage(task), { status: task.status, data: { final: true } });
     rt.metrics.count("TasksFinished", 1, { backend: task.compute_type ?? task.backend ?? "none", status: task.status });
