@@ -84,7 +84,7 @@ export class Ec2Strategy implements ComputeStrategy<"ec2"> {
     });
 
     const claim = await this.leases.claimInstance(fleet, task.task_id, task.created_at);
-    if (!claim.ok) throw new NoCapacityError(fleet);
+    if (!claim.ok) throw new NoCapacityError(fleet, claim.capacityError);
     const { lease } = claim;
     const handle = (commandId: string): Ec2Handle => ({
       type: "ec2",
