@@ -79,14 +79,13 @@ interface World {
   config: RuntimeConfig;
 }
 
-function world(config: RuntimeConfig, strategies: Partial<{ [T in BackendType]: ComputeStrategy<T> }>, leases?: LeaseTable): World {
+function world(config: RuntimeConfig, strategies: Partial<{ [T in BackendType]: ComputeStrategy<T> }>): World {
   const clock = new FakeClock(Date.now());
   const rt = createRuntime(config, {
     now: clock.now,
     tasks: new DynamoTaskStore(config, { now: clock.now }),
     events: new DynamoEventLog(config, { now: clock.now }),
     callbacks: localRunnerCallbacks(),
-    ...(leases ? { leases } : {}),
     strategies,
   });
   return { rt, clock, config };
@@ -116,7 +115,7 @@ async function expectNothingHeld(w: World, taskId: string): Promise<void> {
   expect(isTerminal(task.status), `task is ${task.status}`).to.equal(true);
   expect(task.released_at, "released").to.be.a("string");
   expect(await new ConcurrencySlots(w.config).holders(task.user_id), "held slots").to.deep.equal([]);
-  if (w.config.ec2) expect(await w.rt.leases.leaseOfTask(taskId), "BUSY lease of the finished task").to.equal(undefined);
+  if (w.config.ec2) expect(await new LeaseTable(w.config).leaseOfTask(taskId), "BUSY lease of the finished task").to.equal(undefined);
 }
 
 describe("fault injection: the orchestrator dies between two writes of a start; one reconciler pass leaves nothing", function () {
@@ -228,7 +227,7 @@ describe("fault injection: the orchestrator dies between two writes of a start; 
       );
       const instanceId = out.Instances![0].InstanceId!;
       expect((await leases.registerInstance(fleet, instanceId)).registered).to.equal(true);
-      const w = world(config, { ec2: new Ec2Strategy(config, leases) }, leases);
+      const w = world(config, { ec2: new Ec2Strategy(config, leases) });
       // The document takes only an https payload URL (a presigned S3 GET in AWS); these payloads are files.
       w.rt.payloads.agentLocator = async (uri) => `https://payloads.example.test/${encodeURIComponent(uri.split("/").slice(-2).join("/"))}`;
       return { w, leases, instanceId };
