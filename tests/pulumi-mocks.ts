@@ -78,8 +78,15 @@ function mockState(type: string, name: string, inputs: Record<string, any>): Rec
   }
 }
 
+/**
+ * Kept across runs: the bundler holds no Pulumi state (it imports Pulumi's types only), and its per-process cache
+ * of handler bundles saves most of each run's time.
+ */
+const KEPT_MODULES = [require.resolve("../components/lambda-code")];
+
 function freshProgramModules(): void {
   for (const key of Object.keys(require.cache)) {
+    if (KEPT_MODULES.includes(key)) continue;
     if (PROGRAM_DIRS.some((p) => key === p || key.startsWith(p))) delete require.cache[key];
   }
 }
@@ -101,14 +108,19 @@ export function runProgramCached(stackConfig: Record<string, unknown>): Promise<
   return run;
 }
 
-export async function runProgram(stackConfig: Record<string, unknown>, program: string = PROGRAM): Promise<ProgramRun> {
-  const resources: RecordedResource[] = [];
-  const parents = new Map<string, string>();
+/** The stack config as Pulumi hands it to a program: `namespace:key` → string (structured values as JSON). */
+export function pulumiConfigValues(stackConfig: Record<string, unknown>): Record<string, string> {
   const config: Record<string, string> = { "aws:region": REGION };
   for (const [k, v] of Object.entries(stackConfig)) {
     config[k.includes(":") ? k : `${PROJECT}:${k}`] = typeof v === "string" ? v : JSON.stringify(v);
   }
-  pulumi.runtime.setAllConfig(config);
+  return config;
+}
+
+export async function runProgram(stackConfig: Record<string, unknown>, program: string = PROGRAM): Promise<ProgramRun> {
+  const resources: RecordedResource[] = [];
+  const parents = new Map<string, string>();
+  pulumi.runtime.setAllConfig(pulumiConfigValues(stackConfig));
   await pulumi.runtime.setMocks(
     {
       newResource(args) {
@@ -225,11 +237,19 @@ export const COMBINATIONS: Record<string, Record<string, unknown>> = {
     repos: { "https://github.com/acme/app": { backend: "ecs", model: "anthropic.claude-3-5-haiku-20241022-v1:0" } },
   },
   "ec2 + ecs": { backends: ["ec2", "ecs"], image: IMAGE, ecs: { fargateSpot: true } },
+  // Settings away from their defaults, so that the handoff test sees each one arrive.
   "two named ec2 fleets": {
     backends: ["ec2"],
     image: IMAGE,
-    fleets: { default: { instanceType: "m7g.xlarge", maxSize: 6 }, gpu: { instanceType: "g5.xlarge", maxSize: 2, spot: true, rootVolumeGiB: 200 } },
-    defaultFleet: "default",
+    fleets: {
+      default: { instanceType: "m7g.xlarge", minSize: 1, maxSize: 6, warmBuffer: 2, maxTasksPerInstance: 50 },
+      gpu: { instanceType: "g5.xlarge", maxSize: 2, warmBuffer: 0, spot: true, rootVolumeGiB: 200, readyDeadlineSeconds: 1200, maxInstanceLifetimeSeconds: 7200 },
+    },
+    defaultFleet: "gpu",
+    dispatchTimeoutSeconds: 300,
+    taskTimeoutSeconds: 14400,
+    heartbeatTimeoutSeconds: 240,
+    maxConcurrentPerUser: 3,
     network: { vpcId: "vpc-0123456789abcdef0", privateSubnetIds: ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"] },
   },
 };
