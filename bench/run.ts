@@ -241,8 +241,8 @@ one JavaScript file, working 1 s), with the per-user cap raised to ${r.throughpu
 last task finalized. Peak memory is the platform process's own maximum resident set (the agents are separate processes).
 
 **Latency.** Poll 30 s; six tasks per run, agents working 35–46 s so their reports land at different points of the poll cycle,
-after the first poll (these figures predate the wake armed before the first poll: today a report in a task's first
-30 s ends its wait at once too). Local:
+after the first poll (the workflow waits for its first poll without arming a wake, so a report in a task's first 30 s is
+seen at that poll whatever the mode). Local:
 real agent processes on the local platform. ECS and EC2: the same workflow over moto's wire protocol (DynamoDB, S3, ECS
 RunTask/DescribeTasks, EC2, SSM SendCommand/GetCommandInvocation), one ready instance per EC2 task registered beforehand; moto
 runs no container, so a bench agent reports RUNNING once the compute has started and its result a few seconds later, through
