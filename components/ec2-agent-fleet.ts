@@ -63,6 +63,7 @@ export function fleetRuntimeSettings(s: FleetSettings, autoScalingGroupName: pul
     autoScalingGroupName,
     warmBuffer: s.warmBuffer,
     readyDeadlineSeconds: s.readyDeadlineSeconds,
+    scaleInIdleSeconds: s.scaleInIdleSeconds,
     maxInstanceLifetimeSeconds: s.maxInstanceLifetimeSeconds,
     ...(s.maxTasksPerInstance !== undefined ? { maxTasksPerInstance: s.maxTasksPerInstance } : {}),
     terminationHookName: TERMINATION_HOOK_NAME,

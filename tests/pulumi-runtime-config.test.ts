@@ -56,6 +56,7 @@ function expectedConfig(run: ProgramRun, stack: StackConfig): Omit<RuntimeConfig
             autoScalingGroupName: physicalName(run.one("aws:autoscaling/group:Group", `-fleet-${fleet}-`)),
             warmBuffer: s.warmBuffer,
             readyDeadlineSeconds: s.readyDeadlineSeconds,
+            scaleInIdleSeconds: s.scaleInIdleSeconds,
             maxInstanceLifetimeSeconds: s.maxInstanceLifetimeSeconds,
             ...(s.maxTasksPerInstance !== undefined ? { maxTasksPerInstance: s.maxTasksPerInstance } : {}),
             terminationHookName: TERMINATION_HOOK_NAME,
