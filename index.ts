@@ -58,6 +58,7 @@ const ec2 = has("ec2")
       fleets: config.fleets,
       defaultFleet: config.defaultFleet,
       image,
+      models,
       vpcId: network.vpcId,
       subnetIds: network.privateSubnetIds,
       deliveryTimeoutSeconds: config.dispatchTimeoutSeconds,

@@ -6,10 +6,9 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import type { Ec2Config } from "../runtime/config";
-import { bootScript } from "../runtime/fleet/boot-script";
 import { agentTaskDocument } from "../runtime/fleet/document";
 import { FLEET_TAG } from "../runtime/fleet/tags";
-import type { AgentImageRef } from "./agent-image";
+import type { AgentImageRef, AgentModels } from "./agent-image";
 import { CommandDocument } from "./command-document";
 import type { ComputeBackend } from "./compute-backend";
 import type { FleetSettings } from "./config/types";
@@ -21,6 +20,8 @@ export interface Ec2BackendArgs {
   /** The fleet of a task that names none: one of `fleets`. */
   readonly defaultFleet?: string;
   readonly image: string | AgentImageRef;
+  /** The models agents may invoke: each fleet's agent role's grant; the default is the document's ANTHROPIC_MODEL. */
+  readonly models: AgentModels;
   readonly vpcId: pulumi.Input<string>;
   readonly subnetIds: pulumi.Input<pulumi.Input<string>[]>;
   /** Seconds SSM may take to deliver a command (the stack's dispatchTimeoutSeconds). */
@@ -58,7 +59,7 @@ export class Ec2Backend extends pulumi.ComponentResource implements ComputeBacke
     }
     this.region = args.region;
     this.accountId = args.accountId;
-    this.document = new CommandDocument(`${name}-agent-task`, { content: agentTaskDocument() }, { parent: this });
+    this.document = new CommandDocument(`${name}-agent-task`, { content: agentTaskDocument({ model: args.models.default }) }, { parent: this });
     const imageUri = pulumi.output(typeof args.image === "string" ? args.image : args.image.uri);
     this.fleets = Object.fromEntries(
       Object.entries(args.fleets).map(([fleet, settings]) => [
@@ -69,9 +70,11 @@ export class Ec2Backend extends pulumi.ComponentResource implements ComputeBacke
             fleet,
             settings,
             image: args.image,
+            models: args.models,
+            region: args.region,
+            accountId: args.accountId,
             vpcId: args.vpcId,
             subnetIds: args.subnetIds,
-            userData: imageUri.apply((uri) => bootScript({ fleet, image: uri })),
             tags: args.tags,
           },
           { parent: this },

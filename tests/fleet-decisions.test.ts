@@ -44,6 +44,11 @@ describe("SSM command status → compute state", () => {
     expect(mapped.reason).to.contain("exit code 2");
     expect(mapped.reason).to.not.match(/ECS|Fargate|AgentCore/);
   });
+
+  it("exit code 69 says the host could not get the agent's model credentials", () => {
+    expect(mapCommandStatus("Failed", "Failed", 69).reason).to.match(/exit code 69: the instance could not assume the fleet's agent role/);
+    expect(mapCommandStatus("Failed", "Failed", 4).reason).to.not.contain("agent role");
+  });
 });
 
 describe("fleet desired capacity", () => {

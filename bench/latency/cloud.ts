@@ -90,7 +90,7 @@ async function backendConfig(backend: CloudBackend, tasks: number, pollSeconds: 
   const fleet = `lat-${s}`;
   const documentName = `lat-run-${s}`;
   await awsClient(SSMClient, { region: REGION }).send(
-    new CreateDocumentCommand({ Name: documentName, DocumentType: "Command", DocumentFormat: "JSON", Content: JSON.stringify(agentTaskDocument()) }),
+    new CreateDocumentCommand({ Name: documentName, DocumentType: "Command", DocumentFormat: "JSON", Content: JSON.stringify(agentTaskDocument({ model: "anthropic.claude-bench-v1:0" })) }),
   );
   const config = checkRuntimeConfig({
     ...base,
