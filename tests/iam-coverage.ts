@@ -224,7 +224,11 @@ function lambdaRequests(site: CallSite, ctx: LambdaContext, ref: Reference): Req
       const cluster = run.byType("aws:ecs/cluster:Cluster").find((c) => (c.inputs.name ?? c.name) === config.ecs.cluster);
       const clusterArn = cluster ? arnOf(cluster) : `no cluster ${config.ecs.cluster}`;
       const context = base({ "ecs:cluster": [clusterArn] });
-      if (site.action !== "ecs:RunTask") return [{ action: site.action, resource: `arn:aws:ecs:${REGION}:${ACCOUNT}:task/${config.ecs.cluster}/0123456789abcdef0123456789abcdef`, context }];
+      if (site.action !== "ecs:RunTask") {
+        // The resource type the reference gives the action: a task, or (ListTasks) a container instance.
+        const type = info.resourceTypes.some((t) => t.name === "task") ? "task" : info.resourceTypes[0].name;
+        return [{ action: site.action, resource: `arn:aws:ecs:${REGION}:${ACCOUNT}:${type}/${config.ecs.cluster}/0123456789abcdef0123456789abcdef`, context }];
+      }
       const td = run.byType("aws:ecs/taskDefinition:TaskDefinition").find((t) => t.inputs.family === config.ecs.taskDefinition);
       if (!td) return `no task definition of family ${config.ecs.taskDefinition}`;
       // RunTask passes the task definition's roles to ECS: iam:PassRole on each (the reference lists it on no action).
