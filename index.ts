@@ -5,6 +5,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
 import { loadStackConfig } from "./components/config";
+import { ECS_ARCHITECTURES } from "./components/config/aws-tables";
+import type { Architecture } from "./components/config/types";
 import { Network } from "./components/network";
 import { AgentImage, type AgentImageRef, type AgentModels } from "./components/agent-image";
 import { TaskTables } from "./components/task-tables";
@@ -21,7 +23,7 @@ import { RepoCredentialSecrets } from "./components/repo-credentials";
 import { Reconciler } from "./components/reconciler";
 import { Monitoring } from "./components/monitoring";
 import type { ComputeGrants } from "./components/iam";
-import { agentTaskDocument } from "./runtime/fleet/document";
+import { AGENT_TASK_DOCUMENT_PARAMETERS, agentTaskDocument } from "./runtime/fleet/document";
 import { bootScript } from "./runtime/fleet/boot-script";
 import { TERMINATION_HOOK_NAME } from "./runtime/fleet/tags";
 
@@ -36,12 +38,20 @@ const accountId = aws.getCallerIdentityOutput().accountId;
 const network = new Network(`${stack}-net`, { settings: config.network });
 const tables = new TaskTables(`${stack}-tables`, { repos: config.repos });
 const payloads = new PayloadBucket(`${stack}-payloads`, { expirationDays: config.payloadExpirationDays });
-// The agent image: the operator's own (`image`), else agent/ built into a stack-owned ECR repository — only when
-// some enabled backend runs it.
-const needsBuiltImage = !config.image && (has("ecs") || has("ec2") || (has("agentcore") && !config.agentcore.image));
+// The agent image of each CPU architecture: the operator's own (`image` or `images`), else agent/ built for
+// linux/arm64 and linux/amd64 into a stack-owned ECR repository — only when some enabled backend runs it.
+const ecsArchitecture = ECS_ARCHITECTURES[config.ecs.architecture];
+const needsBuiltImage =
+  (has("ecs") && !config.images[ecsArchitecture]) ||
+  Object.values(config.fleets).some((f) => !config.images[f.architecture]) ||
+  (has("agentcore") && !config.agentcore.image);
 const builtImage = needsBuiltImage ? new AgentImage(`${stack}-agent-image`) : undefined;
-const image: string | AgentImageRef = config.image ?? builtImage?.ref ?? "";
-const imageUri = pulumi.output(typeof image === "string" ? image : image.uri);
+const imageFor = (architecture: Architecture): string | AgentImageRef => config.images[architecture] ?? builtImage?.ref ?? "";
+const defaultFleetArchitecture: Architecture = config.fleets[config.defaultFleet ?? ""]?.architecture ?? "arm64";
+const imageUriFor = (architecture: Architecture) => {
+  const image = imageFor(architecture);
+  return pulumi.output(typeof image === "string" ? image : image.uri);
+};
 // Agents may invoke the stack's default model and the models its repo blueprints name; nothing else.
 const models: AgentModels = { default: config.model, allowed: [config.model, ...config.repos.flatMap((r) => (r.model ? [r.model] : []))] };
 // The API's endpoint exists before the Lambdas: it is the agents' channel, named in every agent's payload.
@@ -49,21 +59,21 @@ const endpoint = new ApiEndpoint(`${stack}-api-endpoint`);
 
 // 3. Backends: only the enabled ones.
 const ecs = has("ecs")
-  ? new EcsAgentCluster(`${stack}-ecs`, { settings: config.ecs, image, models, vpcId: network.vpcId, region, accountId, logRetentionDays: config.logRetentionDays })
+  ? new EcsAgentCluster(`${stack}-ecs`, { settings: config.ecs, image: imageFor(ecsArchitecture), models, vpcId: network.vpcId, region, accountId, logRetentionDays: config.logRetentionDays })
   : undefined;
 const agentcore = has("agentcore")
   ? new AgentCoreRuntime(`${stack}-agentcore`, { settings: config.agentcore, image: builtImage?.ref, models, vpcId: network.vpcId, subnetIds: network.privateSubnetIds, region, accountId })
   : undefined;
-const document = has("ec2") ? new CommandDocument(`${stack}-agent-task`, { content: agentTaskDocument() }) : undefined;
+const document = has("ec2") ? new CommandDocument(`${stack}-agent-task`, { content: agentTaskDocument(), parameters: AGENT_TASK_DOCUMENT_PARAMETERS }) : undefined;
 const fleets = Object.entries(config.fleets).map(
   ([fleet, settings]) =>
     [fleet, new Ec2AgentFleet(`${stack}-fleet-${fleet}`, {
       fleet,
       settings,
-      image,
+      image: imageFor(settings.architecture),
       vpcId: network.vpcId,
       subnetIds: network.privateSubnetIds,
-      userData: imageUri.apply((uri) => bootScript({ fleet, image: uri })),
+      userData: imageUriFor(settings.architecture).apply((uri) => bootScript({ fleet, image: uri, gpu: settings.gpu })),
       tags: { "agent-compute:stack": stack },
     })] as const,
 );
@@ -95,6 +105,8 @@ const runtimeConfig = {
             fleet,
             {
               autoScalingGroupName: f.autoScalingGroupName,
+              // Only a fleet of the other architecture names its image (the environment is 4 KB).
+              ...(imageFor(s.architecture) !== imageFor(defaultFleetArchitecture) ? { image: imageUriFor(s.architecture) } : {}),
               warmBuffer: s.warmBuffer,
               readyDeadlineSeconds: s.readyDeadlineSeconds,
               maxInstanceLifetimeSeconds: s.maxInstanceLifetimeSeconds,
@@ -107,7 +119,7 @@ const runtimeConfig = {
       defaultFleet: config.defaultFleet,
       deliveryTimeoutSeconds: config.dispatchTimeoutSeconds,
       executionTimeoutSeconds: config.limits.taskTimeoutSeconds,
-      image: imageUri,
+      image: imageUriFor(defaultFleetArchitecture),
     },
   }),
   ...(agentcore && { agentcore: { runtimeArn: agentcore.runtimeArn } }),
@@ -191,6 +203,8 @@ export const ecsTaskDefinitionFamily = ecs?.family;
 export const agentCoreRuntimeArn = agentcore?.runtimeArn;
 export const ec2Fleets = Object.fromEntries(fleets.map(([fleet, f]) => [fleet, f.autoScalingGroupName]));
 export const ssmDocument = document?.documentName;
-export const agentImage = imageUri;
+export const agentImages = Object.fromEntries(
+  [...new Set([...(has("ecs") ? [ecsArchitecture] : []), ...(has("agentcore") ? ["arm64" as const] : []), ...Object.values(config.fleets).map((f) => f.architecture)])].map((a) => [a, imageUriFor(a)]),
+);
 export const repoCredentialSecretsPrefix = credentialSecrets.prefix;
 export const dashboard = monitoring.dashboard.dashboardName;

@@ -10,6 +10,7 @@ import type { AgentImageRef } from "./agent-image";
 import { ecrPullStatements, policyDocument, assumeRolePolicy } from "./iam";
 import { egressHttpsOnly } from "./security-group";
 import type { FleetSettings } from "./config/types";
+import { USER_DATA_MAX_BYTES } from "./config/aws-quotas";
 
 export const SSM_MANAGED_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore";
 /** 30–7,200 s allowed. Long enough for the manager to drain the lease and the orchestrator to re-queue the task. */
@@ -63,7 +64,14 @@ export function fleetArgumentErrors(args: Ec2AgentFleetArgs): pulumi.InputProper
     errors.push({ propertyPath: "settings.warmBuffer", reason: `must be a whole number from 0 to maxSize (${s.maxSize}), got ${s.warmBuffer}` });
   }
   if (!whole(s.rootVolumeGiB, 8)) errors.push({ propertyPath: "settings.rootVolumeGiB", reason: `must be a whole number of GiB ≥ 8, got ${s.rootVolumeGiB}` });
+  if (typeof args.userData === "string") errors.push(...userDataErrors(args.userData));
   return errors;
+}
+
+/** EC2 user data is at most 16 KB before base64 (EC2 User Guide, "Work with instance user data"). */
+export function userDataErrors(text: string): pulumi.InputPropertyErrorDetails[] {
+  const bytes = Buffer.byteLength(text, "utf8");
+  return bytes > USER_DATA_MAX_BYTES ? [{ propertyPath: "userData", reason: `is ${bytes} bytes; EC2 user data is at most ${USER_DATA_MAX_BYTES} bytes` }] : [];
 }
 
 /** The instance may set its own boot tag and nothing else, on no other instance. */
@@ -113,7 +121,12 @@ export function createFleet(name: string, args: Ec2AgentFleetArgs, parent: pulum
         { deviceName: "/dev/xvda", ebs: { volumeSize: s.rootVolumeGiB, volumeType: "gp3", encrypted: "true", deleteOnTermination: "true" } },
       ],
       networkInterfaces: [{ deviceIndex: 0, associatePublicIpAddress: "false", securityGroups: [securityGroup.id], deleteOnTermination: "true" }],
-      userData: pulumi.output(args.userData).apply((text) => Buffer.from(text, "utf8").toString("base64")),
+      userData: pulumi.output(args.userData).apply((text) => {
+        // A script known only now (its image is an output) is checked here; a plain string was checked up front.
+        const errors = userDataErrors(text);
+        if (errors.length) throw new pulumi.InputPropertiesError({ message: `Ec2AgentFleet ${name}: invalid arguments`, errors });
+        return Buffer.from(text, "utf8").toString("base64");
+      }),
       tagSpecifications: [
         { resourceType: "instance", tags },
         { resourceType: "volume", tags },

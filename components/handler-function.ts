@@ -6,6 +6,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
 import { CONFIG_ENV, type RuntimeConfig } from "../runtime/config";
+import { LAMBDA_ENVIRONMENT_MAX_BYTES } from "./config/aws-quotas";
 import { assumeRolePolicy, logsStatement, policyDocument, type Statement } from "./iam";
 import { buildHandlerCode, codePathOptions, handlerFactory, type HandlerCode } from "./lambda-code";
 
@@ -25,6 +26,22 @@ export interface HandlerFunctionArgs {
   readonly statements: (fn: aws.lambda.CallbackFunction<unknown, unknown>) => Statement[];
   readonly durableConfig?: aws.types.input.lambda.FunctionDurableConfig;
   readonly publish?: boolean;
+}
+
+/**
+ * Bytes of a function's environment as Lambda measures it against its 4 KB limit (the JSON of the variables map).
+ * The stack config bounds it at preview (components/config/deploy-limits.ts); this is the check on the real values.
+ */
+export function environmentBytes(variables: Record<string, string>): number {
+  return Buffer.byteLength(JSON.stringify(variables), "utf8");
+}
+
+function checkedEnvironment(name: string, variables: Record<string, string>): Record<string, string> {
+  const bytes = environmentBytes(variables);
+  if (bytes > LAMBDA_ENVIRONMENT_MAX_BYTES) {
+    throw new Error(`${name}: the Lambda environment is ${bytes} bytes; Lambda allows ${LAMBDA_ENVIRONMENT_MAX_BYTES} (fewer fleets or a smaller identity map)`);
+  }
+  return variables;
 }
 
 export interface HandlerFunction {
@@ -51,7 +68,7 @@ export function createHandlerFunction(name: string, args: HandlerFunctionArgs, p
       publish: args.publish ?? false,
       durableConfig: args.durableConfig,
       loggingConfig: { logFormat: "JSON", logGroup: logGroup.name },
-      environment: { variables: { [CONFIG_ENV]: pulumi.jsonStringify(args.runtimeConfig) } },
+      environment: { variables: pulumi.jsonStringify(args.runtimeConfig).apply((json) => checkedEnvironment(name, { [CONFIG_ENV]: json })) },
     },
     { parent },
   );

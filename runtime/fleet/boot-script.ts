@@ -4,7 +4,7 @@
  * agent image is pulled. Any failure tags it boot=failed instead, and fleet sync never registers such an
  * instance. Region and instance id come from IMDSv2 (token first), so the script is the same in every region.
  */
-import { AGENT_TASK_DOCUMENT_PARAMETERS } from "./document";
+import { AGENT_TASK_DOCUMENT_PARAMETERS, GPU_MARKER, INSTANCE_STATE_DIR } from "./document";
 import { BOOT_FAILED, BOOT_READY, BOOT_TAG, FLEET_NAME_PATTERN } from "./tags";
 
 export interface BootScriptOptions {
@@ -12,6 +12,12 @@ export interface BootScriptOptions {
   fleet: string;
   /** Agent image to pull, the same reference the document runs. */
   image: string;
+  /**
+   * A GPU fleet (g*, p*): the AMI (AWS's Deep Learning Base OSS NVIDIA Driver GPU AMI) carries the driver and the
+   * NVIDIA Container Toolkit; the boot registers the toolkit with Docker, proves a container sees the GPUs, and leaves
+   * the marker that makes the document run the agent with `--gpus all`.
+   */
+  gpu?: boolean;
   /** docker pull attempts before the boot counts as failed (registries throttle; default 5). */
   pullAttempts?: number;
   /** Seconds between pull attempts, multiplied by the attempt number (default 10). */
@@ -33,6 +39,7 @@ export function bootScript(options: BootScriptOptions): string {
   if (!Number.isInteger(attempts) || attempts < 1) throw new RangeError(`pullAttempts must be a positive integer, got ${attempts}`);
   if (!Number.isInteger(delay) || delay < 0) throw new RangeError(`pullRetryDelaySeconds must be a whole number ≥ 0, got ${delay}`);
 
+  const gpu = options.gpu ?? false;
   const ecr = ECR_REGISTRY.exec(image);
   const login = ecr
     ? [
@@ -63,6 +70,14 @@ export function bootScript(options: BootScriptOptions): string {
     "  # Commands arrive through the SSM agent: without it the instance could never run a task.",
     "  systemctl enable --now amazon-ssm-agent",
     ...login,
+    ...(gpu
+      ? [
+          "  # GPU fleet: the driver must see the GPUs, and Docker must hand them to containers (--gpus).",
+          "  nvidia-smi -L",
+          "  nvidia-ctk runtime configure --runtime=docker",
+          "  systemctl restart docker",
+        ]
+      : []),
     "  local attempt",
     `  for attempt in $(seq 1 ${attempts}); do`,
     "    if docker pull \"$AGENT_IMAGE\"; then",
@@ -75,8 +90,19 @@ export function bootScript(options: BootScriptOptions): string {
     "  return 1",
     "}",
     "",
+    ...(gpu
+      ? [
+          "# The agent's own image must see the GPUs (the toolkit mounts nvidia-smi into it) before the instance is capacity.",
+          "check_gpus() {",
+          "  docker run --rm --gpus all --entrypoint nvidia-smi \"$AGENT_IMAGE\" -L",
+          `  mkdir -p ${INSTANCE_STATE_DIR}`,
+          `  echo all > ${GPU_MARKER}`,
+          "}",
+          "",
+        ]
+      : []),
     "# set -e applies inside the subshell only: any failing step ends prepare() with a non-zero status.",
-    "( set -e; prepare )",
+    `( set -e; prepare${gpu ? "; check_gpus" : ""} )`,
     "STATUS=$?",
     "if [ \"$STATUS\" -eq 0 ]; then",
     `  mark_boot ${BOOT_READY}`,
