@@ -104,21 +104,8 @@ export async function kickDispatcher(target: DispatchTarget, fleet: string, self
   try {
     for (;;) {
       bound.push(...(await dispatchRounds(target, fleet, MAX_BINDS_PER_HOLDING - bound.length, self)));
-      try {
-        await target.db.send(
-          new UpdateCommand({
-            TableName: target.leasesTableName,
-            Key: key,
-            UpdateExpression: "REMOVE holder, #until",
-            ConditionExpression: "holder = :me AND kicks = :k",
-            ExpressionAttributeNames: { "#until": "until" },
-            ExpressionAttributeValues: { ":me": me, ":k": kicks },
-          }),
-        );
-        return { dispatched: true, bound };
-      } catch (err) {
-        if (!isConditionalFailure(err)) throw err;
-      }
+      // Let go only if no kick arrived meanwhile: a kick bumps `kicks`, and then we must look again.
+      if (await unlock(target, key, me, kicks)) return { dispatched: true, bound };
       // A kick arrived while we dispatched (or our lock expired and was taken over): look again.
       const current = (
         await target.db.send(new GetCommand({ TableName: target.leasesTableName, Key: key, ConsistentRead: true }))
@@ -126,30 +113,33 @@ export async function kickDispatcher(target: DispatchTarget, fleet: string, self
       if (current?.holder !== me) return { dispatched: true, bound };
       kicks = current.kicks;
       if (bound.length >= MAX_BINDS_PER_HOLDING) {
-        await giveUp(target, key, me);
+        await unlock(target, key, me);
         return { dispatched: true, bound };
       }
     }
   } catch (err) {
-    await giveUp(target, key, me).catch(() => undefined);
+    await unlock(target, key, me).catch(() => false);
     throw err;
   }
 }
 
-async function giveUp(target: DispatchTarget, key: Record<string, string>, me: string): Promise<void> {
+/** Remove our hold on the lock, if we still hold it (and, with `kicks`, if nobody kicked since). */
+async function unlock(target: DispatchTarget, key: Record<string, string>, me: string, kicks?: number): Promise<boolean> {
   try {
     await target.db.send(
       new UpdateCommand({
         TableName: target.leasesTableName,
         Key: key,
         UpdateExpression: "REMOVE holder, #until",
-        ConditionExpression: "holder = :me",
+        ConditionExpression: kicks === undefined ? "holder = :me" : "holder = :me AND kicks = :k",
         ExpressionAttributeNames: { "#until": "until" },
-        ExpressionAttributeValues: { ":me": me },
+        ExpressionAttributeValues: { ":me": me, ...(kicks === undefined ? {} : { ":k": kicks }) },
       }),
     );
+    return true;
   } catch (err) {
     if (!isConditionalFailure(err)) throw err;
+    return false;
   }
 }
 

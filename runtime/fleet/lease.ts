@@ -24,11 +24,13 @@ import type { Instance } from "@aws-sdk/client-ec2";
 import {
   GetCommand,
   PutCommand,
+  paginateQuery,
+  paginateScan,
   QueryCommand,
-  ScanCommand,
   TransactWriteCommand,
   UpdateCommand,
   type DynamoDBDocumentClient,
+  type TransactWriteCommandInput,
 } from "@aws-sdk/lib-dynamodb";
 import { documentClient, isConditionalCheckFailed } from "../aws/dynamodb";
 import { FLEET_DEFAULTS, type RuntimeConfig } from "../config";
@@ -216,6 +218,51 @@ export class LeaseTable {
     return waitersTable(this.config);
   }
 
+  // The transaction clauses below recur across bind, hand-over, release and drop: each names one rule of the
+  // table (a task item is removed only by the instance it points at, a waiter is bound only at its own place).
+
+  /** One all-or-nothing write; a refused clause surfaces as TransactionCanceledException (see cancellationCodes). */
+  private async transact(items: NonNullable<TransactWriteCommandInput["TransactItems"]>): Promise<void> {
+    await this.db.send(new TransactWriteCommand({ TransactItems: items }));
+  }
+
+  /** Delete the task's item, only while it points at `instanceId`. */
+  private deleteTaskItemBoundTo(taskId: string, instanceId: string) {
+    return {
+      Delete: {
+        TableName: this.leasesTableName,
+        Key: { instance_id: taskKey(taskId) },
+        ConditionExpression: "lease_instance_id = :i",
+        ExpressionAttributeValues: { ":i": instanceId },
+      },
+    };
+  }
+
+  /** Bind the waiting task's item to `instanceId`, only if it is unbound and still waits at `position`. */
+  private bindTaskItem(waiter: Waiter, instanceId: string, claimedAt: string) {
+    return {
+      Update: {
+        TableName: this.leasesTableName,
+        Key: { instance_id: taskKey(waiter.taskId) },
+        UpdateExpression: "SET lease_instance_id = :i, claimed_at = :at",
+        ConditionExpression: "attribute_not_exists(lease_instance_id) AND #pos = :pos",
+        ExpressionAttributeNames: { "#pos": "position" },
+        ExpressionAttributeValues: { ":i": instanceId, ":at": claimedAt, ":pos": waiter.position },
+      },
+    };
+  }
+
+  /** Remove a waiter; with `mustExist`, the transaction fails if someone else removed it first. */
+  private deleteWaiter(fleet: string, position: string, mustExist: boolean) {
+    return {
+      Delete: {
+        TableName: this.waitersTableName,
+        Key: { fleet, position },
+        ...(mustExist ? { ConditionExpression: "attribute_exists(task_id)" } : {}),
+      },
+    };
+  }
+
   /**
    * Register an instance as capacity of `fleet`. Only a running instance of that fleet whose boot finished
    * (tag agent-compute:boot=ready) is accepted: an instance still booting, or whose boot failed, never counts.
@@ -302,14 +349,10 @@ export class LeaseTable {
     const item: TaskItem = { instance_id: taskKey(taskId), kind: "task", task_id: taskId, fleet, position, enqueued_at: enqueuedAt };
     const waiter: WaiterItem = { fleet, position, task_id: taskId, enqueued_at: enqueuedAt };
     try {
-      await this.db.send(
-        new TransactWriteCommand({
-          TransactItems: [
-            { Put: { TableName: this.leasesTableName, Item: item, ConditionExpression: "attribute_not_exists(instance_id)" } },
-            { Put: { TableName: this.waitersTableName, Item: waiter } },
-          ],
-        }),
-      );
+      await this.transact([
+        { Put: { TableName: this.leasesTableName, Item: item, ConditionExpression: "attribute_not_exists(instance_id)" } },
+        { Put: { TableName: this.waitersTableName, Item: waiter } },
+      ]);
     } catch (err) {
       const codes = cancellationCodes(err);
       if (!codes || codes[0] !== "ConditionalCheckFailed") throw err;
@@ -349,38 +392,19 @@ export class LeaseTable {
   async bind(fleet: string, instanceId: string, waiter: Waiter, tell = true): Promise<BindOutcome> {
     const claimedAt = this.now().toISOString();
     try {
-      await this.db.send(
-        new TransactWriteCommand({
-          TransactItems: [
-            {
-              Update: {
-                TableName: this.leasesTableName,
-                Key: { instance_id: instanceId },
-                UpdateExpression: "SET fleet_state = :busy, task_id = :task, claimed_at = :at ADD task_count :one REMOVE command_id",
-                ConditionExpression: "fleet_state = :ready AND attribute_not_exists(task_id)",
-                ExpressionAttributeValues: { ":busy": fleetState(fleet, "BUSY"), ":ready": fleetState(fleet, "READY"), ":task": waiter.taskId, ":at": claimedAt, ":one": 1 },
-              },
-            },
-            {
-              Delete: {
-                TableName: this.waitersTableName,
-                Key: { fleet, position: waiter.position },
-                ConditionExpression: "attribute_exists(task_id)",
-              },
-            },
-            {
-              Update: {
-                TableName: this.leasesTableName,
-                Key: { instance_id: taskKey(waiter.taskId) },
-                UpdateExpression: "SET lease_instance_id = :i, claimed_at = :at",
-                ConditionExpression: "attribute_not_exists(lease_instance_id) AND #pos = :pos",
-                ExpressionAttributeNames: { "#pos": "position" },
-                ExpressionAttributeValues: { ":i": instanceId, ":at": claimedAt, ":pos": waiter.position },
-              },
-            },
-          ],
-        }),
-      );
+      await this.transact([
+        {
+          Update: {
+            TableName: this.leasesTableName,
+            Key: { instance_id: instanceId },
+            UpdateExpression: "SET fleet_state = :busy, task_id = :task, claimed_at = :at ADD task_count :one REMOVE command_id",
+            ConditionExpression: "fleet_state = :ready AND attribute_not_exists(task_id)",
+            ExpressionAttributeValues: { ":busy": fleetState(fleet, "BUSY"), ":ready": fleetState(fleet, "READY"), ":task": waiter.taskId, ":at": claimedAt, ":one": 1 },
+          },
+        },
+        this.deleteWaiter(fleet, waiter.position, true),
+        this.bindTaskItem(waiter, instanceId, claimedAt),
+      ]);
     } catch (err) {
       const codes = cancellationCodes(err);
       if (!codes) throw err;
@@ -402,40 +426,32 @@ export class LeaseTable {
 
   /** A waiter whose task item is gone or bound elsewhere: remove it so it is not offered an instance again. */
   private async dropWaiter(waiter: Waiter): Promise<void> {
-    await this.db.send(
-      new TransactWriteCommand({
-        TransactItems: [{ Delete: { TableName: this.waitersTableName, Key: { fleet: waiter.fleet, position: waiter.position } } }],
-      }),
-    );
+    await this.transact([this.deleteWaiter(waiter.fleet, waiter.position, false)]);
   }
 
   /** Undo a bind whose mirror failed: the instance is ready again and the task waits at its old place. */
   private async unbind(fleet: string, instanceId: string, waiter: Waiter, claimedAt: string): Promise<void> {
-    await this.db.send(
-      new TransactWriteCommand({
-        TransactItems: [
-          {
-            Update: {
-              TableName: this.leasesTableName,
-              Key: { instance_id: instanceId },
-              UpdateExpression: "SET fleet_state = :ready ADD task_count :minus REMOVE task_id, claimed_at",
-              ConditionExpression: "task_id = :task AND claimed_at = :at",
-              ExpressionAttributeValues: { ":ready": fleetState(fleet, "READY"), ":task": waiter.taskId, ":at": claimedAt, ":minus": -1 },
-            },
-          },
-          { Put: { TableName: this.waitersTableName, Item: { fleet, position: waiter.position, task_id: waiter.taskId, enqueued_at: waiter.enqueuedAt } } },
-          {
-            Update: {
-              TableName: this.leasesTableName,
-              Key: { instance_id: taskKey(waiter.taskId) },
-              UpdateExpression: "REMOVE lease_instance_id, claimed_at",
-              ConditionExpression: "lease_instance_id = :i",
-              ExpressionAttributeValues: { ":i": instanceId },
-            },
-          },
-        ],
-      }),
-    );
+    await this.transact([
+      {
+        Update: {
+          TableName: this.leasesTableName,
+          Key: { instance_id: instanceId },
+          UpdateExpression: "SET fleet_state = :ready ADD task_count :minus REMOVE task_id, claimed_at",
+          ConditionExpression: "task_id = :task AND claimed_at = :at",
+          ExpressionAttributeValues: { ":ready": fleetState(fleet, "READY"), ":task": waiter.taskId, ":at": claimedAt, ":minus": -1 },
+        },
+      },
+      { Put: { TableName: this.waitersTableName, Item: { fleet, position: waiter.position, task_id: waiter.taskId, enqueued_at: waiter.enqueuedAt } } },
+      {
+        Update: {
+          TableName: this.leasesTableName,
+          Key: { instance_id: taskKey(waiter.taskId) },
+          UpdateExpression: "REMOVE lease_instance_id, claimed_at",
+          ConditionExpression: "lease_instance_id = :i",
+          ExpressionAttributeValues: { ":i": instanceId },
+        },
+      },
+    ]);
   }
 
   private async tell(binding: Binding): Promise<void> {
@@ -472,30 +488,26 @@ export class LeaseTable {
    */
   async recordCommand(instanceId: string, taskId: string, commandId: string): Promise<void> {
     try {
-      await this.db.send(
-        new TransactWriteCommand({
-          TransactItems: [
-            {
-              Update: {
-                TableName: this.leasesTableName,
-                Key: { instance_id: instanceId },
-                UpdateExpression: "SET command_id = :cmd",
-                ConditionExpression: "task_id = :task",
-                ExpressionAttributeValues: { ":cmd": commandId, ":task": taskId },
-              },
-            },
-            {
-              Update: {
-                TableName: this.leasesTableName,
-                Key: { instance_id: taskKey(taskId) },
-                UpdateExpression: "SET command_id = :cmd",
-                ConditionExpression: "lease_instance_id = :i",
-                ExpressionAttributeValues: { ":cmd": commandId, ":i": instanceId },
-              },
-            },
-          ],
-        }),
-      );
+      await this.transact([
+        {
+          Update: {
+            TableName: this.leasesTableName,
+            Key: { instance_id: instanceId },
+            UpdateExpression: "SET command_id = :cmd",
+            ConditionExpression: "task_id = :task",
+            ExpressionAttributeValues: { ":cmd": commandId, ":task": taskId },
+          },
+        },
+        {
+          Update: {
+            TableName: this.leasesTableName,
+            Key: { instance_id: taskKey(taskId) },
+            UpdateExpression: "SET command_id = :cmd",
+            ConditionExpression: "lease_instance_id = :i",
+            ExpressionAttributeValues: { ":cmd": commandId, ":i": instanceId },
+          },
+        },
+      ]);
     } catch (err) {
       if (cancellationCodes(err)) {
         throw new Error(`cannot record command ${commandId}: instance ${instanceId} is not leased to task ${taskId}`, { cause: err });
@@ -530,36 +542,25 @@ export class LeaseTable {
     // mirror must not undo that.
     await this.mirror.ready(instanceId);
     try {
-      await this.db.send(
-        new TransactWriteCommand({
-          TransactItems: [
-            {
-              Update: {
-                TableName: this.leasesTableName,
-                Key: { instance_id: instanceId },
-                UpdateExpression:
-                  to === "DRAINING" && current.state !== "DRAINING"
-                    ? "SET fleet_state = :to, drain_reason = :why, drained_at = :now REMOVE task_id, command_id, claimed_at"
-                    : "SET fleet_state = :to REMOVE task_id, command_id, claimed_at",
-                ConditionExpression: "task_id = :task",
-                ExpressionAttributeValues: {
-                  ":to": fleetState(current.fleet, to),
-                  ":task": taskId,
-                  ...(to === "DRAINING" && current.state !== "DRAINING" ? { ":why": "retire", ":now": this.now().toISOString() } : {}),
-                },
-              },
+      await this.transact([
+        {
+          Update: {
+            TableName: this.leasesTableName,
+            Key: { instance_id: instanceId },
+            UpdateExpression:
+              to === "DRAINING" && current.state !== "DRAINING"
+                ? "SET fleet_state = :to, drain_reason = :why, drained_at = :now REMOVE task_id, command_id, claimed_at"
+                : "SET fleet_state = :to REMOVE task_id, command_id, claimed_at",
+            ConditionExpression: "task_id = :task",
+            ExpressionAttributeValues: {
+              ":to": fleetState(current.fleet, to),
+              ":task": taskId,
+              ...(to === "DRAINING" && current.state !== "DRAINING" ? { ":why": "retire", ":now": this.now().toISOString() } : {}),
             },
-            {
-              Delete: {
-                TableName: this.leasesTableName,
-                Key: { instance_id: taskKey(taskId) },
-                ConditionExpression: "lease_instance_id = :i",
-                ExpressionAttributeValues: { ":i": instanceId },
-              },
-            },
-          ],
-        }),
-      );
+          },
+        },
+        this.deleteTaskItemBoundTo(taskId, instanceId),
+      ]);
     } catch (err) {
       if (!cancellationCodes(err)) throw err;
       await this.forgetStaleTaskItem(taskId, instanceId);
@@ -578,42 +579,20 @@ export class LeaseTable {
   private async handOver(from: Lease, waiter: Waiter): Promise<boolean> {
     const claimedAt = this.now().toISOString();
     try {
-      await this.db.send(
-        new TransactWriteCommand({
-          TransactItems: [
-            {
-              Update: {
-                TableName: this.leasesTableName,
-                Key: { instance_id: from.instanceId },
-                UpdateExpression: "SET task_id = :new, claimed_at = :at ADD task_count :one REMOVE command_id",
-                ConditionExpression: "task_id = :old AND fleet_state = :busy",
-                ExpressionAttributeValues: { ":new": waiter.taskId, ":old": from.taskId, ":at": claimedAt, ":one": 1, ":busy": fleetState(from.fleet, "BUSY") },
-              },
-            },
-            {
-              Delete: {
-                TableName: this.leasesTableName,
-                Key: { instance_id: taskKey(from.taskId!) },
-                ConditionExpression: "lease_instance_id = :i",
-                ExpressionAttributeValues: { ":i": from.instanceId },
-              },
-            },
-            {
-              Delete: { TableName: this.waitersTableName, Key: { fleet: from.fleet, position: waiter.position }, ConditionExpression: "attribute_exists(task_id)" },
-            },
-            {
-              Update: {
-                TableName: this.leasesTableName,
-                Key: { instance_id: taskKey(waiter.taskId) },
-                UpdateExpression: "SET lease_instance_id = :i, claimed_at = :at",
-                ConditionExpression: "attribute_not_exists(lease_instance_id) AND #pos = :pos",
-                ExpressionAttributeNames: { "#pos": "position" },
-                ExpressionAttributeValues: { ":i": from.instanceId, ":at": claimedAt, ":pos": waiter.position },
-              },
-            },
-          ],
-        }),
-      );
+      await this.transact([
+        {
+          Update: {
+            TableName: this.leasesTableName,
+            Key: { instance_id: from.instanceId },
+            UpdateExpression: "SET task_id = :new, claimed_at = :at ADD task_count :one REMOVE command_id",
+            ConditionExpression: "task_id = :old AND fleet_state = :busy",
+            ExpressionAttributeValues: { ":new": waiter.taskId, ":old": from.taskId, ":at": claimedAt, ":one": 1, ":busy": fleetState(from.fleet, "BUSY") },
+          },
+        },
+        this.deleteTaskItemBoundTo(from.taskId!, from.instanceId),
+        this.deleteWaiter(from.fleet, waiter.position, true),
+        this.bindTaskItem(waiter, from.instanceId, claimedAt),
+      ]);
     } catch (err) {
       const codes = cancellationCodes(err);
       if (!codes) throw err;
@@ -633,20 +612,7 @@ export class LeaseTable {
   /** A task item that points at an instance the task no longer holds (a crash, a drop): remove it. */
   private async forgetStaleTaskItem(taskId: string, instanceId: string): Promise<void> {
     try {
-      await this.db.send(
-        new TransactWriteCommand({
-          TransactItems: [
-            {
-              Delete: {
-                TableName: this.leasesTableName,
-                Key: { instance_id: taskKey(taskId) },
-                ConditionExpression: "lease_instance_id = :i",
-                ExpressionAttributeValues: { ":i": instanceId },
-              },
-            },
-          ],
-        }),
-      );
+      await this.transact([this.deleteTaskItemBoundTo(taskId, instanceId)]);
     } catch (err) {
       if (!cancellationCodes(err)) throw err;
     }
@@ -661,20 +627,16 @@ export class LeaseTable {
     if (!item) return { released: false };
     if (!item.lease_instance_id) {
       try {
-        await this.db.send(
-          new TransactWriteCommand({
-            TransactItems: [
-              {
-                Delete: {
-                  TableName: this.leasesTableName,
-                  Key: { instance_id: taskKey(taskId) },
-                  ConditionExpression: "attribute_not_exists(lease_instance_id)",
-                },
-              },
-              { Delete: { TableName: this.waitersTableName, Key: { fleet: item.fleet, position: item.position } } },
-            ],
-          }),
-        );
+        await this.transact([
+          {
+            Delete: {
+              TableName: this.leasesTableName,
+              Key: { instance_id: taskKey(taskId) },
+              ConditionExpression: "attribute_not_exists(lease_instance_id)",
+            },
+          },
+          this.deleteWaiter(item.fleet, item.position, false),
+        ]);
         return { released: false, dequeued: true };
       } catch (err) {
         if (!cancellationCodes(err)) throw err;
@@ -755,23 +717,17 @@ export class LeaseTable {
       const old = await this.get(instanceId);
       if (!old) return undefined;
       try {
-        await this.db.send(
-          new TransactWriteCommand({
-            TransactItems: [
-              {
-                Delete: {
-                  TableName: this.leasesTableName,
-                  Key: { instance_id: instanceId },
-                  ConditionExpression: old.taskId ? "task_id = :task" : "attribute_not_exists(task_id) AND kind = :instance",
-                  ExpressionAttributeValues: old.taskId ? { ":task": old.taskId } : { ":instance": "instance" },
-                },
-              },
-              ...(old.taskId
-                ? [{ Delete: { TableName: this.leasesTableName, Key: { instance_id: taskKey(old.taskId) }, ConditionExpression: "lease_instance_id = :i", ExpressionAttributeValues: { ":i": instanceId } } }]
-                : []),
-            ],
-          }),
-        );
+        await this.transact([
+          {
+            Delete: {
+              TableName: this.leasesTableName,
+              Key: { instance_id: instanceId },
+              ConditionExpression: old.taskId ? "task_id = :task" : "attribute_not_exists(task_id) AND kind = :instance",
+              ExpressionAttributeValues: old.taskId ? { ":task": old.taskId } : { ":instance": "instance" },
+            },
+          },
+          ...(old.taskId ? [this.deleteTaskItemBoundTo(old.taskId, instanceId)] : []),
+        ]);
         return old;
       } catch (err) {
         const codes = cancellationCodes(err);
@@ -789,38 +745,31 @@ export class LeaseTable {
   /** Leases of one fleet (every state), or of every fleet. */
   async list(fleet?: string): Promise<Lease[]> {
     const items: InstanceItem[] = [];
-    if (fleet) {
-      for (const state of LEASE_STATES) {
-        let start: Record<string, unknown> | undefined;
-        do {
-          const out = await this.db.send(
-            new QueryCommand({
+    const pages = fleet
+      ? LEASE_STATES.map((state) =>
+          paginateQuery(
+            { client: this.db },
+            {
               TableName: this.leasesTableName,
               IndexName: LEASES_BY_FLEET_STATE_INDEX,
               KeyConditionExpression: "fleet_state = :fs",
               ExpressionAttributeValues: { ":fs": fleetState(fleet, state) },
-              ExclusiveStartKey: start,
-            }),
-          );
-          items.push(...((out.Items ?? []) as InstanceItem[]));
-          start = out.LastEvaluatedKey;
-        } while (start);
-      }
-    } else {
-      let start: Record<string, unknown> | undefined;
-      do {
-        const out = await this.db.send(
-          new ScanCommand({
-            TableName: this.leasesTableName,
-            FilterExpression: "kind = :instance",
-            ExpressionAttributeValues: { ":instance": "instance" },
-            ExclusiveStartKey: start,
-            ConsistentRead: true,
-          }),
-        );
-        items.push(...((out.Items ?? []) as InstanceItem[]));
-        start = out.LastEvaluatedKey;
-      } while (start);
+            },
+          ),
+        )
+      : [
+          paginateScan(
+            { client: this.db },
+            {
+              TableName: this.leasesTableName,
+              FilterExpression: "kind = :instance",
+              ExpressionAttributeValues: { ":instance": "instance" },
+              ConsistentRead: true,
+            },
+          ),
+        ];
+    for (const paginator of pages) {
+      for await (const page of paginator) items.push(...((page.Items ?? []) as InstanceItem[]));
     }
     return items.map(toLease).sort((a, b) => a.registeredAt.localeCompare(b.registeredAt) || a.instanceId.localeCompare(b.instanceId));
   }
