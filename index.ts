@@ -26,6 +26,7 @@ import type { ComputeGrants } from "./components/iam";
 import { AGENT_TASK_DOCUMENT_PARAMETERS, agentTaskDocument } from "./runtime/fleet/document";
 import { bootScript } from "./runtime/fleet/boot-script";
 import { TERMINATION_HOOK_NAME } from "./runtime/fleet/tags";
+import { DEFAULT_LIMITS } from "./runtime/limits";
 
 // 1. Config, checked before any resource exists.
 const config = loadStackConfig();
@@ -125,7 +126,7 @@ const runtimeConfig = {
   ...(agentcore && { agentcore: { runtimeArn: agentcore.runtimeArn } }),
   agentChannel: { url: endpoint.url },
   identity: config.identity,
-  limits: { ...config.limits, maxPollErrors: 5, maxFinishedPolls: 3 },
+  limits: { ...config.limits, maxPollErrors: DEFAULT_LIMITS.maxPollErrors, maxFinishedPolls: DEFAULT_LIMITS.maxFinishedPolls },
 };
 const grants: ComputeGrants = {
   region,

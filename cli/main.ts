@@ -4,6 +4,7 @@
  */
 import { readFileSync } from "node:fs";
 import { Command, InvalidArgumentError, Option } from "commander";
+import { LIST_LIMIT, MAX_BUDGET_USD_BOUNDS, MAX_TURNS_BOUNDS } from "../runtime/limits";
 import { ApiClient, ApiError, resolveTarget } from "./client";
 import { formatEvent, formatStatusLine, watchTask, type EventView, type TaskView } from "./watch";
 
@@ -63,8 +64,12 @@ export function buildProgram(io: { out: (t: string) => void; err: (t: string) =>
     .option("--branch <name>", "branch for the agent's work")
     .option("--issue <number>", "issue number", intArg("--issue", 1, 2 ** 31 - 1))
     .option("--model <id>", "model id")
-    .option("--max-turns <n>", "turn limit (1–500)", intArg("--max-turns", 1, 500))
-    .option("--max-budget-usd <usd>", "budget limit in USD (> 0, ≤ 1000)", numArg("--max-budget-usd"))
+    .option(
+      "--max-turns <n>",
+      `turn limit (${MAX_TURNS_BOUNDS.min}–${MAX_TURNS_BOUNDS.max})`,
+      intArg("--max-turns", MAX_TURNS_BOUNDS.min, MAX_TURNS_BOUNDS.max),
+    )
+    .option("--max-budget-usd <usd>", `budget limit in USD (${MAX_BUDGET_USD_BOUNDS.min}–${MAX_BUDGET_USD_BOUNDS.max})`, numArg("--max-budget-usd"))
     .option("--context <json>", "extra context for the agent, as a JSON object")
     .option("--idempotency-key <key>", "resubmitting with the same key returns the same task")
     .option("--watch", "follow the task until it ends (exit code as for watch)")
@@ -142,7 +147,7 @@ export function buildProgram(io: { out: (t: string) => void; err: (t: string) =>
     .command("list")
     .description("list your tasks, newest first")
     .addOption(new Option("--status <status>", "only tasks in this status").choices(["SUBMITTED", "QUEUED", "STARTING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"]))
-    .option("--limit <n>", "tasks per page (1–100)", intArg("--limit", 1, 100), 20)
+    .option("--limit <n>", `tasks per page (1–${LIST_LIMIT.max})`, intArg("--limit", 1, LIST_LIMIT.max), LIST_LIMIT.default)
     .option("--next-token <token>", "continue from a previous page")
     .action(async (o: { status?: string; limit: number; nextToken?: string }) => {
       const res = await (await client()).request<{ tasks: TaskView[]; next_token?: string }>("GET", "/tasks", {

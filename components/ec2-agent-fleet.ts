@@ -6,6 +6,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
 import { BOOT_TAG, FLEET_TAG, TERMINATION_HOOK_NAME } from "../runtime/fleet/tags";
+import { ROOT_VOLUME_GIB_BOUNDS } from "../runtime/limits";
 import type { AgentImageRef } from "./agent-image";
 import { ecrPullStatements, policyDocument, assumeRolePolicy } from "./iam";
 import { egressHttpsOnly } from "./security-group";
@@ -63,7 +64,12 @@ export function fleetArgumentErrors(args: Ec2AgentFleetArgs): pulumi.InputProper
   if (!whole(s.warmBuffer, 0) || s.warmBuffer > s.maxSize) {
     errors.push({ propertyPath: "settings.warmBuffer", reason: `must be a whole number from 0 to maxSize (${s.maxSize}), got ${s.warmBuffer}` });
   }
-  if (!whole(s.rootVolumeGiB, 8)) errors.push({ propertyPath: "settings.rootVolumeGiB", reason: `must be a whole number of GiB ≥ 8, got ${s.rootVolumeGiB}` });
+  if (!whole(s.rootVolumeGiB, ROOT_VOLUME_GIB_BOUNDS.min) || s.rootVolumeGiB > ROOT_VOLUME_GIB_BOUNDS.max) {
+    errors.push({
+      propertyPath: "settings.rootVolumeGiB",
+      reason: `must be a whole number of GiB from ${ROOT_VOLUME_GIB_BOUNDS.min} to ${ROOT_VOLUME_GIB_BOUNDS.max}, got ${s.rootVolumeGiB}`,
+    });
+  }
   if (typeof args.userData === "string") errors.push(...userDataErrors(args.userData));
   return errors;
 }

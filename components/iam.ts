@@ -1,6 +1,6 @@
 /**
  * IAM documents, built by plain functions so that each grant is readable in one place and audited in tests.
- * Rules held here: no mutating action on "*" without a condition; iam:PassRole only for exact
+ * Rules held here (docs/design.md, "Infrastructure and grants"): no mutating action on "*" without a condition; iam:PassRole only for exact
  * roles with iam:PassedToService; ssm:SendCommand only for our document and for instances carrying the fleet tag.
  */
 import * as pulumi from "@pulumi/pulumi";

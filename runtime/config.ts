@@ -1,4 +1,5 @@
 import { BACKEND_TYPES, isBackendType, type BackendType } from "./compute/handle";
+import { DEFAULT_LIMITS } from "./limits";
 import { identityConfigProblems } from "./identity";
 
 /**
@@ -83,12 +84,6 @@ export interface Ec2FleetConfig {
   terminationHookName?: string;
 }
 
-/** Per-fleet defaults for the settings above. */
-export const FLEET_DEFAULTS = {
-  readyDeadlineSeconds: 900,
-  maxInstanceLifetimeSeconds: 24 * 3600,
-} as const;
-
 export interface Ec2Config {
   /** The stack-owned SSM Command document that runs one agent task. */
   documentName: string;
@@ -148,32 +143,6 @@ export interface LimitsConfig {
    * undeliverable command) rather than to the agent. Optional so that older configs keep working (default 1).
    */
   infraRetries?: number;
-}
-
-export const DEFAULT_LIMITS: LimitsConfig = {
-  maxConcurrentPerUser: 10,
-  maxQueuedPerUser: 100,
-  taskTimeoutSeconds: 8 * 3600,
-  pollIntervalSeconds: 30,
-  heartbeatTimeoutSeconds: 180,
-  maxPollErrors: 5,
-  maxFinishedPolls: 3,
-  retentionDays: 30,
-  startupGraceSeconds: 600,
-  maxPollIntervalSeconds: 300,
-  computeStopGraceSeconds: 120,
-  infraRetries: 1,
-};
-
-export const POLL_INTERVAL_BOUNDS = { min: 5, max: 300 } as const;
-
-/** Startup grace a stack or blueprint may set: at least a minute, at most the 8 hours of the longest session. */
-export const STARTUP_GRACE_BOUNDS = { min: 60, max: 8 * 3600 } as const;
-
-/** Poll interval clamped to what the orchestrator accepts (5–300 s). */
-export function clampPollInterval(seconds: number): number {
-  if (!Number.isFinite(seconds)) return DEFAULT_LIMITS.pollIntervalSeconds;
-  return Math.min(POLL_INTERVAL_BOUNDS.max, Math.max(POLL_INTERVAL_BOUNDS.min, seconds));
 }
 
 export class ConfigError extends Error {

@@ -1,20 +1,20 @@
-import type { RuntimeConfig } from "./config";
 import { configuredRepoCredentials, type RepoCredentialsProvider } from "./channel/credentials";
-import { createStrategy } from "./compute/resolve";
 import type { BackendType } from "./compute/handle";
+import { createStrategy } from "./compute/registry";
 import type { ComputeStrategy } from "./compute/strategy";
-import { LeaseTable } from "./fleet/lease";
+import type { RuntimeConfig } from "./config";
+import { createMetrics, type MetricsSink } from "./metrics";
+import { fleetWakeHooks, LambdaDurableCallbacks, type DurableCallbacks } from "./orchestrator/wake";
 import { createPayloadStore } from "./payload";
 import type { PayloadStore, TaskEventLog, TaskStore } from "./ports";
-import { createMetrics, type MetricsSink } from "./metrics";
-import { LambdaDurableCallbacks, wakeOrchestrator, type DurableCallbacks } from "./orchestrator/wake";
 import { RepoBlueprints } from "./repos/blueprints";
 import { DynamoEventLog } from "./tasks/events";
 import { DynamoTaskStore } from "./tasks/store";
 
 /**
- * Everything a handler needs, wired from one config. Stores and strategies are created on first use, so a
- * Lambda pays only for what its invocation touches; tests override any part.
+ * Everything a handler needs, wired from one config. Stores and strategies are created on first use, and a
+ * backend's code is loaded when its strategy is first asked for (compute/registry.ts), so a Lambda pays only
+ * for what its invocation touches; tests override any part.
  */
 export interface Runtime {
   readonly config: RuntimeConfig;
@@ -22,7 +22,6 @@ export interface Runtime {
   readonly events: TaskEventLog;
   readonly payloads: PayloadStore;
   readonly repos: RepoBlueprints;
-  readonly leases: LeaseTable;
   /** Repository credentials handed to agents through the channel (RuntimeConfig.credentials; none when unset). */
   readonly repoCredentials: RepoCredentialsProvider;
   /** Completes the durable callbacks orchestrators wait on (runtime/orchestrator/wake.ts). */
@@ -43,7 +42,6 @@ export function createRuntime(config: RuntimeConfig, overrides: RuntimeOverrides
   let events = overrides.events;
   let payloads = overrides.payloads;
   let repos = overrides.repos;
-  let leases = overrides.leases;
   let callbacks = overrides.callbacks;
   let metrics = overrides.metrics;
   const runtime: Runtime = {
@@ -60,10 +58,6 @@ export function createRuntime(config: RuntimeConfig, overrides: RuntimeOverrides
     get repos() {
       return (repos ??= new RepoBlueprints(config));
     },
-    get leases() {
-      // A task bound to an instance while it waited is woken at once, not at its next poll.
-      return (leases ??= new LeaseTable(config, runtime.now, { bound: (b) => void wakeOrchestrator(runtime, b.taskId) }));
-    },
     repoCredentials: overrides.repoCredentials ?? configuredRepoCredentials(config),
     get callbacks() {
       return (callbacks ??= new LambdaDurableCallbacks(config));
@@ -74,7 +68,8 @@ export function createRuntime(config: RuntimeConfig, overrides: RuntimeOverrides
     strategy<T extends BackendType>(type: T): ComputeStrategy<T> {
       let s = strategies.get(type) as ComputeStrategy<T> | undefined;
       if (!s) {
-        s = createStrategy(type, config, runtime.leases);
+        // A task bound to an EC2 instance while it waited is woken at once, not at its next poll.
+        s = createStrategy(type, config, { now: runtime.now, fleetHooks: fleetWakeHooks(runtime) });
         strategies.set(type, s);
       }
       return s;

@@ -1,7 +1,10 @@
+import { Logger } from "@aws-lambda-powertools/logger";
 import { expect } from "chai";
 import { handleApiRequest, type ApiRequest } from "../runtime/api/router";
 import { PROMPT_PREVIEW_CHARS } from "../runtime/api/submit";
+import { createRuntime } from "../runtime/runtime";
 import { apiFixture, GOOD_SUBMIT, type ApiFixture } from "./api-helpers";
+import { captureLogs } from "./fixtures";
 
 const ALICE = "arn:aws:iam::111122223333:user/alice";
 const BOB = "arn:aws:iam::111122223333:user/bob";
@@ -293,4 +296,32 @@ describe("task API: a malformed cancel body or query is a 400 naming the field, 
       expect(await fx.eventCount()).to.equal(eventsBefore);
     });
   }
+});
+
+describe("task API: an internal error", () => {
+  let fx: ApiFixture;
+  beforeEach(async () => {
+    fx = await apiFixture();
+  });
+  afterEach(async () => fx.cleanup());
+
+  it("answers 500 without internals and logs one line, through Powertools, naming the task", async () => {
+    const id = (await submit(fx, ALICE)).json.task.task_id as string;
+    const tasks = fx.runtime.tasks;
+    const broken = createRuntime(fx.config, {
+      tasks: new Proxy(tasks, {
+        get: (target, key) => (key === "get" ? async () => Promise.reject(new Error("DynamoDB endpoint unreachable")) : Reflect.get(target, key)),
+      }),
+    });
+    const service = "agent-compute-api";
+    const logger = new Logger({ serviceName: service, logLevel: "INFO" });
+    const { result: res, lines } = await captureLogs(service, () =>
+      handleApiRequest(broken, fx.dispatcher, { method: "GET", path: `/tasks/${id}`, userId: ALICE }, logger),
+    );
+    expect(res.statusCode).to.equal(500);
+    expect(res.body).to.not.include("unreachable");
+    expect(lines).to.have.length(1);
+    expect(lines[0]).to.include({ level: "ERROR", task_id: id });
+    expect(JSON.stringify(lines[0])).to.include("DynamoDB endpoint unreachable");
+  });
 });

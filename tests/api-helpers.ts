@@ -3,16 +3,15 @@
  * server (fresh names per call) and whose payloads are files in a fresh temp folder, plus a recording
  * dispatcher. Not a test file itself (no .test.ts suffix).
  */
-import { randomBytes } from "node:crypto";
 import { promises as fs } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { DynamoDBClient, ScanCommand } from "@aws-sdk/client-dynamodb";
 import type { TaskDispatcher } from "../runtime/api/router";
 import { awsClient } from "../runtime/aws/clients";
-import { DEFAULT_LIMITS, type RuntimeConfig } from "../runtime/config";
+import type { RuntimeConfig } from "../runtime/config";
 import { createRuntime, type Runtime } from "../runtime/runtime";
-import { ensureTables, type TableName } from "../runtime/tables";
+import { createTables, ec2Settings, runtimeConfig } from "./fixtures";
 
 export interface ApiFixture {
   runtime: Runtime;
@@ -30,30 +29,16 @@ export interface ApiFixture {
 }
 
 export async function apiFixture(blueprints: Record<string, { backend?: "local" | "ec2"; fleet?: string; model?: string; max_turns?: number }> = {}): Promise<ApiFixture> {
-  const suffix = randomBytes(4).toString("hex");
-  const tables = Object.fromEntries(
-    (["tasks", "events", "leases", "concurrency", "repos"] as TableName[]).map((t) => [t, `api-${t}-${suffix}`]),
-  ) as Record<TableName, string>;
   const payloadDir = await fs.mkdtemp(path.join(os.tmpdir(), "api-payloads-"));
-  const config: RuntimeConfig = {
-    region: "us-east-1",
-    tables,
+  const config = runtimeConfig("api", {
     payload: { kind: "file", dir: payloadDir },
-    defaultBackend: "local",
     enabledBackends: ["local", "ec2"],
-    ec2: {
-      documentName: "agent-compute-run",
-      fleets: { default: {}, gpu: {} },
-      defaultFleet: "default",
-      deliveryTimeoutSeconds: 120,
-      executionTimeoutSeconds: 3600,
-      image: "agent:latest",
-    },
+    ec2: ec2Settings(["default", "gpu"]),
     local: { workDir: payloadDir },
-    limits: DEFAULT_LIMITS,
-  };
+  });
+  const tables = config.tables;
   const ddb = awsClient(DynamoDBClient, { region: config.region });
-  await ensureTables(ddb, tables);
+  await createTables(config);
   const dispatched: string[] = [];
   const dispatcher: ApiFixture["dispatcher"] = {
     async dispatch(taskId) {

@@ -27,7 +27,7 @@ describe("cancelTask", function () {
 
   for (const backend of BACKEND_TYPES) {
     for (const s of setups) {
-      it(`${backend}: from ${s.from} → CANCELLED, ${s.withHandle ? "its compute stopped" : "nothing to stop"}, slot released`, async () => {
+      it(`${backend}: from ${s.from} → CANCELLED, ${s.withHandle ? "its compute stopped" : "nothing to stop"}, slot released, backend capacity left to stop and finalize`, async () => {
         const h = harness(config, backend, async () => ({ state: "RUNNING" }));
         const task = await createTask(h.rt, { user_id: "erin", backend });
         const slots = new ConcurrencySlots(config);
@@ -46,6 +46,8 @@ describe("cancelTask", function () {
         expect((await h.rt.tasks.get(task.task_id))!.status).to.equal("CANCELLED");
         expect(h.strategy.stops.map((x) => x.handle)).to.deep.equal(s.withHandle ? [handleFor(backend, task.task_id)] : []);
         expect(await slots.holders("erin")).to.not.include(task.task_id);
+        // A start without a saved handle may be using the lease right now: only stopSession or finalize gives it back.
+        expect(h.strategy.releases, "cancel released backend capacity itself").to.deep.equal([]);
         const events = (await h.rt.events.list(task.task_id)).items;
         expect(events.some((e) => e.status === "CANCELLED")).to.equal(true);
       });

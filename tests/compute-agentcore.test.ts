@@ -10,7 +10,8 @@ import {
   ValidationException,
 } from "@aws-sdk/client-bedrock-agentcore";
 import { mockClient, type AwsClientStub } from "aws-sdk-client-mock";
-import { ConfigError, DEFAULT_LIMITS, type RuntimeConfig } from "../runtime/config";
+import { ConfigError, type RuntimeConfig } from "../runtime/config";
+import { DEFAULT_LIMITS } from "../runtime/limits";
 import type { TaskRecord } from "../runtime/tasks/record";
 import { AgentCoreStrategy, SESSION_ID_MAX, SESSION_ID_MIN, sessionIdForTask } from "../runtime/compute/agentcore";
 import type { AgentCoreHandle } from "../runtime/compute/handle";

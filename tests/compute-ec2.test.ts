@@ -2,9 +2,7 @@
  * Ec2Strategy: the lease table and EC2 instances are real (moto); SSM is aws-sdk-client-mock, because moto lacks
  * CancelCommand and its SendCommand targets every instance. Every assertion about a lease reads the real table.
  */
-import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { CreateTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DescribeImagesCommand, EC2Client, RunInstancesCommand } from "@aws-sdk/client-ec2";
 import {
   CancelCommandCommand,
@@ -20,15 +18,13 @@ import { mockClient, type AwsClientStub } from "aws-sdk-client-mock";
 import { expect } from "chai";
 import { awsClient, resetClients } from "../runtime/aws/clients";
 import { Ec2Strategy } from "../runtime/compute/ec2";
-import { checkRuntimeConfig, ConfigError, type RuntimeConfig } from "../runtime/config";
+import { ConfigError, type RuntimeConfig } from "../runtime/config";
 import { NoCapacityError } from "../runtime/errors";
 import { AGENT_TASK_DOCUMENT_PARAMETERS } from "../runtime/fleet/document";
 import { LeaseTable } from "../runtime/fleet/lease";
 import { BOOT_TAG, FLEET_TAG } from "../runtime/fleet/tags";
-import { TABLE_SCHEMAS, createTableInput } from "../runtime/tables";
 import type { TaskRecord } from "../runtime/tasks/record";
-
-const suffix = () => randomBytes(4).toString("hex");
+import { createTables, ec2RuntimeConfig, suffix } from "./fixtures";
 
 let imageId: string | undefined;
 
@@ -42,24 +38,8 @@ interface Setup {
 async function setup(fleets: Record<string, number>, leases?: (c: RuntimeConfig) => LeaseTable): Promise<Setup> {
   const s = suffix();
   const names = Object.fromEntries(Object.keys(fleets).map((f) => [f, `${f}-${s}`]));
-  const config = checkRuntimeConfig({
-    region: "us-east-1",
-    tables: { tasks: `tasks-${s}`, events: `events-${s}`, leases: `leases-${s}`, concurrency: `c-${s}`, repos: `r-${s}`, waiters: `w-${s}` },
-    payload: { kind: "s3", bucket: `payloads-${s}` },
-    defaultBackend: "ec2",
-    enabledBackends: ["ec2"],
-    ec2: {
-      documentName: `agent-compute-task-${s}`,
-      fleets: Object.fromEntries(Object.values(names).map((n) => [n, {}])),
-      defaultFleet: names[Object.keys(fleets)[0]],
-      deliveryTimeoutSeconds: 90,
-      executionTimeoutSeconds: 5400,
-      image: "public.ecr.aws/example/agent:1",
-    },
-    limits: {} as RuntimeConfig["limits"],
-  });
-  await awsClient(DynamoDBClient, {}).send(new CreateTableCommand(createTableInput(config.tables.leases, TABLE_SCHEMAS.leases)));
-  await awsClient(DynamoDBClient, {}).send(new CreateTableCommand(createTableInput(config.tables.waiters!, TABLE_SCHEMAS.waiters)));
+  const config = ec2RuntimeConfig("ec2", Object.values(names), { deliveryTimeoutSeconds: 90, executionTimeoutSeconds: 5400 });
+  await createTables(config, ["leases", "waiters"]);
   const table = leases ? leases(config) : new LeaseTable(config);
   const ec2 = awsClient(EC2Client, {});
   imageId ??= (await ec2.send(new DescribeImagesCommand({}))).Images![0].ImageId!;
@@ -410,6 +390,21 @@ describe("Ec2Strategy", () => {
       await strategy.startSession({ task: task("new"), payloadUrl: payloadUrl("new") });
       await strategy.stopSession(old, "repeated stop of the old task");
       expect(await leases.get(old.instanceId)).to.include({ state: "BUSY", taskId: "new", commandId: "cmd-new" });
+    });
+  });
+
+  describe("releaseTask", () => {
+    it("gives back the instance a task claimed before any command was sent, and only that task's", async () => {
+      const { strategy, leases, config } = await setup({ default: 2 });
+      const held = await leases.claimInstance(config.ec2!.defaultFleet, "t-held");
+      const other = await leases.claimInstance(config.ec2!.defaultFleet, "t-other");
+      if (!held.ok || !other.ok) throw new Error("setup: both claims should succeed");
+      await strategy.releaseTask(task("t-held"));
+      await strategy.releaseTask(task("t-held"));
+      await strategy.releaseTask(task("t-never-claimed"));
+      expect(await leases.get(held.lease.instanceId)).to.include({ state: "READY" });
+      expect(await leases.leaseOfTask("t-held")).to.equal(undefined);
+      expect(await leases.get(other.lease.instanceId)).to.include({ state: "BUSY", taskId: "t-other" });
     });
   });
 });

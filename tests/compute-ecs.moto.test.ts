@@ -17,7 +17,8 @@ import {
 } from "@aws-sdk/client-ecs";
 import { CreateSecurityGroupCommand, DescribeSubnetsCommand, DescribeVpcsCommand, EC2Client } from "@aws-sdk/client-ec2";
 import { awsClient } from "../runtime/aws/clients";
-import { DEFAULT_LIMITS, type RuntimeConfig } from "../runtime/config";
+import type { RuntimeConfig } from "../runtime/config";
+import { DEFAULT_LIMITS } from "../runtime/limits";
 import { ECS_AGENT_ENV_NAMES, EcsStrategy } from "../runtime/compute/ecs";
 import type { TaskRecord } from "../runtime/tasks/record";
 

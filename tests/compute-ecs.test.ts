@@ -12,7 +12,8 @@ import {
 } from "@aws-sdk/client-ecs";
 import { mockClient, type AwsClientStub } from "aws-sdk-client-mock";
 import type { RuntimeConfig } from "../runtime/config";
-import { DEFAULT_LIMITS, ConfigError } from "../runtime/config";
+import { ConfigError } from "../runtime/config";
+import { DEFAULT_LIMITS } from "../runtime/limits";
 import { isTransientError } from "../runtime/errors";
 import type { TaskRecord } from "../runtime/tasks/record";
 import {

@@ -1,5 +1,6 @@
 import { expect } from "chai";
-import { CONFIG_ENV, ConfigError, DEFAULT_LIMITS, clampPollInterval, loadRuntimeConfig, type RuntimeConfig } from "../runtime/config";
+import { CONFIG_ENV, ConfigError, loadRuntimeConfig, type RuntimeConfig } from "../runtime/config";
+import { clampPollInterval, DEFAULT_LIMITS } from "../runtime/limits";
 
 const base: RuntimeConfig = {
   region: "eu-west-1",

@@ -3,7 +3,6 @@
  * DynamoDB conditional writes and transactions, EC2 tag filters, Auto Scaling scale-in protection.
  */
 import type { ChildProcess } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import {
   AutoScalingClient,
   CreateAutoScalingGroupCommand,
@@ -23,33 +22,16 @@ import {
 import { mockClient } from "aws-sdk-client-mock";
 import { expect } from "chai";
 import { awsClient, resetClients } from "../runtime/aws/clients";
-import { checkRuntimeConfig, type RuntimeConfig } from "../runtime/config";
+import type { Ec2FleetConfig, RuntimeConfig } from "../runtime/config";
 import { LeaseTable, type Binding, type FleetHooks } from "../runtime/fleet/lease";
 import { syncFleet } from "../runtime/fleet/sync";
 import { BOOT_TAG, FLEET_TAG, LEASE_TAG, TASK_ID_TAG } from "../runtime/fleet/tags";
 import { TABLE_SCHEMAS, createTableInput } from "../runtime/tables";
+import { ec2RuntimeConfig, suffix } from "./fixtures";
 import { startSerialMoto } from "./setup/serial-moto";
 
-const suffix = () => randomBytes(4).toString("hex");
-
-function fleetConfig(fleets: RuntimeConfig["ec2"] extends infer E ? (E extends { fleets: infer F } ? F : never) : never): RuntimeConfig {
-  const s = suffix();
-  return checkRuntimeConfig({
-    region: "us-east-1",
-    tables: { tasks: `tasks-${s}`, events: `events-${s}`, leases: `leases-${s}`, concurrency: `conc-${s}`, repos: `repos-${s}`, waiters: `waiters-${s}` },
-    payload: { kind: "s3", bucket: `payloads-${s}` },
-    defaultBackend: "ec2",
-    enabledBackends: ["ec2"],
-    ec2: {
-      documentName: `agent-task-${s}`,
-      fleets,
-      defaultFleet: Object.keys(fleets)[0],
-      deliveryTimeoutSeconds: 120,
-      executionTimeoutSeconds: 7200,
-      image: "public.ecr.aws/example/agent:1",
-    },
-    limits: {} as RuntimeConfig["limits"],
-  });
+function fleetConfig(fleets: Record<string, Ec2FleetConfig>): RuntimeConfig {
+  return ec2RuntimeConfig("lease", fleets, { executionTimeoutSeconds: 7200 });
 }
 
 async function createLeaseTable(config: RuntimeConfig, endpoint?: string): Promise<void> {

@@ -11,7 +11,6 @@ import {
   DescribeAutoScalingGroupsCommand,
   PutLifecycleHookCommand,
 } from "@aws-sdk/client-auto-scaling";
-import { CreateTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import {
   CreateLaunchTemplateCommand,
   DescribeImagesCommand,
@@ -20,15 +19,16 @@ import {
   RunInstancesCommand,
   TerminateInstancesCommand,
 } from "@aws-sdk/client-ec2";
-import { DynamoDBDocumentClient, PutCommand } from "@aws-sdk/lib-dynamodb";
+import { PutCommand } from "@aws-sdk/lib-dynamodb";
 import { expect } from "chai";
 import { awsClient, resetClients } from "../runtime/aws/clients";
-import { checkRuntimeConfig, type Ec2FleetConfig, type RuntimeConfig } from "../runtime/config";
+import { documentClient } from "../runtime/aws/dynamodb";
+import type { Ec2FleetConfig, RuntimeConfig } from "../runtime/config";
 import { manageFleets, manageFleetsFor } from "../runtime/fleet/lambda";
 import { LeaseTable } from "../runtime/fleet/lease";
 import { handleTerminationHook } from "../runtime/fleet/manager";
 import { BOOT_TAG, FLEET_TAG, ORPHAN_TAG } from "../runtime/fleet/tags";
-import { TABLE_SCHEMAS, createTableInput } from "../runtime/tables";
+import { createTables, ec2RuntimeConfig } from "./fixtures";
 
 class Clock {
   t = Date.now();
@@ -54,26 +54,12 @@ async function setup(opts: { desired: number; max?: number; boot?: string; fleet
   const s = randomBytes(4).toString("hex");
   const fleet = `f${s}`;
   const asgName = `asg-${s}`;
-  const config: RuntimeConfig = checkRuntimeConfig({
-    region: "us-east-1",
-    tables: { tasks: `tasks-${s}`, events: `events-${s}`, leases: `leases-${s}`, concurrency: `c-${s}`, repos: `r-${s}`, waiters: `w-${s}` },
-    payload: { kind: "s3", bucket: `p-${s}` },
-    defaultBackend: "ec2",
-    enabledBackends: ["ec2"],
-    ec2: {
-      documentName: `doc-${s}`,
-      fleets: { [fleet]: { autoScalingGroupName: asgName, warmBuffer: 1, terminationHookName: `hook-${s}`, ...opts.fleet } },
-      defaultFleet: fleet,
-      deliveryTimeoutSeconds: 60,
-      executionTimeoutSeconds: 3600,
-      image: "public.ecr.aws/example/agent:1",
-    },
-    limits: {} as RuntimeConfig["limits"],
-  });
-  const ddb = awsClient(DynamoDBClient, {});
-  for (const key of ["tasks", "leases", "waiters"] as const) {
-    await ddb.send(new CreateTableCommand(createTableInput(config.tables[key]!, TABLE_SCHEMAS[key])));
-  }
+  const config = ec2RuntimeConfig(
+    "fm",
+    { [fleet]: { autoScalingGroupName: asgName, warmBuffer: 1, terminationHookName: `hook-${s}`, ...opts.fleet } },
+    { deliveryTimeoutSeconds: 60 },
+  );
+  await createTables(config, ["tasks", "leases", "waiters"]);
   const ec2 = awsClient(EC2Client, {});
   imageId ??= (await ec2.send(new DescribeImagesCommand({}))).Images![0].ImageId!;
   await ec2.send(new CreateLaunchTemplateCommand({ LaunchTemplateName: `lt-${s}`, LaunchTemplateData: { ImageId: imageId, InstanceType: "t3.micro" } }));
@@ -99,8 +85,7 @@ async function setup(opts: { desired: number; max?: number; boot?: string; fleet
 }
 
 async function putTask(config: RuntimeConfig, task_id: string, status: string): Promise<void> {
-  const db = DynamoDBDocumentClient.from(awsClient(DynamoDBClient, {}));
-  await db.send(new PutCommand({ TableName: config.tables.tasks, Item: { task_id, status, user_id: "u", created_at: new Date().toISOString() } }));
+  await documentClient(config).send(new PutCommand({ TableName: config.tables.tasks, Item: { task_id, status, user_id: "u", created_at: new Date().toISOString() } }));
 }
 
 describe("fleet manager (moto)", () => {

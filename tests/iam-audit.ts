@@ -1,6 +1,6 @@
 /**
- * The IAM audit: checks every statement of every policy document a program run built against the rules of
- * Pure: give it documents, get one finding per statement checked.
+ * The IAM audit: checks every statement of every policy document a program run built against the project's IAM
+ * rules (docs/design.md, "Infrastructure and grants"). Pure: give it documents, get one finding per statement checked.
  */
 export interface AuditInput {
   resource: string;

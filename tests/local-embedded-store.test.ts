@@ -1,7 +1,8 @@
 import { DescribeTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { expect } from "chai";
 import { awsClient } from "../runtime/aws/clients";
-import { DEFAULT_LIMITS, type RuntimeConfig } from "../runtime/config";
+import type { RuntimeConfig } from "../runtime/config";
+import { DEFAULT_LIMITS } from "../runtime/limits";
 import { IllegalTransitionError } from "../runtime/errors";
 import { startEmbeddedStore, type EmbeddedStore } from "../runtime/local/embedded-store";
 import { TABLE_SCHEMAS, TASKS_BY_STATUS_INDEX } from "../runtime/tables";

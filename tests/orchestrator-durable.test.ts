@@ -3,6 +3,7 @@
  * concurrency tables in moto and a scripted fake compute. Each poll of the fake moves the clock by one poll
  * interval, so hours of task life pass in a few real milliseconds.
  */
+import { Logger } from "@aws-lambda-powertools/logger";
 import { LocalDurableTestRunner } from "@aws/durable-execution-sdk-js-testing";
 import { expect } from "chai";
 import { existsSync } from "node:fs";
@@ -17,6 +18,7 @@ import type { TaskEventLog } from "../runtime/ports";
 import type { RuntimeOverrides } from "../runtime/runtime";
 import type { TaskStatus } from "../runtime/tasks/status";
 import { DynamoEventLog } from "../runtime/tasks/events";
+import { captureLogs } from "./fixtures";
 import { agent, createTables, createTask, harness, testConfig, type Harness, type PollScript } from "./orchestrator-fixtures";
 
 const POLL = 30;
@@ -257,6 +259,22 @@ describe("durable orchestrator on every backend (LocalDurableTestRunner)", funct
       }
     });
   }
+
+  it("every line the orchestrator logs while it works on a task carries the task's id", async () => {
+    const h = harness(config, "ecs", CASES[0].script("RUNNING"));
+    const task = await createTask(h.rt, { backend: "ecs" });
+    const service = "agent-compute-orchestrator";
+    const logger = new Logger({ serviceName: service, logLevel: "INFO" });
+    const runner = new LocalDurableTestRunner<WorkflowResult>({
+      handlerFunction: createOrchestratorHandler(() => h.rt, { waitSeconds: 1 }, logger),
+    });
+    const { result: execution, lines } = await captureLogs(service, () => runner.run({ payload: { task_id: task.task_id } }));
+    expect(execution.getResult()!.status).to.equal("COMPLETED");
+    const steps = lines.filter((l) => l.message === "step finished").map((l) => l.step);
+    expect(steps, "each step logs once, replays log nothing").to.include.members(["load", "admit-0", "start-0", "poll-0", "finalize"]);
+    expect(new Set(steps).size, "a step logged twice").to.equal(steps.length);
+    expect(lines.filter((l) => l.task_id !== task.task_id), "lines without the task id").to.deep.equal([]);
+  });
 
   it("a task already terminal when the execution starts is only finalized", async () => {
     const h = harness(config, "ecs", async () => new Error("must not poll"));

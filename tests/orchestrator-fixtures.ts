@@ -2,53 +2,33 @@
  * Shared by the orchestrator and cancel tests: a runtime over real DynamoDB tables in moto (unique names per
  * suite), a payload folder, a settable clock, and a scriptable fake compute strategy per backend.
  */
-import { randomBytes } from "node:crypto";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { LocalDurableTestRunner } from "@aws/durable-execution-sdk-js-testing";
 import type { BackendType, HandleOf, SessionHandle } from "../runtime/compute/handle";
 import type { ComputeStrategy, SessionStatus, StartRequest } from "../runtime/compute/strategy";
-import { DEFAULT_LIMITS, type LimitsConfig, type RuntimeConfig } from "../runtime/config";
+import type { LimitsConfig, RuntimeConfig } from "../runtime/config";
+import { DEFAULT_LIMITS } from "../runtime/limits";
 import { createRuntime, type Runtime, type RuntimeOverrides } from "../runtime/runtime";
-import { ensureTables, type TableName } from "../runtime/tables";
 import { wakeOrchestrator, type DurableCallbacks } from "../runtime/orchestrator/wake";
 import type { TaskRecord } from "../runtime/tasks/record";
+import { ec2Settings, runtimeConfig, suffix } from "./fixtures";
 
-export function suffix(): string {
-  return randomBytes(4).toString("hex");
-}
+export { createTables, suffix } from "./fixtures";
 
+/** Every backend enabled (their strategies are the fakes below), the local one by default. */
 export function testConfig(limits: Partial<LimitsConfig> = {}): RuntimeConfig {
-  const s = suffix();
-  const tables = Object.fromEntries(
-    (["tasks", "events", "leases", "concurrency", "repos", "waiters"] as TableName[]).map((t) => [t, `orch-${t}-${s}`]),
-  ) as Record<TableName, string>;
-  return {
-    region: "us-east-1",
-    tables,
+  return runtimeConfig("orch", {
     payload: { kind: "file", dir: mkdtempSync(join(tmpdir(), "orch-payload-")) },
-    defaultBackend: "local",
     enabledBackends: ["agentcore", "ecs", "ec2", "local"],
     ecs: { cluster: "agents", taskDefinition: "agent", containerName: "agent", subnets: ["subnet-1"], securityGroups: ["sg-1"] },
-    ec2: {
-      documentName: "agent-compute-run",
-      fleets: { default: {} },
-      defaultFleet: "default",
-      deliveryTimeoutSeconds: 60,
-      executionTimeoutSeconds: 3600,
-      image: "agent:latest",
-    },
+    ec2: ec2Settings(["default"], { documentName: "agent-compute-run", deliveryTimeoutSeconds: 60 }),
     agentcore: { runtimeArn: "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/agent-abc" },
     local: { workDir: mkdtempSync(join(tmpdir(), "orch-local-")) },
     agentChannel: { url: "https://api.example.test" },
     limits: { ...DEFAULT_LIMITS, ...limits },
-  };
-}
-
-export async function createTables(config: RuntimeConfig): Promise<void> {
-  await ensureTables(new DynamoDBClient({ region: config.region }), config.tables);
+  });
 }
 
 /** A clock the test moves by hand; the runtime, the fake agent and the records all read it. */
@@ -108,6 +88,8 @@ export type PollScript = (ctx: { taskId: string; n: number; rt: Runtime; clock: 
 export class FakeStrategy<T extends BackendType> implements ComputeStrategy<T> {
   readonly starts: string[] = [];
   readonly stops: { handle: SessionHandle; reason: string }[] = [];
+  /** Task ids releaseTask was called for, in order. */
+  readonly releases: string[] = [];
   readonly polls = new Map<string, number>();
   /** Sessions started and neither stopped nor reported finished (EXITED/LOST), by task id. */
   readonly live = new Set<string>();
@@ -148,6 +130,10 @@ export class FakeStrategy<T extends BackendType> implements ComputeStrategy<T> {
   async stopSession(handle: HandleOf<T>, reason: string): Promise<void> {
     this.stops.push({ handle, reason });
     this.live.delete(taskIdOf(handle));
+  }
+
+  async releaseTask(task: TaskRecord): Promise<void> {
+    this.releases.push(task.task_id);
   }
 }
 

@@ -81,6 +81,18 @@ describe("local orchestrator loop", function () {
     expect(await new ConcurrencySlots(config).holders("hank")).to.deep.equal([]);
     // The compute reports itself finished: finalize does not stop it again.
     expect(h.strategy.stops).to.deep.equal([]);
+    // What the backend holds beyond the session is given back on each run (the strategy's release is idempotent).
+    expect(h.strategy.releases).to.deep.equal([task.task_id, task.task_id]);
+  });
+
+  it("finalize asks the backend a task's start would have chosen to release it, when none was recorded", async () => {
+    // The stack default is local: a task with no backend and no blueprint started there.
+    const h = harness(config, "local", async () => ({ state: "EXITED", exitCode: 1 }));
+    const task = await createTask(h.rt, { user_id: "ivy" });
+    await h.rt.tasks.transition(task.task_id, "STARTING");
+    await h.rt.tasks.transition(task.task_id, "FAILED", { error_message: "start failed after taking capacity" });
+    await finalizeTask(h.rt, task.task_id);
+    expect(h.strategy.releases).to.deep.equal([task.task_id]);
   });
 
   it("finalize refuses a task that has not finished, naming its status", async () => {

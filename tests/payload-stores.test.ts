@@ -6,7 +6,8 @@ import { CreateBucketCommand, HeadObjectCommand, ListObjectsV2Command, S3Client 
 import { expect } from "chai";
 import { fetchPayload } from "../runtime/agent/channel-client";
 import { awsClient } from "../runtime/aws/clients";
-import { DEFAULT_LIMITS, type RuntimeConfig } from "../runtime/config";
+import type { RuntimeConfig } from "../runtime/config";
+import { DEFAULT_LIMITS } from "../runtime/limits";
 import { PayloadTooLargeError } from "../runtime/errors";
 import {
   createPayloadStore,

@@ -143,3 +143,32 @@ describe("the orchestrator's Lambda archive", function () {
     expect(described.tasks?.[0]?.lastStatus).to.equal("STOPPED");
   });
 });
+
+describe("handler bundles within one process", () => {
+  it("are built once, and again only when a file the bundle read has changed", () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), "bundle-cache-"));
+    try {
+      fs.writeFileSync(path.join(root, "package.json"), JSON.stringify({ name: "fixture", dependencies: {} }));
+      fs.mkdirSync(path.join(root, "runtime"));
+      fs.writeFileSync(path.join(root, "runtime", "greeting.ts"), 'export const greeting = "first";\n');
+      fs.writeFileSync(path.join(root, "runtime", "handler.ts"), 'import { greeting } from "./greeting";\nexport const handler = () => greeting;\n');
+      const cwd = process.cwd();
+      process.chdir(root);
+      try {
+        const first = buildHandlerCode("fixture", "runtime/handler.ts", { root });
+        expect(buildHandlerCode("fixture", "runtime/handler.ts", { root })).to.equal(first);
+        // Same size, new content: the stamp must not rely on size alone.
+        fs.writeFileSync(path.join(root, "runtime", "greeting.ts"), 'export const greeting = "again";\n');
+        fs.utimesSync(path.join(root, "runtime", "greeting.ts"), new Date(), new Date(Date.now() + 5_000));
+        const second = buildHandlerCode("fixture", "runtime/handler.ts", { root });
+        expect(second).not.to.equal(first);
+        expect(second.dir).not.to.equal(first.dir);
+        expect(fs.readFileSync(path.join(root, second.dir, "index.js"), "utf8")).to.contain("again");
+      } finally {
+        process.chdir(cwd);
+      }
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  });
+});

@@ -3,6 +3,7 @@ import * as path from "node:path";
 import { expect } from "chai";
 import * as pulumi from "@pulumi/pulumi";
 import { readRawConfig, validateStackConfig } from "../components/config";
+import { DEFAULT_FLEET, DEFAULTS } from "../components/config/defaults";
 import type { RawConfig } from "../components/config/types";
 import { IMAGE, ROOT, runProgram } from "./pulumi-mocks";
 
@@ -138,6 +139,62 @@ describe("stack config validation", () => {
       if (v.default !== undefined) defaults[`agent-compute:${k}`] = typeof v.default === "string" ? v.default : JSON.stringify(v.default);
     }
     expect(() => validateStackConfig(readRawConfig(defaults))).not.to.throw();
+  });
+});
+
+describe("Pulumi.yaml declares the code's defaults", () => {
+  const yaml = require("js-yaml") as { load(s: string): any };
+  const text = fs.readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8");
+  const declared = yaml.load(text).config as Record<string, { default?: unknown }>;
+  const code = DEFAULTS as Record<string, unknown>;
+  const structured = (v: unknown) => typeof v === "object" && v !== null && !Array.isArray(v);
+
+  it("every default Pulumi.yaml declares is the code's (an empty string: unset, derived by the code)", () => {
+    const compared: string[] = [];
+    for (const [key, spec] of Object.entries(declared)) {
+      if (spec.default === undefined) continue;
+      if (spec.default === "") {
+        expect(code[key], `${key}: Pulumi.yaml leaves it unset but the code has a default`).to.equal(undefined);
+        continue;
+      }
+      expect(spec.default, `Pulumi.yaml's default of ${key}`).to.deep.equal(code[key]);
+      compared.push(key);
+    }
+    expect(compared).to.include.members(["backends", "maxConcurrentPerUser", "taskTimeoutSeconds", "dispatchTimeoutSeconds", "logRetentionDays"]);
+  });
+
+  it("every default of a plain key in the code is declared in Pulumi.yaml", () => {
+    for (const [key, value] of Object.entries(code)) {
+      if (structured(value)) continue;
+      expect(declared[key]?.default, `Pulumi.yaml's default of ${key}`).to.deep.equal(value);
+    }
+  });
+
+  it("the defaults of the structured keys written in Pulumi.yaml's header are the code's", () => {
+    const header = text.slice(0, text.indexOf("\nconfig:")).split("\n").filter((l) => l.startsWith("#"));
+    const sections: Record<string, string> = {};
+    let current: string | undefined;
+    for (const line of header) {
+      const m = /^#\s+(\w+):\s/.exec(line);
+      if (m && ["network", "fleets", "repos", "ecs", "agentcore"].includes(m[1])) current = m[1];
+      if (current) sections[current] = `${sections[current] ?? ""} ${line.slice(1)}`;
+    }
+    const objects: Record<string, object> = {
+      network: DEFAULTS.network,
+      fleets: DEFAULT_FLEET,
+      ecs: DEFAULTS.ecs,
+      agentcore: DEFAULTS.agentcore,
+    };
+    let pairs = 0;
+    for (const [section, object] of Object.entries(objects)) {
+      expect(sections[section], `Pulumi.yaml's header describes ${section}`).to.be.a("string");
+      for (const [, name, value] of sections[section].matchAll(/(\w+) ("[^"]*"|\d[\d.]*|true|false)(?=[,}\s])/g)) {
+        expect(object, `${section}.${name} in Pulumi.yaml's header`).to.have.property(name);
+        expect(JSON.parse(value), `${section}.${name} in Pulumi.yaml's header`).to.deep.equal((object as Record<string, unknown>)[name]);
+        pairs++;
+      }
+    }
+    expect(pairs, "name/value pairs read from the header").to.be.at.least(12);
   });
 });
 

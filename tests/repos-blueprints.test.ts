@@ -1,11 +1,7 @@
-import { randomBytes } from "node:crypto";
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { expect } from "chai";
-import { awsClient } from "../runtime/aws/clients";
 import { resolveBackend } from "../runtime/compute/resolve";
-import { DEFAULT_LIMITS, type RuntimeConfig } from "../runtime/config";
 import { blueprintProblems, normalizeRepoUrl, RepoBlueprints, RepoUrlError, type RepoBlueprint } from "../runtime/repos/blueprints";
-import { ensureTables, type TableName } from "../runtime/tables";
+import { createTables, ec2Settings, runtimeConfig } from "./fixtures";
 
 describe("repo blueprints", () => {
   const normalised: [string, string][] = [
@@ -63,29 +59,10 @@ describe("repo blueprints", () => {
   }
 
   describe("stored in the repos table (moto)", () => {
-    const suffix = randomBytes(4).toString("hex");
-    const tables = Object.fromEntries(
-      (["tasks", "events", "leases", "concurrency", "repos"] as TableName[]).map((k) => [k, `bp-${k}-${suffix}`]),
-    ) as Record<TableName, string>;
-    const config: RuntimeConfig = {
-      region: "us-east-1",
-      tables,
-      payload: { kind: "file", dir: "/tmp" },
-      defaultBackend: "local",
-      enabledBackends: ["local", "ec2"],
-      ec2: {
-        documentName: "doc",
-        fleets: { default: {}, gpu: {} },
-        defaultFleet: "default",
-        deliveryTimeoutSeconds: 60,
-        executionTimeoutSeconds: 3600,
-        image: "img",
-      },
-      limits: DEFAULT_LIMITS,
-    };
+    const config = runtimeConfig("bp", { enabledBackends: ["local", "ec2"], ec2: ec2Settings(["default", "gpu"]) });
     const repos = new RepoBlueprints(config);
     before(async () => {
-      await ensureTables(awsClient(DynamoDBClient, { region: "us-east-1" }), tables);
+      await createTables(config);
     });
 
     it("put stores under the normalised URL and get finds it under any spelling", async () => {

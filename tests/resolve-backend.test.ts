@@ -1,27 +1,17 @@
 import { expect } from "chai";
-import { BackendResolutionError, createStrategy, resolveBackend } from "../runtime/compute/resolve";
+import { createStrategy } from "../runtime/compute/registry";
+import { BackendResolutionError, resolveBackend } from "../runtime/compute/resolve";
 import { BACKEND_TYPES } from "../runtime/compute/handle";
-import { DEFAULT_LIMITS, type RuntimeConfig } from "../runtime/config";
+import { ec2Settings, runtimeConfig } from "./fixtures";
 
-const config: RuntimeConfig = {
-  region: "us-east-1",
-  tables: { tasks: "t", events: "e", leases: "l", concurrency: "c", repos: "r" },
-  payload: { kind: "file", dir: "/tmp" },
+const config = runtimeConfig("resolve", {
   defaultBackend: "ecs",
   enabledBackends: ["ecs", "ec2", "agentcore", "local"],
   ecs: { cluster: "c", taskDefinition: "td", containerName: "agent", subnets: ["s"], securityGroups: ["g"] },
-  ec2: {
-    documentName: "doc",
-    fleets: { default: {}, gpu: {} },
-    defaultFleet: "default",
-    deliveryTimeoutSeconds: 600,
-    executionTimeoutSeconds: 28800,
-    image: "img",
-  },
+  ec2: ec2Settings(["default", "gpu"]),
   agentcore: { runtimeArn: "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/r-1" },
   local: { workDir: "/tmp/agent-compute-test" },
-  limits: DEFAULT_LIMITS,
-};
+});
 
 describe("backend resolution: request, then repo blueprint, then stack default", () => {
   const cases: Array<[string, object, object | undefined, object]> = [

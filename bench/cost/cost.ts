@@ -23,9 +23,11 @@ import { SetInstanceProtectionCommand } from "@aws-sdk/client-auto-scaling";
 import { DEFAULT_HEARTBEAT_SECONDS } from "../../runtime/agent/reference-agent";
 import { handleApiRequest } from "../../runtime/api/router";
 import { awsClient, resetClients } from "../../runtime/aws/clients";
-import { DEFAULT_LIMITS, type RuntimeConfig } from "../../runtime/config";
+import { Ec2Strategy } from "../../runtime/compute/ec2";
+import type { RuntimeConfig } from "../../runtime/config";
 import { LeaseTable } from "../../runtime/fleet/lease";
 import { BOOT_READY, BOOT_TAG, FLEET_TAG } from "../../runtime/fleet/tags";
+import { DEFAULT_LIMITS } from "../../runtime/limits";
 import { startEmbeddedStore, type EmbeddedStore } from "../../runtime/local/embedded-store";
 import { LambdaDispatcher } from "../../runtime/orchestrator/dispatch";
 import { wakeOrchestrator } from "../../runtime/orchestrator/wake";
@@ -193,7 +195,8 @@ async function runScenario(
       if (armed?.token === callbackId) armed.woken = true;
     },
   };
-  const rt = createRuntime(config, { tasks, events, leases, now, callbacks });
+  // The EC2 strategy shares this lease table (and its clock) with the instance registration below.
+  const rt = createRuntime(config, { tasks, events, now, callbacks, strategies: { ec2: new Ec2Strategy(config, leases) } });
 
   // The EC2 fleet has a ready instance before the task arrives (registering it is fleet upkeep, not the task's).
   if (backend === "ec2") {

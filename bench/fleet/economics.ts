@@ -3,7 +3,7 @@
  * the peers' policies, in the same run. Output: instance-hours, p50/p95 wait for capacity, peak instances; which
  * peer each of our points dominates (no worse on both axes, better on one) or is dominated by; an SVG frontier.
  */
-import { DEFAULT_LIMITS } from "../../runtime/config";
+import { DEFAULT_LIMITS } from "../../runtime/limits";
 import { pollCeilingSeconds, pollDelaySeconds } from "../../runtime/orchestrator/await-schedule";
 import { DEFAULT_FLEET, DEFAULTS } from "../../components/config/defaults";
 import { frontierSvg, type ChartPoint } from "./chart";

@@ -1,4 +1,5 @@
 /** fleets and defaultFleet: the named EC2 fleets (backend ec2). */
+import { ROOT_VOLUME_GIB_BOUNDS } from "../../runtime/limits";
 import { defaultAmiParameter, describeInstanceType, isAmdGpuType } from "./aws-tables";
 import { bool, int, isObject, optionalNumber, str, unknownKeys, type Problems } from "./checks";
 import { DEFAULT_FLEET } from "./defaults";
@@ -40,7 +41,7 @@ export function validateFleet(p: Problems, name: string, raw: unknown): FleetSet
   if (minSize > maxSize) p.add(`${path}.maxSize`, `(${maxSize}) is below minSize (${minSize})`);
   const warmBuffer = int(p, `${path}.warmBuffer`, settings.warmBuffer, Math.min(DEFAULT_FLEET.warmBuffer, maxSize), 0, 1000);
   if (warmBuffer > maxSize) p.add(`${path}.warmBuffer`, `(${warmBuffer}) is above maxSize (${maxSize})`);
-  const rootVolumeGiB = int(p, `${path}.rootVolumeGiB`, settings.rootVolumeGiB, DEFAULT_FLEET.rootVolumeGiB, 30, 16384);
+  const rootVolumeGiB = int(p, `${path}.rootVolumeGiB`, settings.rootVolumeGiB, DEFAULT_FLEET.rootVolumeGiB, ROOT_VOLUME_GIB_BOUNDS.min, ROOT_VOLUME_GIB_BOUNDS.max);
   const spot = bool(p, `${path}.spot`, settings.spot, DEFAULT_FLEET.spot);
   const architecture = described?.architecture ?? "arm64";
   const spotInstanceTypes: string[] = [];

@@ -7,6 +7,7 @@
  */
 import { ECS_ARCHITECTURES } from "./aws-tables";
 import { bool, isObject, str, unknownKeys, type Problems } from "./checks";
+import { DEFAULTS } from "./defaults";
 import type { Architecture, CloudBackend, EcsSettings, FleetSettings } from "./types";
 
 export const ARCHITECTURES: readonly Architecture[] = ["arm64", "x86_64"];
@@ -35,7 +36,7 @@ export interface ImageSettings {
 
 export function validateImages(p: Problems, raw: { image?: unknown; images?: unknown; imageMultiArch?: unknown }, uses: ArchitectureUse[]): ImageSettings {
   const image = str(p, "image", raw.image);
-  const multiArch = bool(p, "imageMultiArch", raw.imageMultiArch, false);
+  const multiArch = bool(p, "imageMultiArch", raw.imageMultiArch, DEFAULTS.imageMultiArch);
   const inUse = ARCHITECTURES.filter((a) => uses.some((u) => u.architecture === a));
   const who = (a: Architecture) => uses.filter((u) => u.architecture === a).map((u) => u.by).join(", ");
   // Pulumi.yaml declares imageMultiArch with a default of false, so only a true value can be misplaced.

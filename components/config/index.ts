@@ -4,7 +4,7 @@
  * (pulumi.InputPropertiesError), not halfway through an update.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { DEFAULT_LIMITS, POLL_INTERVAL_BOUNDS, STARTUP_GRACE_BOUNDS } from "../../runtime/config";
+import { DELIVERY_TIMEOUT_BOUNDS, LIMIT_BOUNDS } from "../../runtime/limits";
 import { validateAgentCore } from "./agentcore";
 import { scheduleExpressionProblem } from "./aws-tables";
 import { validateBackends } from "./backends";
@@ -75,15 +75,16 @@ export function validateStackConfig(raw: RawConfig, names?: { project: string; s
   const { image, images } = validateImages(p, raw, architectureUses(backends, ecs, fleets));
   const imageKey = (a: string) => (raw.images !== undefined ? `images.${a}` : "image");
   const agentcore = validateAgentCore(p, raw.agentcore, backends.includes("agentcore"), images.arm64, imageKey("arm64"));
-  const taskTimeoutSeconds = int(p, "taskTimeoutSeconds", raw.taskTimeoutSeconds, DEFAULT_LIMITS.taskTimeoutSeconds, 300, 7 * 24 * 3600);
+  const limit = (key: keyof typeof LIMIT_BOUNDS) => int(p, key, raw[key], DEFAULTS[key], LIMIT_BOUNDS[key].min, LIMIT_BOUNDS[key].max);
+  const taskTimeoutSeconds = limit("taskTimeoutSeconds");
   const limits: StackLimits = {
-    maxConcurrentPerUser: int(p, "maxConcurrentPerUser", raw.maxConcurrentPerUser, DEFAULT_LIMITS.maxConcurrentPerUser, 1, 10000),
-    maxQueuedPerUser: int(p, "maxQueuedPerUser", raw.maxQueuedPerUser, DEFAULT_LIMITS.maxQueuedPerUser, 1, 10000),
+    maxConcurrentPerUser: limit("maxConcurrentPerUser"),
+    maxQueuedPerUser: limit("maxQueuedPerUser"),
     taskTimeoutSeconds,
-    pollIntervalSeconds: int(p, "pollIntervalSeconds", raw.pollIntervalSeconds, DEFAULT_LIMITS.pollIntervalSeconds, POLL_INTERVAL_BOUNDS.min, POLL_INTERVAL_BOUNDS.max),
-    heartbeatTimeoutSeconds: int(p, "heartbeatTimeoutSeconds", raw.heartbeatTimeoutSeconds, DEFAULT_LIMITS.heartbeatTimeoutSeconds, 60, 3600),
-    retentionDays: int(p, "retentionDays", raw.retentionDays, DEFAULT_LIMITS.retentionDays, 1, 3650),
-    startupGraceSeconds: int(p, "startupGraceSeconds", raw.startupGraceSeconds, DEFAULT_LIMITS.startupGraceSeconds, STARTUP_GRACE_BOUNDS.min, STARTUP_GRACE_BOUNDS.max),
+    pollIntervalSeconds: limit("pollIntervalSeconds"),
+    heartbeatTimeoutSeconds: limit("heartbeatTimeoutSeconds"),
+    retentionDays: limit("retentionDays"),
+    startupGraceSeconds: limit("startupGraceSeconds"),
   };
   if (backends.includes("agentcore") && taskTimeoutSeconds > agentcore.maxLifetimeSeconds) {
     p.add("taskTimeoutSeconds", `(${taskTimeoutSeconds}) exceeds agentcore.maxLifetimeSeconds (${agentcore.maxLifetimeSeconds}): AgentCore would end sessions first`);
@@ -108,7 +109,7 @@ export function validateStackConfig(raw: RawConfig, names?: { project: string; s
     limits,
     identity,
     payloadExpirationDays: int(p, "payloadExpirationDays", raw.payloadExpirationDays, DEFAULTS.payloadExpirationDays, 1, 365),
-    dispatchTimeoutSeconds: int(p, "dispatchTimeoutSeconds", raw.dispatchTimeoutSeconds, DEFAULTS.dispatchTimeoutSeconds, 30, 2592000),
+    dispatchTimeoutSeconds: int(p, "dispatchTimeoutSeconds", raw.dispatchTimeoutSeconds, DEFAULTS.dispatchTimeoutSeconds, DELIVERY_TIMEOUT_BOUNDS.min, DELIVERY_TIMEOUT_BOUNDS.max),
     fleetManagerSchedule: schedule,
     reconcilerSchedule,
     logRetentionDays: int(p, "logRetentionDays", raw.logRetentionDays, DEFAULTS.logRetentionDays, 1, 3653),

@@ -1,5 +1,5 @@
 /** repos: per-repository blueprints (backend, fleet, model, limits), written to the repos table. */
-import { POLL_INTERVAL_BOUNDS, STARTUP_GRACE_BOUNDS } from "../../runtime/config";
+import { MAX_BUDGET_USD_BOUNDS, MAX_TURNS_BOUNDS, POLL_INTERVAL_BOUNDS, STARTUP_GRACE_BOUNDS } from "../../runtime/limits";
 import { isObject, optionalNumber, str, unknownKeys, type Problems } from "./checks";
 import type { CloudBackend, FleetSettings, RepoSettings } from "./types";
 
@@ -37,9 +37,9 @@ export function validateRepos(p: Problems, raw: unknown, backends: CloudBackend[
     }
     const model = str(p, `${path}.model`, b.model);
     if (model !== undefined) repo.model = model;
-    const maxTurns = optionalNumber(p, `${path}.maxTurns`, b.maxTurns, 1, 10000, true);
+    const maxTurns = optionalNumber(p, `${path}.maxTurns`, b.maxTurns, MAX_TURNS_BOUNDS.min, MAX_TURNS_BOUNDS.max, true);
     if (maxTurns !== undefined) repo.maxTurns = maxTurns;
-    const maxBudgetUsd = optionalNumber(p, `${path}.maxBudgetUsd`, b.maxBudgetUsd, 0.01, 100000, false);
+    const maxBudgetUsd = optionalNumber(p, `${path}.maxBudgetUsd`, b.maxBudgetUsd, MAX_BUDGET_USD_BOUNDS.min, MAX_BUDGET_USD_BOUNDS.max, false);
     if (maxBudgetUsd !== undefined) repo.maxBudgetUsd = maxBudgetUsd;
     const poll = optionalNumber(p, `${path}.pollIntervalSeconds`, b.pollIntervalSeconds, POLL_INTERVAL_BOUNDS.min, POLL_INTERVAL_BOUNDS.max, true);
     if (poll !== undefined) repo.pollIntervalSeconds = poll;

@@ -15,7 +15,8 @@ export async function cancelRoute(runtime: Runtime, taskId: string, req: ApiRequ
       status: task.status,
     });
   }
-  // Loaded on use: the cancel path pulls in every backend's stop code, which submit and list never need.
+  // Loaded on use: the orchestrator's cancel and release code, which submit and list never need. The task's backend
+  // is then loaded by the strategy registry when the cancel first asks for it.
   const { cancelTask } = await import("../orchestrator/cancel");
   try {
     await cancelTask(runtime, taskId, { userId: req.userId, ...(reason ? { reason } : {}) });

@@ -1,4 +1,6 @@
 /** The task API's HTTP vocabulary: request and response shapes, errors that carry a status, JSON answers. */
+import type { Logger } from "@aws-lambda-powertools/logger";
+import { taskLogger } from "../logger";
 import { InvalidPageTokenError } from "../tasks/paging";
 import { ValidationError } from "./validation";
 
@@ -18,6 +20,19 @@ export interface ApiResponse {
   statusCode: number;
   headers: Record<string, string>;
   body: string;
+}
+
+/** The logger of one request: once the request names its task (or submit gives it its id), every line carries it. */
+export class RequestLog {
+  current: Logger;
+
+  constructor(private readonly parent: Logger) {
+    this.current = parent;
+  }
+
+  forTask(taskId: string): void {
+    this.current = taskLogger(this.parent, taskId);
+  }
 }
 
 /** An answer other than 2xx, with the field it concerns and any extra body members. */
@@ -47,13 +62,13 @@ export function json(statusCode: number, body: unknown, headers: Record<string, 
 }
 
 /** The response for any error a handler threw: 4xx with the message for the caller's mistakes, 500 otherwise. */
-export function errorResponse(err: unknown): ApiResponse {
+export function errorResponse(err: unknown, log: RequestLog): ApiResponse {
   if (err instanceof ValidationError) return json(400, { error: err.message, field: err.field });
   if (err instanceof InvalidPageTokenError) return json(400, { error: err.message, field: "next_token" });
   if (err instanceof HttpError) {
     return json(err.statusCode, { error: err.message, ...(err.field ? { field: err.field } : {}), ...err.extra });
   }
   // Unexpected: log the detail for the operator, keep internals out of the response.
-  console.error("task API internal error:", err);
+  log.current.error("task API internal error", { error: err });
   return json(500, { error: `internal error: ${(err as Error)?.name ?? "Error"}; see the API's logs` });
 }

@@ -10,11 +10,13 @@
  *   GET  /tasks/{id}/events      its events, oldest first (?limit=&next_token=)   views.ts
  *   *    /agent/v1/…             the agent channel: token auth, no user         ../channel/server.ts
  */
+import type { Logger } from "@aws-lambda-powertools/logger";
+import { createLogger, LOG_SERVICES } from "../logger";
 import { isChannelPath } from "../channel/paths";
 import type { Dispatcher } from "../orchestrator/dispatch";
 import type { Runtime } from "../runtime";
 import { cancelRoute } from "./cancel";
-import { errorResponse, HttpError, methodNotAllowed, type ApiRequest, type ApiResponse } from "./http";
+import { errorResponse, HttpError, methodNotAllowed, RequestLog, type ApiRequest, type ApiResponse } from "./http";
 import { submitTask } from "./submit";
 import { ValidationError, validateTaskId } from "./validation";
 import { getTask, listEvents, listTasks } from "./views";
@@ -24,15 +26,23 @@ export type { ApiRequest, ApiResponse } from "./http";
 /** Starts the orchestration of a submitted task (LambdaDispatcher in the cloud, the local loop locally). */
 export type TaskDispatcher = Dispatcher;
 
-export async function handleApiRequest(runtime: Runtime, dispatcher: TaskDispatcher, request: ApiRequest): Promise<ApiResponse> {
+let defaultLogger: Logger | undefined;
+
+export async function handleApiRequest(
+  runtime: Runtime,
+  dispatcher: TaskDispatcher,
+  request: ApiRequest,
+  logger: Logger = (defaultLogger ??= createLogger(LOG_SERVICES.api)),
+): Promise<ApiResponse> {
+  const log = new RequestLog(logger);
   try {
-    return await route(runtime, dispatcher, request);
+    return await route(runtime, dispatcher, request, log);
   } catch (err) {
-    return errorResponse(err);
+    return errorResponse(err, log);
   }
 }
 
-async function route(runtime: Runtime, dispatcher: TaskDispatcher, req: ApiRequest): Promise<ApiResponse> {
+async function route(runtime: Runtime, dispatcher: TaskDispatcher, req: ApiRequest, log: RequestLog): Promise<ApiResponse> {
   if (isChannelPath(req.path)) {
     // Loaded on use: submit and list never need the channel.
     const { handleAgentRequest } = await import("../channel/server");
@@ -45,11 +55,12 @@ async function route(runtime: Runtime, dispatcher: TaskDispatcher, req: ApiReque
   if (parts[0] !== "tasks" || parts.length > 3) throw new HttpError(404, `no such route: ${method} ${req.path}`);
 
   if (parts.length === 1) {
-    if (method === "POST") return submitTask(runtime, dispatcher, req);
+    if (method === "POST") return submitTask(runtime, dispatcher, req, log);
     if (method === "GET") return listTasks(runtime, req.userId, query);
     throw methodNotAllowed(method, req.path, ["GET", "POST"]);
   }
   const taskId = validateTaskId(decodePathSegment(parts[1]));
+  log.forTask(taskId);
   if (parts.length === 2) {
     if (method !== "GET") throw methodNotAllowed(method, req.path, ["GET"]);
     return getTask(runtime, taskId, req.userId);

@@ -6,10 +6,10 @@ import { createHash, randomUUID } from "node:crypto";
 import { BackendResolutionError, resolveBackend } from "../compute/resolve";
 import { PayloadTooLargeError, TaskExistsError } from "../errors";
 import type { Dispatcher } from "../orchestrator/dispatch";
-import type { AgentPayload } from "../ports";
+import { agentPayload } from "../payload/agent-payload";
 import type { Runtime } from "../runtime";
 import type { TaskRecord } from "../tasks/record";
-import { header, HttpError, json, type ApiRequest, type ApiResponse } from "./http";
+import { header, HttpError, json, type ApiRequest, type ApiResponse, type RequestLog } from "./http";
 import { parseJsonBody, validateIdempotencyKey, validateSubmitRequest, ValidationError, type SubmitRequest } from "./validation";
 import { toTaskView, type SubmittedRecord } from "./views";
 
@@ -19,12 +19,13 @@ import { toTaskView, type SubmittedRecord } from "./views";
  */
 export const PROMPT_PREVIEW_CHARS = 4096;
 
-export async function submitTask(runtime: Runtime, dispatcher: Dispatcher, req: ApiRequest): Promise<ApiResponse> {
+export async function submitTask(runtime: Runtime, dispatcher: Dispatcher, req: ApiRequest, log: RequestLog): Promise<ApiResponse> {
   const input = validateSubmitRequest(parseJsonBody(req.body));
   const key = validateIdempotencyKey(header(req.headers, "idempotency-key"));
   const requestHash = fingerprint(input);
   // Same user + same key → the same task id, so the store's attribute_not_exists(task_id) decides races.
   const taskId = key ? sha256(`${req.userId}\n${key}`).slice(0, 32) : randomUUID().replace(/-/g, "");
+  log.forTask(taskId);
 
   if (key) {
     const existing = (await runtime.tasks.get(taskId)) as SubmittedRecord | undefined;
@@ -56,17 +57,19 @@ export async function submitTask(runtime: Runtime, dispatcher: Dispatcher, req: 
   const model = input.model ?? blueprint?.model;
   const maxTurns = input.max_turns ?? blueprint?.max_turns;
   const maxBudget = input.max_budget_usd ?? blueprint?.max_budget_usd;
-  const payload: AgentPayload = {
-    task_id: taskId,
-    repo_url: input.repo_url,
-    prompt: input.prompt,
-    ...(input.branch !== undefined ? { branch: input.branch } : {}),
-    ...(input.issue_number !== undefined ? { issue_number: input.issue_number } : {}),
-    ...(model !== undefined ? { model } : {}),
-    ...(maxTurns !== undefined ? { max_turns: maxTurns } : {}),
-    ...(maxBudget !== undefined ? { max_budget_usd: maxBudget } : {}),
-    ...(input.context !== undefined ? { context: input.context } : {}),
-  };
+  const payload = agentPayload(
+    {
+      task_id: taskId,
+      repo_url: input.repo_url,
+      prompt: input.prompt,
+      branch: input.branch,
+      issue_number: input.issue_number,
+      model,
+      max_turns: maxTurns,
+      max_budget_usd: maxBudget,
+    },
+    input.context,
+  );
   // A racing submit with the same key but another body must not overwrite this payload: the object name
   // carries the body's fingerprint, and the loser deletes only its own object.
   let payloadUri: string;
@@ -80,17 +83,12 @@ export async function submitTask(runtime: Runtime, dispatcher: Dispatcher, req: 
   }
 
   const now = runtime.now().toISOString();
+  const { context: _context, ...work } = payload;
   const record: SubmittedRecord = {
-    task_id: taskId,
+    ...work,
     user_id: req.userId,
     status: "SUBMITTED",
-    repo_url: input.repo_url,
     prompt: input.prompt.length > PROMPT_PREVIEW_CHARS ? `${input.prompt.slice(0, PROMPT_PREVIEW_CHARS)}…` : input.prompt,
-    ...(input.branch !== undefined ? { branch: input.branch } : {}),
-    ...(input.issue_number !== undefined ? { issue_number: input.issue_number } : {}),
-    ...(model !== undefined ? { model } : {}),
-    ...(maxTurns !== undefined ? { max_turns: maxTurns } : {}),
-    ...(maxBudget !== undefined ? { max_budget_usd: maxBudget } : {}),
     backend: choice.backend,
     ...(choice.fleet !== undefined ? { fleet: choice.fleet } : {}),
     payload_uri: payloadUri,

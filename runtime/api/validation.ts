@@ -3,6 +3,7 @@
  * field that is wrong and what would be right, so the handler can answer 400 before anything is written.
  */
 import { BACKEND_TYPES, isBackendType, type BackendType } from "../compute/handle";
+import { LIST_LIMIT, MAX_BUDGET_USD_BOUNDS, MAX_TURNS_BOUNDS } from "../limits";
 import type { AgentPayload } from "../ports";
 import { TASK_STATUSES, isTaskStatus, type TaskStatus } from "../tasks/status";
 
@@ -19,9 +20,6 @@ export class ValidationError extends Error {
 
 /** The prompt limit of the API; the payload as a whole (prompt + context) is bounded by the payload store. */
 export const PROMPT_MAX_BYTES = 1024 * 1024;
-export const MAX_TURNS_RANGE = { min: 1, max: 500 } as const;
-export const MAX_BUDGET_USD = 1000;
-export const LIST_LIMIT = { default: 20, max: 100 } as const;
 export const IDEMPOTENCY_KEY_MAX_LENGTH = 255;
 
 /** A submit body: what the agent's payload will carry, plus where to run it. */
@@ -98,15 +96,18 @@ export function validateSubmitRequest(input: unknown): SubmitRequest {
   }
   if (input.max_turns !== undefined) {
     const n = input.max_turns;
-    if (typeof n !== "number" || !Number.isInteger(n) || n < MAX_TURNS_RANGE.min || n > MAX_TURNS_RANGE.max) {
-      throw new ValidationError("max_turns", `max_turns must be an integer from ${MAX_TURNS_RANGE.min} to ${MAX_TURNS_RANGE.max}; got ${show(n)}`);
+    if (typeof n !== "number" || !Number.isInteger(n) || n < MAX_TURNS_BOUNDS.min || n > MAX_TURNS_BOUNDS.max) {
+      throw new ValidationError("max_turns", `max_turns must be an integer from ${MAX_TURNS_BOUNDS.min} to ${MAX_TURNS_BOUNDS.max}; got ${show(n)}`);
     }
     out.max_turns = n;
   }
   if (input.max_budget_usd !== undefined) {
     const n = input.max_budget_usd;
-    if (typeof n !== "number" || !Number.isFinite(n) || n <= 0 || n > MAX_BUDGET_USD) {
-      throw new ValidationError("max_budget_usd", `max_budget_usd must be a number above 0 and at most ${MAX_BUDGET_USD}; got ${show(n)}`);
+    if (typeof n !== "number" || !Number.isFinite(n) || n < MAX_BUDGET_USD_BOUNDS.min || n > MAX_BUDGET_USD_BOUNDS.max) {
+      throw new ValidationError(
+        "max_budget_usd",
+        `max_budget_usd must be a number from ${MAX_BUDGET_USD_BOUNDS.min} to ${MAX_BUDGET_USD_BOUNDS.max}; got ${show(n)}`,
+      );
     }
     out.max_budget_usd = n;
   }

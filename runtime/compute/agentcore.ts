@@ -124,7 +124,7 @@ export class AgentCoreStrategy implements ComputeStrategy<"agentcore"> {
    * InvokeAgentRuntime, InvokeAgentRuntimeCommand, StopRuntimeSession and GetAgentCard, and its
    * ListSessions/Get*Session calls belong to Memory, Browser and Code Interpreter. Invoking the session to
    * ask would route work into it (or start a fresh microVM if it had ended). So the honest answer is
-   * UNOBSERVABLE: liveness relies on the agent's heartbeats and terminal writes.
+   * UNOBSERVABLE: liveness relies on the agent's heartbeats and terminal writes (runtime/liveness.ts).
    */
   async pollSession(_handle: AgentCoreHandle): Promise<SessionStatus> {
     return { state: "UNOBSERVABLE", reason: "AgentCore offers no session status API; liveness comes from heartbeats" };

@@ -16,17 +16,14 @@ import { NoCapacityError } from "../errors";
 import { mapCommandStatus } from "../fleet/command-status";
 import { agentTaskParameters } from "../fleet/document";
 import { LeaseTable } from "../fleet/lease";
+import { DELIVERY_TIMEOUT_BOUNDS } from "../limits";
+import type { TaskRecord } from "../tasks/record";
 import type { Ec2Handle } from "./handle";
 import type { ComputeStrategy, SessionStatus, StartRequest } from "./strategy";
 
 /** SendCommand Comment: at most 100 characters. */
 const COMMENT_MAX = 100;
 
-/**
- * SendCommand TimeoutSeconds (delivery) accepts 30–2,592,000 s; left out, SSM waits an hour for an unreachable
- * instance. It is required here so that no command goes out with the default.
- */
-export const DELIVERY_TIMEOUT_BOUNDS = { min: 30, max: 2_592_000 } as const;
 
 /** CancelCommand errors that mean there is nothing left to cancel. */
 const NOTHING_TO_CANCEL = new Set(["InvalidCommandId", "InvalidInstanceId"]);
@@ -170,6 +167,11 @@ export class Ec2Strategy implements ComputeStrategy<"ec2"> {
       await this.leases.releaseInstance(handle.instanceId, lease.taskId);
     }
     if (cancelError) throw cancelError;
+  }
+
+  /** Release the instance the task holds, whichever it is; nothing if it holds none. */
+  async releaseTask(task: TaskRecord): Promise<void> {
+    await this.leases.releaseTask(task.task_id);
   }
 
   private async cancel(commandId: string, instanceId: string): Promise<void> {

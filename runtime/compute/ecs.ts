@@ -26,7 +26,7 @@ const STOP_REASON_MAX = 255;
 /** Combined size limit of a RunTask `overrides` structure. */
 export const ECS_OVERRIDES_MAX_BYTES = 8192;
 
-/** The only environment variables the agent container receives (the agent contract, docs/agent-contract.md). */
+/** The only environment variables the agent container receives (docs/agent-contract.md). */
 export const ECS_AGENT_ENV_NAMES = ["TASK_ID", "AGENT_PAYLOAD_URL", "AWS_REGION"] as const;
 
 /**

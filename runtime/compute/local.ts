@@ -3,7 +3,7 @@
  * contract's environment and the payload as a file. It reports through the local platform's agent channel
  * (the loopback API), exactly as agents on AWS do.
  *
- * Docker: running the agent image when a Docker daemon is present is allowed by the design. This backend does not probe
+ * Docker: the agent image may run here when a Docker daemon is present (docs/design.md). This backend does not probe
  * for one or wrap the command in `docker run`; it runs exactly `config.local.command`, so an operator with a
  * daemon sets that command to their own `docker run …` argv (mounting the payload file read-only). The default is
  * the reference agent as a plain node process.

@@ -1,12 +1,11 @@
+/**
+ * Backend resolution, pure: which backend (and EC2 fleet) a task runs on, from the request, the repo blueprint
+ * and the stack config. It loads no backend code; the registry (registry.ts) builds the strategies.
+ */
 import type { RuntimeConfig } from "../config";
 import type { LeaseTable } from "../fleet/lease";
 import type { RepoBlueprint } from "../repos/blueprints";
-import { AgentCoreStrategy } from "./agentcore";
-import { Ec2Strategy } from "./ec2";
-import { EcsStrategy } from "./ecs";
-import { BACKEND_TYPES, type BackendType } from "./handle";
-import { LocalStrategy } from "./local";
-import type { ComputeStrategy } from "./strategy";
+import type { BackendType } from "./handle";
 
 export interface BackendChoice {
   backend: BackendType;
@@ -46,24 +45,4 @@ export function resolveBackend(
     throw new BackendResolutionError(`EC2 fleet '${fleet ?? ""}' does not exist; fleets: ${fleets.join(", ") || "(none)"}`);
   }
   return { backend, fleet };
-}
-
-/** The strategy for a backend. Exhaustive: a backend added to BACKEND_TYPES without a case here does not compile. */
-export function createStrategy<T extends BackendType>(type: T, config: RuntimeConfig, leases?: LeaseTable): ComputeStrategy<T>;
-/** `leases`: the runtime's lease table (whose hooks wake a task bound while it waits); the EC2 strategy uses it. */
-export function createStrategy(type: BackendType, config: RuntimeConfig, leases?: LeaseTable): ComputeStrategy {
-  switch (type) {
-    case "agentcore":
-      return new AgentCoreStrategy(config) as ComputeStrategy;
-    case "ecs":
-      return new EcsStrategy(config) as ComputeStrategy;
-    case "ec2":
-      return new Ec2Strategy(config, leases) as ComputeStrategy;
-    case "local":
-      return new LocalStrategy(config) as ComputeStrategy;
-    default: {
-      const unhandled: never = type;
-      throw new BackendResolutionError(`unknown backend '${String(unhandled)}'; known: ${BACKEND_TYPES.join(", ")}`);
-    }
-  }
 }

@@ -49,6 +49,13 @@ export interface ComputeStrategy<T extends BackendType = BackendType> {
    * one again: only such backends re-queue a task whose compute was lost to infrastructure.
    */
   readonly startsNewAttempts?: boolean;
+  /**
+   * Give back what the backend holds for the task beyond its session (EC2: the instance lease, or its place in the
+   * fleet's queue). Finalize calls it for every task it ends, with or without a handle: a start can take capacity
+   * and fail before its handle is saved (orchestrator/release.ts). Idempotent; a task that holds nothing is a
+   * no-op. Backends that hold nothing beyond the session leave it out.
+   */
+  releaseTask?(task: TaskRecord): Promise<void>;
 }
 
 export type AnyStrategy = { [T in BackendType]: ComputeStrategy<T> }[BackendType];

@@ -6,9 +6,9 @@
  * phases, release leases of finished tasks, scale out by raising the desired capacity, scale in by draining idle
  * instances and terminating them through the group, retire old instances.
  */
-import { Logger } from "@aws-lambda-powertools/logger";
 import { BatchGetCommand, type BatchGetCommandOutput } from "@aws-sdk/lib-dynamodb";
 import { loadRuntimeConfig, type RuntimeConfig } from "../config";
+import { createLogger, LOG_SERVICES, taskLogger } from "../logger";
 import type { TaskStore } from "../ports";
 import { createMetrics } from "../metrics";
 import { DynamoEventLog } from "../tasks/events";
@@ -98,11 +98,15 @@ interface LifecycleEvent {
 }
 
 export const handler = async (event?: LifecycleEvent): Promise<unknown> => {
-  const logger = new Logger({ serviceName: "agent-compute-fleet" });
+  const logger = createLogger(LOG_SERVICES.fleet);
   const metrics = createMetrics("agent-compute-fleet");
   const config = loadRuntimeConfig();
   const leases = new LeaseTable(config);
-  const options: LoopOptions = { events: new DynamoEventLog(config), metrics, log: (message, fields) => logger.info(message, fields) };
+  const options: LoopOptions = { events: new DynamoEventLog(config), metrics, log: (message, fields) => {
+      // A line about one task's instance names the task, like every other line of that task's work.
+      const taskId = typeof fields.taskId === "string" ? fields.taskId : undefined;
+      (taskId ? taskLogger(logger, taskId) : logger).info(message, fields);
+    } };
   try {
     if (event?.["detail-type"] === "EC2 Instance-terminate Lifecycle Action" && event.detail) {
       return await handleTerminationHook({ config, leases, ...options }, event.detail);

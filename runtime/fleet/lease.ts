@@ -32,8 +32,9 @@ import {
   type DynamoDBDocumentClient,
   type TransactWriteCommandInput,
 } from "@aws-sdk/lib-dynamodb";
-import { documentClient, isConditionalCheckFailed } from "../aws/dynamodb";
-import { FLEET_DEFAULTS, type RuntimeConfig } from "../config";
+import { documentClient, isConditionalCheckFailed, transactionCancellation } from "../aws/dynamodb";
+import type { RuntimeConfig } from "../config";
+import { FLEET_DEFAULTS } from "../limits";
 import { LEASES_BY_FLEET_STATE_INDEX } from "../tables";
 import { kickDispatcher, type BindOutcome, type KickResult } from "./dispatcher";
 import { LeaseMirror, notReadyReason } from "./lease-mirror";
@@ -188,10 +189,8 @@ export function shouldRetire(
   return undefined;
 }
 
-function cancellationCodes(err: unknown): string[] | undefined {
-  if ((err as { name?: string })?.name !== "TransactionCanceledException") return undefined;
-  return ((err as { CancellationReasons?: { Code?: string }[] }).CancellationReasons ?? []).map((r) => r.Code ?? "None");
-}
+/** A transaction clause's cancellation reason when its own condition did not hold (transactionCancellation). */
+const REFUSED = "ConditionalCheckFailed";
 
 export class LeaseTable {
   readonly leasesTableName: string;
@@ -221,7 +220,7 @@ export class LeaseTable {
   // The transaction clauses below recur across bind, hand-over, release and drop: each names one rule of the
   // table (a task item is removed only by the instance it points at, a waiter is bound only at its own place).
 
-  /** One all-or-nothing write; a refused clause surfaces as TransactionCanceledException (see cancellationCodes). */
+  /** One all-or-nothing write; a refused clause surfaces as TransactionCanceledException (read by clause name with transactionCancellation). */
   private async transact(items: NonNullable<TransactWriteCommandInput["TransactItems"]>): Promise<void> {
     await this.db.send(new TransactWriteCommand({ TransactItems: items }));
   }
@@ -354,8 +353,7 @@ export class LeaseTable {
         { Put: { TableName: this.waitersTableName, Item: waiter } },
       ]);
     } catch (err) {
-      const codes = cancellationCodes(err);
-      if (!codes || codes[0] !== "ConditionalCheckFailed") throw err;
+      if (transactionCancellation(err, ["taskItem", "waiter"] as const)?.taskItem !== REFUSED) throw err;
       const existing = await this.taskItem(taskId);
       if (existing) return { item: existing, created: false };
       // Released between the refused write and the read: queue afresh.
@@ -406,10 +404,10 @@ export class LeaseTable {
         this.bindTaskItem(waiter, instanceId, claimedAt),
       ]);
     } catch (err) {
-      const codes = cancellationCodes(err);
-      if (!codes) throw err;
-      if (codes[1] === "ConditionalCheckFailed" || codes[2] === "ConditionalCheckFailed") {
-        if (codes[1] !== "ConditionalCheckFailed") await this.dropWaiter(waiter);
+      const refused = transactionCancellation(err, ["instance", "waiter", "taskItem"] as const);
+      if (!refused) throw err;
+      if (refused.waiter === REFUSED || refused.taskItem === REFUSED) {
+        if (refused.waiter !== REFUSED) await this.dropWaiter(waiter);
         return { kind: "waiter-gone" };
       }
       return { kind: "instance-taken" };
@@ -509,7 +507,7 @@ export class LeaseTable {
         },
       ]);
     } catch (err) {
-      if (cancellationCodes(err)) {
+      if (transactionCancellation(err, ["instance", "taskItem"] as const)) {
         throw new Error(`cannot record command ${commandId}: instance ${instanceId} is not leased to task ${taskId}`, { cause: err });
       }
       throw err;
@@ -562,7 +560,7 @@ export class LeaseTable {
         this.deleteTaskItemBoundTo(taskId, instanceId),
       ]);
     } catch (err) {
-      if (!cancellationCodes(err)) throw err;
+      if (!transactionCancellation(err, ["instance", "taskItem"] as const)) throw err;
       await this.forgetStaleTaskItem(taskId, instanceId);
       return { released: false };
     }
@@ -594,10 +592,10 @@ export class LeaseTable {
         this.bindTaskItem(waiter, from.instanceId, claimedAt),
       ]);
     } catch (err) {
-      const codes = cancellationCodes(err);
-      if (!codes) throw err;
+      const refused = transactionCancellation(err, ["instance", "fromTaskItem", "waiter", "toTaskItem"] as const);
+      if (!refused) throw err;
       // A waiter whose task item is gone or bound elsewhere would be offered again and again: remove it.
-      if (codes[2] !== "ConditionalCheckFailed" && codes[3] === "ConditionalCheckFailed") await this.dropWaiter(waiter);
+      if (refused.waiter !== REFUSED && refused.toTaskItem === REFUSED) await this.dropWaiter(waiter);
       return false;
     }
     try {
@@ -614,13 +612,13 @@ export class LeaseTable {
     try {
       await this.transact([this.deleteTaskItemBoundTo(taskId, instanceId)]);
     } catch (err) {
-      if (!cancellationCodes(err)) throw err;
+      if (!transactionCancellation(err, ["taskItem"] as const)) throw err;
     }
   }
 
   /**
    * Release whatever `taskId` holds, or take it out of its fleet's queue if it is waiting; a task with neither is a
-   * no-op. Finalize and cancel call this on every path.
+   * no-op. Finalize calls this through the EC2 strategy's releaseTask.
    */
   async releaseTask(taskId: string): Promise<{ released: boolean; instanceId?: string; dequeued?: boolean }> {
     const item = await this.taskItem(taskId);
@@ -639,7 +637,7 @@ export class LeaseTable {
         ]);
         return { released: false, dequeued: true };
       } catch (err) {
-        if (!cancellationCodes(err)) throw err;
+        if (!transactionCancellation(err, ["taskItem", "waiter"] as const)) throw err;
         // Bound between our read and the delete: release that lease instead.
         return this.releaseTask(taskId);
       }
@@ -730,9 +728,9 @@ export class LeaseTable {
         ]);
         return old;
       } catch (err) {
-        const codes = cancellationCodes(err);
-        if (!codes) throw err;
-        if (old.taskId && codes[0] !== "ConditionalCheckFailed" && codes[1] === "ConditionalCheckFailed") {
+        const refused = transactionCancellation(err, ["instance", "taskItem"] as const);
+        if (!refused) throw err;
+        if (old.taskId && refused.instance !== REFUSED && refused.taskItem === REFUSED) {
           // The task item already moved on: drop the instance alone.
           await this.forgetStaleTaskItem(old.taskId, instanceId);
         }

@@ -15,7 +15,8 @@
  *   pass if still missing (its task is reported lost); a fleet instance outside the group is marked first and
  *   terminated on the next pass.
  */
-import { FLEET_DEFAULTS, type Ec2FleetConfig } from "../config";
+import type { Ec2FleetConfig } from "../config";
+import { FLEET_DEFAULTS } from "../limits";
 import { desiredCapacity } from "./scaling";
 import type { Lease } from "./lease";
 

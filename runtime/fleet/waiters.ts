@@ -7,7 +7,7 @@
  */
 import { ConfigError, type RuntimeConfig } from "../config";
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
-import { QueryCommand } from "@aws-sdk/lib-dynamodb";
+import { paginateQuery, QueryCommand } from "@aws-sdk/lib-dynamodb";
 
 export interface Waiter {
   fleet: string;
@@ -56,20 +56,10 @@ export async function oldestWaiters(db: DynamoDBDocumentClient, table: string, f
 /** How many tasks wait for `fleet` (a COUNT Query: one call per 1 MB of keys read). */
 export async function countWaiters(db: DynamoDBDocumentClient, table: string, fleet: string): Promise<number> {
   let count = 0;
-  let start: Record<string, unknown> | undefined;
-  do {
-    const out = await db.send(
-      new QueryCommand({
-        TableName: table,
-        KeyConditionExpression: "fleet = :f",
-        ExpressionAttributeValues: { ":f": fleet },
-        Select: "COUNT",
-        ConsistentRead: true,
-        ExclusiveStartKey: start,
-      }),
-    );
-    count += out.Count ?? 0;
-    start = out.LastEvaluatedKey;
-  } while (start);
+  const pages = paginateQuery(
+    { client: db },
+    { TableName: table, KeyConditionExpression: "fleet = :f", ExpressionAttributeValues: { ":f": fleet }, Select: "COUNT", ConsistentRead: true },
+  );
+  for await (const page of pages) count += page.Count ?? 0;
   return count;
 }

@@ -8,6 +8,7 @@ import type { ComputeStrategy, SessionStatus } from "../compute/strategy";
 import type { LimitsConfig } from "../config";
 import { IllegalTransitionError } from "../errors";
 import { decideLiveness, type LivenessThresholds } from "../liveness";
+import { DEFAULT_LIMITS } from "../limits";
 import type { Runtime } from "../runtime";
 import type { TaskRecord } from "../tasks/record";
 import { ACTIVE_STATUSES, isTerminal, TASK_STATUSES, type TaskStatus } from "../tasks/status";
@@ -102,7 +103,7 @@ export async function pollTask(
       consecutivePollErrors: counters.pollErrors,
       consecutiveFinishedPolls: counters.finishedPolls,
       lastPollError: pollError,
-      infraRetriesLeft: strategy.startsNewAttempts ? Math.max(0, (rt.config.limits.infraRetries ?? 1) - (task.attempt ?? 0)) : 0,
+      infraRetriesLeft: strategy.startsNewAttempts ? Math.max(0, (rt.config.limits.infraRetries ?? DEFAULT_LIMITS.infraRetries ?? 0) - (task.attempt ?? 0)) : 0,
     },
     livenessThresholds(rt.config.limits, options.startupGraceSeconds),
   );

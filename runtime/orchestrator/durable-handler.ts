@@ -4,8 +4,10 @@
  * and not billed, while it waits. Kept light at import: the runtime (stores, strategies, SDK clients) is
  * created on the first invocation.
  */
+import type { Logger } from "@aws-lambda-powertools/logger";
 import { CallbackError, createRetryStrategy, withDurableExecution, type DurableContext } from "@aws/durable-execution-sdk-js";
 import { loadRuntimeConfig } from "../config";
+import { createLogger, LOG_SERVICES, taskLogger } from "../logger";
 import type { Runtime } from "../runtime";
 import { runWorkflow, StepFailedError, type WorkflowDriver, type WorkflowOptions, type WorkflowResult } from "./workflow";
 
@@ -23,20 +25,43 @@ const STEP_RETRY = createRetryStrategy({ maxAttempts: 3, initialDelay: { seconds
 /** Durable waits and callback timeouts are whole seconds, at least one. */
 const duration = (seconds: number) => ({ seconds: Math.max(1, Math.ceil(seconds)) });
 
+/**
+ * Each step logs its result (or its error) and each wait its length, through the context's logger: it is mode-aware,
+ * so a replay, which re-reads recorded results instead of running the steps, logs nothing again.
+ */
 export function durableDriver(ctx: DurableContext): WorkflowDriver {
   return {
     executionArn: ctx.executionContext?.durableExecutionArn,
     step: <T>(name: string, fn: () => Promise<T>) =>
-      (ctx.step(name, () => fn(), { retryStrategy: STEP_RETRY }) as Promise<T>).then(
+      (
+        ctx.step(
+          name,
+          async (step) => {
+            try {
+              const result = await fn();
+              step.logger.info("step finished", { step: name, result });
+              return result;
+            } catch (err) {
+              step.logger.error("step failed", { step: name, error: err });
+              throw err;
+            }
+          },
+          { retryStrategy: STEP_RETRY },
+        ) as Promise<T>
+      ).then(
         (value) => value,
         (err) => {
           throw new StepFailedError(name, err);
         },
       ),
-    wait: (name, seconds) => ctx.wait(name, duration(seconds)) as Promise<void>,
+    wait: (name, seconds) => {
+      ctx.logger.info("waiting", { wait: name, seconds: duration(seconds).seconds });
+      return ctx.wait(name, duration(seconds)) as Promise<void>;
+    },
     // A callback whose timeout is the safety-net poll: wakeOrchestrator completes it early. Timed out, completed
     // or failed by the sender, it means the same thing: poll now.
     armWake: async (name, seconds) => {
+      ctx.logger.info("waiting for a wake or the next poll", { wait: name, seconds: duration(seconds).seconds });
       const [promise, callbackId] = await ctx.createCallback(name, { timeout: duration(seconds) });
       return {
         token: callbackId,
@@ -52,12 +77,17 @@ export function durableDriver(ctx: DurableContext): WorkflowDriver {
   };
 }
 
-export function createOrchestratorHandler(getRuntime: () => Runtime | Promise<Runtime>, options: WorkflowOptions = {}) {
+export function createOrchestratorHandler(
+  getRuntime: () => Runtime | Promise<Runtime>,
+  options: WorkflowOptions = {},
+  logger: Logger = createLogger(LOG_SERVICES.orchestrator),
+) {
   return withDurableExecution<OrchestratorEvent, WorkflowResult>(async (event, ctx) => {
     const taskId = event?.task_id;
     if (typeof taskId !== "string" || taskId === "") {
       throw new Error(`the orchestrator's input must be {"task_id": "<task id>"}; got ${JSON.stringify(event)}`);
     }
+    ctx.configureLogger({ customLogger: taskLogger(logger, taskId) });
     return runWorkflow(durableDriver(ctx), await getRuntime(), taskId, options);
   });
 }

@@ -1,6 +1,7 @@
 /**
- * The finalize step: give back everything the task held — its concurrency slot, its EC2 lease, its payload,
- * its compute if it did not finish by itself — write the terminal event, and mark the task released_at. Every
+ * The finalize step: give back everything the task held — its concurrency slot, its compute if it did not finish
+ * by itself, what its backend holds beyond the session (release.ts: an EC2 lease), its payload — write the
+ * terminal event, and mark the task released_at. Every
  * operation is idempotent and the terminal event is written only if absent, so a re-run (durable retry, local
  * restart, the reconciler) changes nothing.
  */
@@ -12,6 +13,7 @@ import type { TaskRecord } from "../tasks/record";
 import { isTerminal, type TaskStatus } from "../tasks/status";
 import { TaskNotFoundError } from "./errors";
 import { secondsSince } from "./load";
+import { releaseBackendHold } from "./release";
 import { ConcurrencySlots } from "./slots";
 
 export interface FinalizeResult {
@@ -60,11 +62,7 @@ export async function finalizeTask(rt: Runtime, taskId: string, options: Finaliz
   // The lease and the payload stay while the compute may still use them.
   if (graceLeft !== undefined) return { ...result, stopComputeInSeconds: graceLeft };
 
-  // A lease can exist whenever start ran on EC2, even if it failed before the handle was saved.
-  const backend = task.compute_type ?? task.backend;
-  if (backend === "ec2" || (backend === undefined && rt.config.enabledBackends.includes("ec2"))) {
-    await rt.leases.releaseTask(taskId);
-  }
+  await releaseBackendHold(rt, task);
   if (task.payload_uri) await rt.payloads.delete(task.payload_uri);
   if (!task.released_at) {
     await rt.tasks.update(taskId, { released_at: rt.now().toISOString() }, [task.status]).catch((err) => {

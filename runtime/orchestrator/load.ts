@@ -1,5 +1,6 @@
-import { clampPollInterval, type LimitsConfig } from "../config";
+import type { LimitsConfig } from "../config";
 import { IllegalTransitionError } from "../errors";
+import { clampPollInterval } from "../limits";
 import type { Runtime } from "../runtime";
 import { ACTIVE_STATUSES, type TaskStatus } from "../tasks/status";
 import { TaskNotFoundError } from "./errors";
@@ -45,7 +46,7 @@ export async function loadTask(rt: Runtime, taskId: string, executionArn?: strin
   };
 }
 
-/** Whole seconds from an ISO timestamp to now (0 for a missing or future timestamp). */
+/** Seconds (with fractions) from an ISO timestamp to `now`: 0 for a future one, undefined for a missing or unparseable one. */
 export function secondsSince(iso: string | undefined, now: Date): number | undefined {
   if (!iso) return undefined;
   const t = Date.parse(iso);

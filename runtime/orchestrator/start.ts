@@ -7,10 +7,10 @@
  */
 import { prepareAgentChannel } from "../channel/dispatch";
 import { BACKEND_NAMES, type SessionHandle } from "../compute/handle";
-import type { BackendChoice } from "../compute/resolve";
+import { resolveBackend, type BackendChoice } from "../compute/resolve";
 import type { ComputeStrategy, StartRequest } from "../compute/strategy";
 import { IllegalTransitionError, isTransientError, NoCapacityError, wasRefused } from "../errors";
-import type { AgentPayload } from "../ports";
+import { agentPayload } from "../payload/agent-payload";
 import type { Runtime } from "../runtime";
 import type { TaskRecord } from "../tasks/record";
 import { isTerminal, type TaskStatus } from "../tasks/status";
@@ -118,12 +118,8 @@ export async function startTask(rt: Runtime, taskId: string, options: StartOptio
   return { outcome: "started", handle };
 }
 
-/**
- * The backend fixed at submit, else the repo blueprint's, else the stack default. compute/resolve loads every
- * backend's SDK client, so it is imported here, when a start needs it, not when the orchestrator Lambda loads.
- */
-async function chooseBackend(rt: Runtime, task: TaskRecord): Promise<BackendChoice> {
-  const { resolveBackend } = await import("../compute/resolve");
+/** The backend fixed at submit, else the repo blueprint's, else the stack default. */
+export async function chooseBackend(rt: Runtime, task: TaskRecord): Promise<BackendChoice> {
   const blueprint = task.backend ? undefined : await rt.repos.get(task.repo_url);
   return resolveBackend({ backend: task.backend, fleet: task.fleet }, blueprint, rt.config);
 }
@@ -165,17 +161,7 @@ async function startWithOneRetry<T>(start: () => Promise<T>, retryable: (err: un
 
 /** Submit normally writes the payload; a task created without one gets it built from its record. */
 async function writePayload(rt: Runtime, task: TaskRecord): Promise<string> {
-  const payload: AgentPayload = {
-    task_id: task.task_id,
-    repo_url: task.repo_url,
-    prompt: task.prompt,
-    ...(task.branch !== undefined ? { branch: task.branch } : {}),
-    ...(task.issue_number !== undefined ? { issue_number: task.issue_number } : {}),
-    ...(task.model !== undefined ? { model: task.model } : {}),
-    ...(task.max_turns !== undefined ? { max_turns: task.max_turns } : {}),
-    ...(task.max_budget_usd !== undefined ? { max_budget_usd: task.max_budget_usd } : {}),
-  };
-  const uri = await rt.payloads.put(task.task_id, payload);
+  const uri = await rt.payloads.put(task.task_id, agentPayload(task));
   await rt.tasks.update(task.task_id, { payload_uri: uri }, ["STARTING"]);
   return uri;
 }

@@ -9,6 +9,7 @@
  */
 import { awsClient } from "../aws/clients";
 import type { RuntimeConfig } from "../config";
+import type { FleetHooks } from "../fleet/lease";
 import type { Runtime } from "../runtime";
 
 /** Completes a durable execution callback (SendDurableExecutionCallbackSuccess in AWS; the local runner in tests). */
@@ -57,4 +58,9 @@ export async function wakeOrchestrator(rt: Runtime, taskId: string): Promise<Wak
     // Typically the callback already completed or timed out: the orchestrator is polling now anyway.
     return { woken: false, why: (err as Error).message ?? String(err) };
   }
+}
+
+/** Lease table hooks that wake a waiting task's orchestrator when the fleet binds it to an instance. */
+export function fleetWakeHooks(rt: Runtime): FleetHooks {
+  return { bound: (b) => void wakeOrchestrator(rt, b.taskId) };
 }

@@ -5,9 +5,10 @@
  * failing does not stop the others: it is reported, and the next pass tries again.
  */
 import { IllegalTransitionError } from "../errors";
+import { LeaseTable } from "../fleet/lease";
 import { finalizeTask } from "../orchestrator/finalize";
 import { ConcurrencySlots } from "../orchestrator/slots";
-import { wakeOrchestrator } from "../orchestrator/wake";
+import { fleetWakeHooks, wakeOrchestrator } from "../orchestrator/wake";
 import type { Runtime } from "../runtime";
 import type { OrchestratorExecutions } from "./executions";
 import type { ObservedTask, RepairAction, RepairKind } from "./plan";
@@ -68,7 +69,9 @@ async function applyOne(
       return true;
     }
     case "release-lease": {
-      if (!(await rt.leases.releaseInstance(action.instanceId, action.taskId)).released) return false;
+      // The lease table itself, like the observation that found this lease: the repair is of one lease item, whichever
+      // task the strategy would now say holds it. A waiter the instance is handed over to is woken.
+      if (!(await new LeaseTable(rt.config, rt.now, fleetWakeHooks(rt)).releaseInstance(action.instanceId, action.taskId)).released) return false;
       await rt.events.append(action.taskId, "info", `reconciler: released EC2 instance ${action.instanceId}: ${action.reason}`);
       return true;
     }

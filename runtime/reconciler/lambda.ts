@@ -3,8 +3,8 @@
  * CloudWatch metrics (ReconcilerActions by action, StrandedTasksRepaired in total) for the stack's alarms, and what
  * it observed is sampled for the dashboard (ActiveTasks by status, FleetInstances by fleet and state).
  */
-import { Logger } from "@aws-lambda-powertools/logger";
 import { loadRuntimeConfig } from "../config";
+import { createLogger, LOG_SERVICES, taskLogger } from "../logger";
 import type { Runtime } from "../runtime";
 import { LambdaDispatcher } from "../orchestrator/dispatch";
 import { LambdaOrchestratorExecutions } from "./executions";
@@ -28,7 +28,7 @@ export function recordReconcileMetrics(rt: Runtime, report: ReconcileReport): vo
 }
 
 export const handler = async (): Promise<ReconcileReport> => {
-  const logger = new Logger({ serviceName: "agent-compute-reconciler" });
+  const logger = createLogger(LOG_SERVICES.reconciler);
   const { createRuntime } = await import("../runtime");
   const config = loadRuntimeConfig();
   const rt = createRuntime(config);
@@ -36,7 +36,9 @@ export const handler = async (): Promise<ReconcileReport> => {
   recordReconcileMetrics(rt, report);
   for (const a of report.applied) {
     if (a.outcome === "skipped") continue;
-    (a.outcome === "error" ? logger.error : logger.warn).call(logger, `reconciler ${a.action.kind}: ${a.outcome}`, { ...a.action, detail: a.detail });
+    // A repair is work on one task: its line carries the task id like the rest of that task's lines.
+    const log = taskLogger(logger, a.action.taskId);
+    (a.outcome === "error" ? log.error : log.warn).call(log, `reconciler ${a.action.kind}: ${a.outcome}`, { ...a.action, detail: a.detail });
   }
   logger.info("reconciler pass", { observed: report.observed, counts: report.counts, errors: report.errors });
   return report;

@@ -6,7 +6,8 @@
 import { GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
 import { documentClient } from "../aws/dynamodb";
 import { BACKEND_TYPES, isBackendType, type BackendType } from "../compute/handle";
-import { POLL_INTERVAL_BOUNDS, STARTUP_GRACE_BOUNDS, type RuntimeConfig } from "../config";
+import type { RuntimeConfig } from "../config";
+import { MAX_BUDGET_USD_BOUNDS, MAX_TURNS_BOUNDS, POLL_INTERVAL_BOUNDS, STARTUP_GRACE_BOUNDS } from "../limits";
 
 export interface RepoBlueprint {
   /** Normalised (normalizeRepoUrl). */
@@ -83,11 +84,13 @@ export function blueprintProblems(bp: RepoBlueprint): string[] {
   if (bp.model !== undefined && (typeof bp.model !== "string" || bp.model.trim() === "")) {
     problems.push("model must be a non-empty string");
   }
-  if (bp.max_turns !== undefined && !(Number.isInteger(bp.max_turns) && bp.max_turns >= 1)) {
-    problems.push(`max_turns must be a positive integer, got ${bp.max_turns}`);
+  const turns = bp.max_turns;
+  if (turns !== undefined && !(Number.isInteger(turns) && turns >= MAX_TURNS_BOUNDS.min && turns <= MAX_TURNS_BOUNDS.max)) {
+    problems.push(`max_turns must be an integer from ${MAX_TURNS_BOUNDS.min} to ${MAX_TURNS_BOUNDS.max}, got ${turns}`);
   }
-  if (bp.max_budget_usd !== undefined && !(typeof bp.max_budget_usd === "number" && bp.max_budget_usd > 0 && Number.isFinite(bp.max_budget_usd))) {
-    problems.push(`max_budget_usd must be a positive number, got ${bp.max_budget_usd}`);
+  const budget = bp.max_budget_usd;
+  if (budget !== undefined && !(typeof budget === "number" && budget >= MAX_BUDGET_USD_BOUNDS.min && budget <= MAX_BUDGET_USD_BOUNDS.max)) {
+    problems.push(`max_budget_usd must be a number from ${MAX_BUDGET_USD_BOUNDS.min} to ${MAX_BUDGET_USD_BOUNDS.max}, got ${budget}`);
   }
   const poll = bp.poll_interval_seconds;
   if (poll !== undefined && !(typeof poll === "number" && poll >= POLL_INTERVAL_BOUNDS.min && poll <= POLL_INTERVAL_BOUNDS.max)) {
