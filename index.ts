@@ -11,10 +11,9 @@ import { Network } from "./components/network";
 import { AgentImage, type AgentImageRef, type AgentModels } from "./components/agent-image";
 import { TaskTables } from "./components/task-tables";
 import { PayloadBucket, PAYLOAD_PREFIX } from "./components/payload-bucket";
-import { EcsAgentCluster, AGENT_CONTAINER } from "./components/ecs-agent-cluster";
+import { EcsAgentCluster } from "./components/ecs-agent-cluster";
 import { AgentCoreRuntime } from "./components/agentcore-runtime";
-import { Ec2AgentFleet } from "./components/ec2-agent-fleet";
-import { CommandDocument } from "./components/command-document";
+import { Ec2Backend } from "./components/ec2-backend";
 import { TaskOrchestrator } from "./components/task-orchestrator";
 import { ApiEndpoint } from "./components/api-endpoint";
 import { TaskApi } from "./components/task-api";
@@ -22,10 +21,8 @@ import { FleetManager } from "./components/fleet-manager";
 import { RepoCredentialSecrets } from "./components/repo-credentials";
 import { Reconciler } from "./components/reconciler";
 import { Monitoring } from "./components/monitoring";
-import type { ComputeGrants } from "./components/iam";
-import { AGENT_TASK_DOCUMENT_PARAMETERS, agentTaskDocument } from "./runtime/fleet/document";
-import { bootScript } from "./runtime/fleet/boot-script";
-import { TERMINATION_HOOK_NAME } from "./runtime/fleet/tags";
+import type { ComputeBackend } from "./components/compute-backend";
+import { runtimeConfigOf, withRuntimeSettings } from "./components/handler-function";
 import { DEFAULT_LIMITS } from "./runtime/limits";
 
 // 1. Config, checked before any resource exists.
@@ -48,7 +45,6 @@ const needsBuiltImage =
   (has("agentcore") && !config.agentcore.image);
 const builtImage = needsBuiltImage ? new AgentImage(`${stack}-agent-image`) : undefined;
 const imageFor = (architecture: Architecture): string | AgentImageRef => config.images[architecture] ?? builtImage?.ref ?? "";
-const defaultFleetArchitecture: Architecture = config.fleets[config.defaultFleet ?? ""]?.architecture ?? "arm64";
 const imageUriFor = (architecture: Architecture) => {
   const image = imageFor(architecture);
   return pulumi.output(typeof image === "string" ? image : image.uri);
@@ -58,121 +54,79 @@ const models: AgentModels = { default: config.model, allowed: [config.model, ...
 // The API's endpoint exists before the Lambdas: it is the agents' channel, named in every agent's payload.
 const endpoint = new ApiEndpoint(`${stack}-api-endpoint`);
 
-// 3. Backends: only the enabled ones.
+// 3. Backends: only the enabled ones. Each states its own part of the runtime config and its control-plane grants.
 const ecs = has("ecs")
-  ? new EcsAgentCluster(`${stack}-ecs`, { settings: config.ecs, image: imageFor(ecsArchitecture), models, vpcId: network.vpcId, region, accountId, logRetentionDays: config.logRetentionDays })
+  ? new EcsAgentCluster(`${stack}-ecs`, { settings: config.ecs, image: imageFor(ecsArchitecture), models, vpcId: network.vpcId, subnetIds: network.privateSubnetIds, region, accountId, logRetentionDays: config.logRetentionDays })
   : undefined;
 const agentcore = has("agentcore")
   ? new AgentCoreRuntime(`${stack}-agentcore`, { settings: config.agentcore, image: builtImage?.ref, models, vpcId: network.vpcId, subnetIds: network.privateSubnetIds, region, accountId })
   : undefined;
-const document = has("ec2") ? new CommandDocument(`${stack}-agent-task`, { content: agentTaskDocument(), parameters: AGENT_TASK_DOCUMENT_PARAMETERS }) : undefined;
-const fleets = Object.entries(config.fleets).map(
-  ([fleet, settings]) =>
-    [fleet, new Ec2AgentFleet(`${stack}-fleet-${fleet}`, {
-      fleet,
-      settings,
-      image: imageFor(settings.architecture),
+// Named after the stack: its children keep the names `<stack>-agent-task` and `<stack>-fleet-<fleet>`.
+const ec2 = has("ec2")
+  ? new Ec2Backend(stack, {
+      fleets: config.fleets,
+      defaultFleet: config.defaultFleet,
+      images: { arm64: imageFor("arm64"), x86_64: imageFor("x86_64") },
       vpcId: network.vpcId,
       subnetIds: network.privateSubnetIds,
-      userData: imageUriFor(settings.architecture).apply((uri) => bootScript({ fleet, image: uri, gpu: settings.gpu })),
-      tags: { "agent-compute:stack": stack },
-    })] as const,
-);
-
-// 4. The runtime config every Lambda reads (AGENT_COMPUTE_CONFIG), and the grants of the enabled backends.
-const runtimeConfig = {
-  region,
-  tables: tables.names,
-  payload: { kind: "s3" as const, bucket: payloads.bucketName, prefix: PAYLOAD_PREFIX },
-  defaultBackend: config.defaultBackend,
-  enabledBackends: config.backends,
-  ...(ecs && {
-    ecs: {
-      cluster: ecs.cluster.name,
-      taskDefinition: ecs.family,
-      containerName: AGENT_CONTAINER,
-      subnets: network.privateSubnetIds,
-      securityGroups: [ecs.securityGroup.id],
-      fargateSpot: config.ecs.fargateSpot,
-    },
-  }),
-  ...(document && {
-    ec2: {
-      documentName: document.documentName,
-      fleets: Object.fromEntries(
-        fleets.map(([fleet, f]) => {
-          const s = config.fleets[fleet];
-          return [
-            fleet,
-            {
-              autoScalingGroupName: f.autoScalingGroupName,
-              // Only a fleet of the other architecture names its image (the environment is 4 KB).
-              ...(imageFor(s.architecture) !== imageFor(defaultFleetArchitecture) ? { image: imageUriFor(s.architecture) } : {}),
-              warmBuffer: s.warmBuffer,
-              readyDeadlineSeconds: s.readyDeadlineSeconds,
-              maxInstanceLifetimeSeconds: s.maxInstanceLifetimeSeconds,
-              ...(s.maxTasksPerInstance !== undefined ? { maxTasksPerInstance: s.maxTasksPerInstance } : {}),
-              terminationHookName: TERMINATION_HOOK_NAME,
-            },
-          ];
-        }),
-      ),
-      defaultFleet: config.defaultFleet,
       deliveryTimeoutSeconds: config.dispatchTimeoutSeconds,
       executionTimeoutSeconds: config.limits.taskTimeoutSeconds,
-      image: imageUriFor(defaultFleetArchitecture),
-    },
-  }),
-  ...(agentcore && { agentcore: { runtimeArn: agentcore.runtimeArn } }),
+      tags: { "agent-compute:stack": stack },
+      region,
+      accountId,
+    })
+  : undefined;
+const computeBackends: ComputeBackend[] = [ecs, agentcore, ec2].filter((b): b is NonNullable<typeof b> => b !== undefined);
+
+// 4. The runtime config every Lambda reads (AGENT_COMPUTE_CONFIG), typed as the runtime's own RuntimeConfig.
+const runtimeConfig = runtimeConfigOf({
+  region,
+  tables: tables.names,
+  payload: { kind: "s3", bucket: payloads.bucketName, prefix: PAYLOAD_PREFIX },
+  defaultBackend: config.defaultBackend,
+  enabledBackends: config.backends,
+  ecs: ecs?.runtimeSettings,
+  ec2: ec2?.runtimeSettings,
+  agentcore: agentcore?.runtimeSettings,
   agentChannel: { url: endpoint.url },
   identity: config.identity,
-  limits: { ...config.limits, maxPollErrors: DEFAULT_LIMITS.maxPollErrors, maxFinishedPolls: DEFAULT_LIMITS.maxFinishedPolls },
-};
-const grants: ComputeGrants = {
-  region,
-  accountId,
-  ...(ecs && {
-    ecs: {
-      taskDefinitionFamilyArn: pulumi.interpolate`arn:aws:ecs:${region}:${accountId}:task-definition/${ecs.family}`,
-      clusterArn: ecs.cluster.arn,
-      clusterName: ecs.cluster.name,
-      passRoles: [ecs.taskRole.arn, ecs.executionRole.arn],
-    },
-  }),
-  ...(document && { ec2: { documentArn: document.arn, fleetNames: fleets.map(([f]) => f), autoScalingGroupArns: fleets.map(([, f]) => f.autoScalingGroupArn) } }),
-  ...(agentcore && { agentcore: { runtimeArn: agentcore.runtimeArn } }),
-};
+  // Every limit the runtime reads, stated: the stack's own over the code's defaults.
+  limits: { ...DEFAULT_LIMITS, ...config.limits },
+});
 
 // Repository credentials for agents, handed out by the task API's agent channel; only the API may read them.
 const credentialSecrets = new RepoCredentialSecrets(`${stack}-git`, { prefix: `${stack}/git`, region, accountId });
 
 // 5. Orchestrator, API, reconciler, fleet manager.
 const common = { tableArns: tables.arns, payloadBucketArn: payloads.arn, logRetentionDays: config.logRetentionDays };
-const orchestrator = new TaskOrchestrator(`${stack}-orchestrator`, { runtimeConfig, grants, taskTimeoutSeconds: config.limits.taskTimeoutSeconds, ...common });
+const orchestrator = new TaskOrchestrator(`${stack}-orchestrator`, { runtimeConfig, computeBackends, taskTimeoutSeconds: config.limits.taskTimeoutSeconds, ...common });
 const api = new TaskApi(`${stack}-api`, {
   api: endpoint.api,
-  runtimeConfig: { ...runtimeConfig, orchestrator: { functionArn: orchestrator.aliasArn }, credentials: { kind: "secrets-manager" as const, prefix: credentialSecrets.prefix } },
+  runtimeConfig: withRuntimeSettings(runtimeConfig, {
+    orchestrator: { functionArn: orchestrator.aliasArn },
+    credentials: { kind: "secrets-manager", prefix: credentialSecrets.prefix },
+  }),
   orchestratorAliasArn: orchestrator.aliasArn,
   orchestratorFunctionArn: orchestrator.function.arn,
-  grants,
+  computeBackends,
   credentialSecrets,
   ...common,
 });
 const reconciler = new Reconciler(`${stack}-reconciler`, {
-  runtimeConfig: { ...runtimeConfig, orchestrator: { functionArn: orchestrator.aliasArn } },
+  runtimeConfig: withRuntimeSettings(runtimeConfig, { orchestrator: { functionArn: orchestrator.aliasArn } }),
   orchestratorAliasArn: orchestrator.aliasArn,
   orchestratorFunctionArn: orchestrator.function.arn,
-  grants,
+  computeBackends,
   schedule: config.reconcilerSchedule,
   ...common,
 });
-const fleetManager = document
+const fleetManager = ec2
   ? new FleetManager(`${stack}-fleet-manager`, {
       runtimeConfig,
       tableArns: tables.arns,
-      autoScalingGroupArns: fleets.map(([, f]) => f.autoScalingGroupArn),
-      autoScalingGroupNames: fleets.map(([, f]) => f.autoScalingGroupName),
-      fleetNames: fleets.map(([f]) => f),
+      autoScalingGroupArns: Object.values(ec2.fleets).map((f) => f.autoScalingGroupArn),
+      autoScalingGroupNames: Object.values(ec2.fleets).map((f) => f.autoScalingGroupName),
+      fleetNames: ec2.fleetNames,
       schedule: config.fleetManagerSchedule,
       region,
       accountId,
@@ -202,8 +156,8 @@ export const orchestratorFunction = orchestrator.aliasArn;
 export const ecsCluster = ecs?.cluster.name;
 export const ecsTaskDefinitionFamily = ecs?.family;
 export const agentCoreRuntimeArn = agentcore?.runtimeArn;
-export const ec2Fleets = Object.fromEntries(fleets.map(([fleet, f]) => [fleet, f.autoScalingGroupName]));
-export const ssmDocument = document?.documentName;
+export const ec2Fleets = Object.fromEntries(Object.entries(ec2?.fleets ?? {}).map(([fleet, f]) => [fleet, f.autoScalingGroupName]));
+export const ssmDocument = ec2?.document.documentName;
 export const agentImages = Object.fromEntries(
   [...new Set([...(has("ecs") ? [ecsArchitecture] : []), ...(has("agentcore") ? ["arm64" as const] : []), ...Object.values(config.fleets).map((f) => f.architecture)])].map((a) => [a, imageUriFor(a)]),
 );

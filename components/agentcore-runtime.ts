@@ -4,7 +4,9 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
 import { imageUri, type AgentImageRef, type AgentModels } from "./agent-image";
-import { bedrockInvokeStatement, ecrPullStatements, roleWithPolicy } from "./iam";
+import type { AgentCoreConfig } from "../runtime/config";
+import type { ComputeBackend } from "./compute-backend";
+import { bedrockInvokeStatement, ecrPullStatements, roleWithPolicy, type Statement } from "./iam";
 import { egressHttpsOnly } from "./security-group";
 import type { AgentCoreSettings } from "./config/types";
 
@@ -25,10 +27,12 @@ export function agentRuntimeName(name: string): string {
   return (cleaned || "agent").slice(0, 48);
 }
 
-export class AgentCoreRuntime extends pulumi.ComponentResource {
+export class AgentCoreRuntime extends pulumi.ComponentResource implements ComputeBackend<"agentcore"> {
+  readonly backend = "agentcore" as const;
   readonly runtime: aws.bedrock.AgentcoreAgentRuntime;
   readonly runtimeArn: pulumi.Output<string>;
   readonly role: aws.iam.Role;
+  readonly runtimeSettings: pulumi.Output<AgentCoreConfig>;
 
   constructor(name: string, args: AgentCoreRuntimeArgs, opts?: pulumi.ComponentResourceOptions) {
     super("agent-compute:agentcore:AgentCoreRuntime", name, {}, opts);
@@ -36,8 +40,25 @@ export class AgentCoreRuntime extends pulumi.ComponentResource {
     this.runtime = built.runtime;
     this.role = built.role;
     this.runtimeArn = built.runtime.agentRuntimeArn;
+    this.runtimeSettings = pulumi.output({ runtimeArn: this.runtimeArn });
     this.registerOutputs({ runtimeArn: this.runtimeArn });
   }
+
+  controlPlaneStatements(start: boolean): Statement[] {
+    return agentCoreControlPlaneStatements(this.runtimeArn, start);
+  }
+}
+
+/** Invoke sessions of our runtime and stop them (sessions are sub-resources of the runtime's ARN). */
+export function agentCoreControlPlaneStatements(runtimeArn: pulumi.Input<string>, start: boolean): Statement[] {
+  return [
+    {
+      Sid: "AgentCoreSessions",
+      Effect: "Allow",
+      Action: start ? ["bedrock-agentcore:InvokeAgentRuntime", "bedrock-agentcore:StopRuntimeSession"] : ["bedrock-agentcore:StopRuntimeSession"],
+      Resource: [runtimeArn, pulumi.interpolate`${runtimeArn}/*`],
+    },
+  ];
 }
 
 export function createAgentCoreRuntime(name: string, args: AgentCoreRuntimeArgs, parent: pulumi.Resource) {

@@ -7,6 +7,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
 import { BOOT_TAG, FLEET_TAG, TERMINATION_HOOK_NAME } from "../runtime/fleet/tags";
 import { ROOT_VOLUME_GIB_BOUNDS } from "../runtime/limits";
+import type { Ec2FleetConfig } from "../runtime/config";
 import type { AgentImageRef } from "./agent-image";
 import { ecrPullStatements, policyDocument, assumeRolePolicy } from "./iam";
 import { egressHttpsOnly } from "./security-group";
@@ -35,6 +36,8 @@ export class Ec2AgentFleet extends pulumi.ComponentResource {
   readonly role: aws.iam.Role;
   readonly autoScalingGroupName: pulumi.Output<string>;
   readonly autoScalingGroupArn: pulumi.Output<string>;
+  /** This fleet's settings in the runtime config (RuntimeConfig.ec2.fleets[fleet]): its group and how it scales and heals. */
+  readonly runtimeSettings: pulumi.Output<Ec2FleetConfig>;
 
   constructor(name: string, args: Ec2AgentFleetArgs, opts?: pulumi.ComponentResourceOptions) {
     super("agent-compute:ec2:Ec2AgentFleet", name, {}, opts);
@@ -47,8 +50,24 @@ export class Ec2AgentFleet extends pulumi.ComponentResource {
     this.role = built.role;
     this.autoScalingGroupName = built.autoScalingGroup.name;
     this.autoScalingGroupArn = built.autoScalingGroup.arn;
+    this.runtimeSettings = fleetRuntimeSettings(args.settings, this.autoScalingGroupName);
     this.registerOutputs({ autoScalingGroupName: this.autoScalingGroupName, launchTemplateId: this.launchTemplate.id });
   }
+}
+
+/**
+ * What the runtime reads of a fleet (the fleet manager, the lease table): its group — whose min and max sizes bound
+ * the manager's desired capacity — the warm buffer, and when instances are replaced.
+ */
+export function fleetRuntimeSettings(s: FleetSettings, autoScalingGroupName: pulumi.Input<string>): pulumi.Output<Ec2FleetConfig> {
+  return pulumi.output({
+    autoScalingGroupName,
+    warmBuffer: s.warmBuffer,
+    readyDeadlineSeconds: s.readyDeadlineSeconds,
+    maxInstanceLifetimeSeconds: s.maxInstanceLifetimeSeconds,
+    ...(s.maxTasksPerInstance !== undefined ? { maxTasksPerInstance: s.maxTasksPerInstance } : {}),
+    terminationHookName: TERMINATION_HOOK_NAME,
+  });
 }
 
 /** Sizes the ASG and launch template would reject, or that would strand the fleet manager; checked before any child. */

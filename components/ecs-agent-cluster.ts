@@ -1,11 +1,14 @@
 /**
- * The ECS Fargate backend: a cluster with Container Insights, an ARM64 Fargate task definition running the agent
- * image, its log group, its task and execution roles, and an egress-443-only security group. Optional Fargate Spot.
+ * The ECS Fargate backend: a cluster with Container Insights, a Fargate task definition of ecs.architecture running
+ * the agent image, its log group, its task and execution roles, and an egress-443-only security group. Optional
+ * Fargate Spot (X86_64 only).
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
 import { imageUri, type AgentImageRef, type AgentModels } from "./agent-image";
-import { bedrockInvokeStatement, ecrPullStatements, logsStatement, roleWithPolicy } from "./iam";
+import type { EcsConfig } from "../runtime/config";
+import type { ComputeBackend } from "./compute-backend";
+import { bedrockInvokeStatement, ecrPullStatements, logsStatement, passRoleStatement, roleWithPolicy, type Statement } from "./iam";
 import { egressHttpsOnly } from "./security-group";
 import { FARGATE_SIZES } from "./config/aws-tables";
 import type { EcsSettings } from "./config/types";
@@ -17,18 +20,24 @@ export interface EcsAgentClusterArgs {
   readonly image: string | AgentImageRef;
   readonly models: AgentModels;
   readonly vpcId: pulumi.Input<string>;
+  /** Where the tasks run (private subnets: no public IP). */
+  readonly subnetIds: pulumi.Input<pulumi.Input<string>[]>;
   readonly region: pulumi.Input<string>;
   readonly accountId: pulumi.Input<string>;
   readonly logRetentionDays: number;
 }
 
-export class EcsAgentCluster extends pulumi.ComponentResource {
+export class EcsAgentCluster extends pulumi.ComponentResource implements ComputeBackend<"ecs"> {
+  readonly backend = "ecs" as const;
   readonly cluster: aws.ecs.Cluster;
   readonly taskDefinition: aws.ecs.TaskDefinition;
   readonly securityGroup: aws.ec2.SecurityGroup;
   readonly taskRole: aws.iam.Role;
   readonly executionRole: aws.iam.Role;
   readonly family: pulumi.Output<string>;
+  readonly runtimeSettings: pulumi.Output<EcsConfig>;
+  private readonly region: pulumi.Input<string>;
+  private readonly accountId: pulumi.Input<string>;
 
   constructor(name: string, args: EcsAgentClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     super("agent-compute:ecs:EcsAgentCluster", name, {}, opts);
@@ -41,8 +50,64 @@ export class EcsAgentCluster extends pulumi.ComponentResource {
     this.taskRole = built.taskRole;
     this.executionRole = built.executionRole;
     this.family = built.taskDefinition.family;
+    this.region = args.region;
+    this.accountId = args.accountId;
+    this.runtimeSettings = pulumi.output({
+      cluster: this.cluster.name,
+      taskDefinition: this.family,
+      containerName: AGENT_CONTAINER,
+      subnets: args.subnetIds,
+      securityGroups: [this.securityGroup.id],
+      fargateSpot: args.settings.fargateSpot,
+    });
     this.registerOutputs({ clusterArn: this.cluster.arn, family: this.family });
   }
+
+  controlPlaneStatements(start: boolean): Statement[] {
+    return ecsControlPlaneStatements(
+      {
+        taskDefinitionFamilyArn: pulumi.interpolate`arn:aws:ecs:${this.region}:${this.accountId}:task-definition/${this.family}`,
+        clusterArn: this.cluster.arn,
+        clusterName: this.cluster.name,
+        passRoles: [this.taskRole.arn, this.executionRole.arn],
+        region: this.region,
+        accountId: this.accountId,
+      },
+      start,
+    );
+  }
+}
+
+/** RunTask of our task definition in our cluster (passing only its two roles); observe and stop our tasks. */
+export function ecsControlPlaneStatements(
+  e: {
+    taskDefinitionFamilyArn: pulumi.Input<string>;
+    clusterArn: pulumi.Input<string>;
+    clusterName: pulumi.Input<string>;
+    passRoles: pulumi.Input<string>[];
+    region: pulumi.Input<string>;
+    accountId: pulumi.Input<string>;
+  },
+  start: boolean,
+): Statement[] {
+  const out: Statement[] = [];
+  if (start) {
+    out.push({
+      Sid: "EcsRunTask",
+      Effect: "Allow",
+      Action: ["ecs:RunTask"],
+      Resource: [pulumi.interpolate`${e.taskDefinitionFamilyArn}:*`],
+      Condition: { ArnEquals: { "ecs:cluster": e.clusterArn } },
+    });
+    out.push(passRoleStatement("EcsPassTaskRoles", e.passRoles, "ecs-tasks.amazonaws.com"));
+  }
+  out.push({
+    Sid: "EcsObserveStopTask",
+    Effect: "Allow",
+    Action: ["ecs:DescribeTasks", "ecs:StopTask"],
+    Resource: [pulumi.interpolate`arn:aws:ecs:${e.region}:${e.accountId}:task/${e.clusterName}/*`],
+  });
+  return out;
 }
 
 /** Task sizes Fargate would refuse at RegisterTaskDefinition; checked before any child. */

@@ -6,13 +6,14 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
 import { FLEET_TAG } from "../runtime/fleet/tags";
+import type { RuntimeConfig } from "../runtime/config";
 import { tableStatement, type TableArns } from "./iam";
 import { createHandlerFunction } from "./handler-function";
 
 export const FLEET_MANAGER_HANDLER = "runtime/fleet/lambda.ts";
 
 export interface FleetManagerArgs {
-  readonly runtimeConfig: pulumi.Input<object>;
+  readonly runtimeConfig: pulumi.Output<RuntimeConfig>;
   readonly tableArns: TableArns;
   readonly autoScalingGroupArns: pulumi.Input<string>[];
   readonly autoScalingGroupNames: pulumi.Input<string>[];

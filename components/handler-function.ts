@@ -5,20 +5,38 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
-import { CONFIG_ENV, type RuntimeConfig } from "../runtime/config";
+import { checkRuntimeConfig, CONFIG_ENV, type RuntimeConfig } from "../runtime/config";
 import { LAMBDA_ENVIRONMENT_MAX_BYTES } from "./config/aws-quotas";
 import { assumeRolePolicy, logsStatement, policyDocument, type Statement } from "./iam";
 import { buildHandlerCode, codePathOptions, handlerFactory, type HandlerCode } from "./lambda-code";
 
 export const LAMBDA_RUNTIME = aws.lambda.Runtime.NodeJS22dX;
 
-/** RuntimeConfig whose values may still be unknown (resource outputs). */
-export type RuntimeConfigInput = pulumi.Input<{ [K in keyof RuntimeConfig]: pulumi.Input<RuntimeConfig[K]> } | RuntimeConfig>;
+/** `T` with any value, at any depth, possibly not known yet (a resource output): how the runtime config is written. */
+export type Resolvable<T> = T extends string | number | boolean | null | undefined
+  ? pulumi.Input<T>
+  : T extends readonly (infer U)[]
+    ? pulumi.Input<Resolvable<U>[]>
+    : pulumi.Input<{ [K in keyof T]: Resolvable<T[K]> }>;
+
+/**
+ * The runtime config as the runtime's own type, from parts that may be resource outputs: a setting the runtime
+ * does not know, or one it needs and is missing, fails to compile here instead of at a Lambda's cold start.
+ */
+export function runtimeConfigOf(config: Resolvable<RuntimeConfig>): pulumi.Output<RuntimeConfig> {
+  // pulumi.output resolves every nested input; that the result is a RuntimeConfig is what the parameter's type says.
+  return pulumi.output(config) as unknown as pulumi.Output<RuntimeConfig>;
+}
+
+/** `base` with more settings (the orchestrator's ARN, where credentials come from) for one Lambda. */
+export function withRuntimeSettings(base: pulumi.Output<RuntimeConfig>, more: Resolvable<Partial<RuntimeConfig>>): pulumi.Output<RuntimeConfig> {
+  return pulumi.all([base, pulumi.output(more) as unknown as pulumi.Output<Partial<RuntimeConfig>>]).apply(([b, m]) => ({ ...b, ...m }));
+}
 
 export interface HandlerFunctionArgs {
   /** Runtime module exporting `handler`, relative to the project root. */
   readonly handlerFile: string;
-  readonly runtimeConfig: pulumi.Input<object>;
+  readonly runtimeConfig: pulumi.Output<RuntimeConfig>;
   readonly timeoutSeconds: number;
   readonly memoryMiB: number;
   readonly logRetentionDays: number;
@@ -68,7 +86,9 @@ export function createHandlerFunction(name: string, args: HandlerFunctionArgs, p
       publish: args.publish ?? false,
       durableConfig: args.durableConfig,
       loggingConfig: { logFormat: "JSON", logGroup: logGroup.name },
-      environment: { variables: pulumi.jsonStringify(args.runtimeConfig).apply((json) => checkedEnvironment(name, { [CONFIG_ENV]: json })) },
+      // Checked as the Lambda will check it, so a config it would refuse fails the deployment, not each invocation;
+      // and within Lambda's 4 KB for the environment.
+      environment: { variables: args.runtimeConfig.apply((c) => checkedEnvironment(name, { [CONFIG_ENV]: JSON.stringify(checkedRuntimeConfig(c)) })) },
     },
     { parent },
   );
@@ -78,4 +98,10 @@ export function createHandlerFunction(name: string, args: HandlerFunctionArgs, p
     { parent },
   );
   return { fn, code, role, logGroup };
+}
+
+/** `config` itself, once the runtime's own check (loadRuntimeConfig's) accepts it. */
+function checkedRuntimeConfig(config: RuntimeConfig): RuntimeConfig {
+  checkRuntimeConfig(config);
+  return config;
 }

@@ -1,12 +1,13 @@
 /**
- * IAM documents, built by plain functions so that each grant is readable in one place and audited in tests.
- * Rules held here (docs/design.md, "Infrastructure and grants"): no mutating action on "*" without a condition; iam:PassRole only for exact
+ * IAM documents, built by plain functions so that each grant is readable in one place and audited in tests. A
+ * backend's control-plane grants are built by its own component (compute-backend.ts) and merged here.
+ * Rules held here and there (docs/design.md, "Infrastructure and grants"): no mutating action on "*" without a condition; iam:PassRole only for exact
  * roles with iam:PassedToService; ssm:SendCommand only for our document and for instances carrying the fleet tag.
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
-import { FLEET_TAG } from "../runtime/fleet/tags";
 import type { AgentImageRef } from "./agent-image";
+import type { ComputeBackend } from "./compute-backend";
 
 export interface Statement {
   Sid: string;
@@ -148,79 +149,10 @@ export function bedrockInvokeStatement(sid: string, models: string[], region: pu
   return { Sid: sid, Effect: "Allow", Action: ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"], Resource: bedrockModelResources(models, region, accountId) };
 }
 
-export interface ComputeGrants {
-  ecs?: { taskDefinitionFamilyArn: pulumi.Input<string>; clusterArn: pulumi.Input<string>; clusterName: pulumi.Input<string>; passRoles: pulumi.Input<string>[] };
-  ec2?: { documentArn: pulumi.Input<string>; fleetNames: string[]; autoScalingGroupArns: pulumi.Input<string>[] };
-  agentcore?: { runtimeArn: pulumi.Input<string> };
-  region: pulumi.Input<string>;
-  accountId: pulumi.Input<string>;
-}
-
-/** Start, poll and stop rights for each enabled backend; none for a disabled one. `start` false: poll/stop only. */
-export function computeStatements(g: ComputeGrants, start: boolean): Statement[] {
-  const out: Statement[] = [];
-  if (g.ecs) {
-    const e = g.ecs;
-    if (start) {
-      out.push({
-        Sid: "EcsRunTask",
-        Effect: "Allow",
-        Action: ["ecs:RunTask"],
-        Resource: [pulumi.interpolate`${e.taskDefinitionFamilyArn}:*`],
-        Condition: { ArnEquals: { "ecs:cluster": e.clusterArn } },
-      });
-      out.push(passRoleStatement("EcsPassTaskRoles", e.passRoles, "ecs-tasks.amazonaws.com"));
-    }
-    out.push({
-      Sid: "EcsObserveStopTask",
-      Effect: "Allow",
-      Action: ["ecs:DescribeTasks", "ecs:StopTask"],
-      Resource: [pulumi.interpolate`arn:aws:ecs:${g.region}:${g.accountId}:task/${e.clusterName}/*`],
-    });
-  }
-  if (g.ec2) {
-    const e = g.ec2;
-    if (start) {
-      out.push({ Sid: "SsmSendOurDocument", Effect: "Allow", Action: ["ssm:SendCommand"], Resource: [e.documentArn] });
-      out.push({
-        Sid: "SsmSendFleetInstances",
-        Effect: "Allow",
-        Action: ["ssm:SendCommand"],
-        Resource: [pulumi.interpolate`arn:aws:ec2:${g.region}:${g.accountId}:instance/*`],
-        Condition: { StringEquals: { [`ssm:resourceTag/${FLEET_TAG}`]: e.fleetNames } },
-      });
-    }
-    out.push({
-      Sid: "SsmCancelFleetCommands",
-      Effect: "Allow",
-      Action: ["ssm:CancelCommand"],
-      Resource: [pulumi.interpolate`arn:aws:ec2:${g.region}:${g.accountId}:instance/*`],
-      Condition: { StringEquals: { [`ssm:resourceTag/${FLEET_TAG}`]: e.fleetNames } },
-    });
-    out.push({
-      Sid: "Ec2ObserveFleet",
-      Effect: "Allow",
-      Action: ["ssm:GetCommandInvocation", "ssm:ListCommandInvocations", "ssm:DescribeInstanceInformation", "ec2:DescribeInstances", "autoscaling:DescribeAutoScalingGroups"],
-      Resource: "*",
-    });
-    out.push({
-      Sid: "Ec2MirrorLeaseTags",
-      Effect: "Allow",
-      Action: ["ec2:CreateTags"],
-      Resource: [pulumi.interpolate`arn:aws:ec2:${g.region}:${g.accountId}:instance/*`],
-      Condition: { StringEquals: { [`aws:ResourceTag/${FLEET_TAG}`]: e.fleetNames } },
-    });
-    // No Auto Scaling grant: instances are protected from scale-in when registered (by the fleet manager), so a
-    // claim or a release only writes tags.
-  }
-  if (g.agentcore) {
-    const a = g.agentcore;
-    out.push({
-      Sid: "AgentCoreSessions",
-      Effect: "Allow",
-      Action: start ? ["bedrock-agentcore:InvokeAgentRuntime", "bedrock-agentcore:StopRuntimeSession"] : ["bedrock-agentcore:StopRuntimeSession"],
-      Resource: [a.runtimeArn, pulumi.interpolate`${a.runtimeArn}/*`],
-    });
-  }
-  return out;
+/**
+ * Start, poll and stop rights over every enabled backend's sessions (each backend's component states its own,
+ * ComputeBackend.controlPlaneStatements); none for a disabled one. `start` false: poll/stop only.
+ */
+export function computeStatements(backends: readonly ComputeBackend[], start: boolean): Statement[] {
+  return backends.flatMap((b) => b.controlPlaneStatements(start));
 }

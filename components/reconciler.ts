@@ -5,7 +5,9 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
-import { computeStatements, payloadStatement, tableStatement, type ComputeGrants, type TableArns } from "./iam";
+import type { RuntimeConfig } from "../runtime/config";
+import type { ComputeBackend } from "./compute-backend";
+import { computeStatements, payloadStatement, tableStatement, type TableArns } from "./iam";
 import { createHandlerFunction } from "./handler-function";
 import { orchestratorExecutionStatements } from "./task-orchestrator";
 
@@ -13,10 +15,11 @@ export const RECONCILER_HANDLER = "runtime/reconciler/lambda.ts";
 
 export interface ReconcilerArgs {
   /** The runtime config, with orchestrator.functionArn set (the alias a re-drive invokes). */
-  readonly runtimeConfig: pulumi.Input<object>;
+  readonly runtimeConfig: pulumi.Output<RuntimeConfig>;
   readonly tableArns: TableArns;
   readonly payloadBucketArn: pulumi.Input<string>;
-  readonly grants: ComputeGrants;
+  /** The enabled backends, whose control-plane grants this role gets. */
+  readonly computeBackends: readonly ComputeBackend[];
   /** Unqualified ARN of the orchestrator function and the alias executions are started through. */
   readonly orchestratorFunctionArn: pulumi.Input<string>;
   readonly orchestratorAliasArn: pulumi.Input<string>;
@@ -48,7 +51,7 @@ export function createReconciler(name: string, args: ReconcilerArgs, parent: pul
         payloadStatement("Payloads", args.payloadBucketArn, ["delete"]),
         ...orchestratorExecutionStatements(args.orchestratorFunctionArn, { list: true, get: true, wake: true }),
         { Sid: "RedriveOrchestration", Effect: "Allow", Action: ["lambda:InvokeFunction"], Resource: [args.orchestratorAliasArn] },
-        ...computeStatements(args.grants, false),
+        ...computeStatements(args.computeBackends, false),
       ],
     },
     parent,

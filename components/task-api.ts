@@ -6,7 +6,9 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
-import { computeStatements, payloadStatement, tableStatement, type ComputeGrants, type TableArns } from "./iam";
+import type { RuntimeConfig } from "../runtime/config";
+import type { ComputeBackend } from "./compute-backend";
+import { computeStatements, payloadStatement, tableStatement, type TableArns } from "./iam";
 import { HTTP_API_INTEGRATION_TIMEOUT_SECONDS } from "./config/aws-quotas";
 import { createHandlerFunction } from "./handler-function";
 import type { RepoCredentialSecrets } from "./repo-credentials";
@@ -32,7 +34,7 @@ export interface TaskApiArgs {
    * orchestrator's config needs before this component (which needs the orchestrator) exists.
    */
   readonly api: aws.apigatewayv2.Api;
-  readonly runtimeConfig: pulumi.Input<object>;
+  readonly runtimeConfig: pulumi.Output<RuntimeConfig>;
   readonly tableArns: TableArns;
   readonly payloadBucketArn: pulumi.Input<string>;
   /** Qualified alias ARN of the orchestrator. */
@@ -40,7 +42,8 @@ export interface TaskApiArgs {
   /** Unqualified ARN of the orchestrator function (its durable executions extend it). */
   readonly orchestratorFunctionArn: pulumi.Input<string>;
   /** Cancel stops compute directly: poll/stop rights only, never start. */
-  readonly grants: ComputeGrants;
+  /** The enabled backends, whose control-plane grants this role gets. */
+  readonly computeBackends: readonly ComputeBackend[];
   readonly logRetentionDays: number;
   /** The repository credential secrets: the API (the agent channel's credentials route) alone reads them. */
   readonly credentialSecrets?: RepoCredentialSecrets;
@@ -80,7 +83,7 @@ export function createTaskApi(name: string, args: TaskApiArgs, parent: pulumi.Re
         { Sid: "StartOrchestration", Effect: "Allow", Action: ["lambda:InvokeFunction"], Resource: [args.orchestratorAliasArn] },
         // Cancel wakes the task's orchestrator (runtime/orchestrator/wake.ts).
         ...orchestratorExecutionStatements(args.orchestratorFunctionArn, { wake: true }),
-        ...computeStatements(args.grants, false),
+        ...computeStatements(args.computeBackends, false),
         ...(args.credentialSecrets ? [args.credentialSecrets.readStatement()] : []),
       ],
     },

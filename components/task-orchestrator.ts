@@ -5,7 +5,9 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
-import { computeStatements, payloadStatement, tableStatement, type ComputeGrants, type Statement, type TableArns } from "./iam";
+import type { RuntimeConfig } from "../runtime/config";
+import type { ComputeBackend } from "./compute-backend";
+import { computeStatements, payloadStatement, tableStatement, type Statement, type TableArns } from "./iam";
 import { DURABLE_EXECUTION_TIMEOUT_BOUNDS, DURABLE_RETENTION_DAYS_BOUNDS } from "./config/aws-quotas";
 import { createHandlerFunction } from "./handler-function";
 import type { HandlerCode } from "./lambda-code";
@@ -36,10 +38,11 @@ export function orchestratorDurableConfig(taskTimeoutSeconds: number, retentionD
 }
 
 export interface TaskOrchestratorArgs {
-  readonly runtimeConfig: pulumi.Input<object>;
+  readonly runtimeConfig: pulumi.Output<RuntimeConfig>;
   readonly tableArns: TableArns;
   readonly payloadBucketArn: pulumi.Input<string>;
-  readonly grants: ComputeGrants;
+  /** The enabled backends, whose control-plane grants this role gets. */
+  readonly computeBackends: readonly ComputeBackend[];
   /** Longest a task may live; the durable execution gets this plus a margin for finalize. */
   readonly taskTimeoutSeconds: number;
   readonly logRetentionDays: number;
@@ -87,7 +90,7 @@ export function createOrchestrator(name: string, args: TaskOrchestratorArgs, par
         tableStatement("TaskTables", args.tableArns, ["tasks", "events", "leases", "concurrency", "repos", "waiters"], true),
         // put: the start step writes the agent's token into the payload; get: it presigns the agent's URL with it.
         payloadStatement("Payloads", args.payloadBucketArn, ["get", "put", "delete"]),
-        ...computeStatements(args.grants, true),
+        ...computeStatements(args.computeBackends, true),
       ],
     },
     parent,

@@ -12,7 +12,7 @@ const fleetArgs = (settings: object) => ({
   ...shared, fleet: "default", image: IMAGE, subnetIds: ["subnet-0123456789abcdef0"], userData: "#!/bin/bash\n", settings: { ...fleetSettings, ...settings },
 });
 const ecsArgs = (settings: object) => ({
-  ...shared, image: IMAGE, logRetentionDays: 7, tableNames: { tasks: "tasks", events: "events" },
+  ...shared, image: IMAGE, subnetIds: ["subnet-0123456789abcdef0"], logRetentionDays: 7, tableNames: { tasks: "tasks", events: "events" },
   settings: { cpu: 2048, memory: 4096, fargateSpot: false, ephemeralStorageGiB: 30, ...settings },
 });
 

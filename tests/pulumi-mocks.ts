@@ -110,15 +110,20 @@ export function runProgramCached(stackConfig: Record<string, unknown>): Promise<
   return run;
 }
 
-export async function runProgram(stackConfig: Record<string, unknown>, program: string = PROGRAM, stack: string = STACK): Promise<ProgramRun> {
-  const resources: RecordedResource[] = [];
-  const parents = new Map<string, string>();
-  const dependencies = new Map<string, string[]>();
+/** The stack config as Pulumi hands it to a program: `namespace:key` → string (structured values as JSON). */
+export function pulumiConfigValues(stackConfig: Record<string, unknown>): Record<string, string> {
   const config: Record<string, string> = { "aws:region": REGION };
   for (const [k, v] of Object.entries(stackConfig)) {
     config[k.includes(":") ? k : `${PROJECT}:${k}`] = typeof v === "string" ? v : JSON.stringify(v);
   }
-  pulumi.runtime.setAllConfig(config);
+  return config;
+}
+
+export async function runProgram(stackConfig: Record<string, unknown>, program: string = PROGRAM, stack: string = STACK): Promise<ProgramRun> {
+  const resources: RecordedResource[] = [];
+  const parents = new Map<string, string>();
+  const dependencies = new Map<string, string[]>();
+  pulumi.runtime.setAllConfig(pulumiConfigValues(stackConfig));
   await pulumi.runtime.setMocks(
     {
       newResource(args) {
@@ -238,12 +243,20 @@ export const COMBINATIONS: Record<string, Record<string, unknown>> = {
   },
   // Fargate Spot runs X86_64 only; with the default ARM64 (m7g) fleet, the one image is declared multi-arch.
   "ec2 + ecs": { backends: ["ec2", "ecs"], image: IMAGE, imageMultiArch: true, ecs: { architecture: "X86_64", fargateSpot: true } },
+  // Settings away from their defaults, so that the handoff test sees each one arrive; an image per architecture
+  // (m7g is ARM64, g5 is x86_64).
   "two named ec2 fleets": {
     backends: ["ec2"],
-    // An image per architecture: m7g is ARM64, g5 is x86_64.
     images: { arm64: IMAGE, x86_64: `${IMAGE}-amd64` },
-    fleets: { default: { instanceType: "m7g.xlarge", maxSize: 6 }, gpu: { instanceType: "g5.xlarge", maxSize: 2, spot: true, rootVolumeGiB: 200 } },
-    defaultFleet: "default",
+    fleets: {
+      default: { instanceType: "m7g.xlarge", minSize: 1, maxSize: 6, warmBuffer: 2, maxTasksPerInstance: 50 },
+      gpu: { instanceType: "g5.xlarge", maxSize: 2, warmBuffer: 0, spot: true, rootVolumeGiB: 200, readyDeadlineSeconds: 1200, maxInstanceLifetimeSeconds: 7200 },
+    },
+    defaultFleet: "gpu",
+    dispatchTimeoutSeconds: 300,
+    taskTimeoutSeconds: 14400,
+    heartbeatTimeoutSeconds: 240,
+    maxConcurrentPerUser: 3,
     network: { vpcId: "vpc-0123456789abcdef0", privateSubnetIds: ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"] },
   },
 };

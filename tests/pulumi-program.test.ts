@@ -204,10 +204,11 @@ describe("security settings of the built resources", function () {
     expect(script("gpu")).to.contain(`AGENT_IMAGE='${IMAGE}-amd64'`).and.to.contain("docker run --rm --gpus all").and.to.contain("nvidia-ctk runtime configure");
     expect(script("default")).to.contain(`AGENT_IMAGE='${IMAGE}'`).and.not.to.contain("--gpus");
     const config = JSON.parse(r.one("aws:lambda/function:Function", "orchestrator").inputs.environment.variables.AGENT_COMPUTE_CONFIG);
-    // The default fleet's image is ec2.image; the other architecture's fleet names its own.
-    expect(config.ec2.image).to.equal(IMAGE);
-    expect(config.ec2.fleets.gpu.image).to.equal(`${IMAGE}-amd64`);
-    expect(config.ec2.fleets.default).to.not.have.property("image");
+    // The default fleet's (gpu, x86_64) image is ec2.image; the other architecture's fleet names its own.
+    expect(config.ec2.defaultFleet).to.equal("gpu");
+    expect(config.ec2.image).to.equal(`${IMAGE}-amd64`);
+    expect(config.ec2.fleets.default.image).to.equal(IMAGE);
+    expect(config.ec2.fleets.gpu).to.not.have.property("image");
   });
 
   it("the AgentCore runtime waits for its role's policy, not only the role (the service checks the role's rights at create)", async () => {
