@@ -67,6 +67,7 @@ const ec2 = has("ec2")
       fleets: config.fleets,
       defaultFleet: config.defaultFleet,
       images: { arm64: imageFor("arm64"), x86_64: imageFor("x86_64") },
+      models,
       vpcId: network.vpcId,
       subnetIds: network.privateSubnetIds,
       deliveryTimeoutSeconds: config.dispatchTimeoutSeconds,

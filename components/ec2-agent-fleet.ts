@@ -1,15 +1,18 @@
 /**
  * One named EC2 fleet: launch template (AMI from an SSM parameter, IMDSv2 required with hop limit 1, encrypted
- * EBS, no key pair, no public IP), an Auto Scaling group carrying the fleet tag, an egress-443-only security
- * group, and an SSM-managed instance role that may tag only the instance it runs on.
+ * EBS, no key pair, no public IP, the boot script as user data), an Auto Scaling group carrying the fleet tag, an
+ * egress-443-only security group, an SSM-managed instance role that may tag only the instance it runs on, and the
+ * fleet's agent role: the configured models only, assumable only by the instance role, one session per task.
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
+import { AGENT_SESSION_PREFIX, AGENT_SESSION_TAG } from "../runtime/fleet/agent-credentials";
+import { bootScript } from "../runtime/fleet/boot-script";
 import { BOOT_TAG, FLEET_TAG, TERMINATION_HOOK_NAME } from "../runtime/fleet/tags";
 import { ROOT_VOLUME_GIB_BOUNDS } from "../runtime/limits";
 import type { Ec2FleetConfig } from "../runtime/config";
-import type { AgentImageRef } from "./agent-image";
-import { ecrPullStatements, policyDocument, assumeRolePolicy } from "./iam";
+import { imageUri, type AgentImageRef, type AgentModels } from "./agent-image";
+import { bedrockInvokeStatement, ecrPullStatements, policyDocument, assumeRolePolicy, type Statement } from "./iam";
 import { egressHttpsOnly } from "./security-group";
 import type { FleetSettings } from "./config/types";
 import { USER_DATA_MAX_BYTES } from "./config/aws-quotas";
@@ -22,10 +25,12 @@ export interface Ec2AgentFleetArgs {
   readonly fleet: string;
   readonly settings: FleetSettings;
   readonly image: string | AgentImageRef;
+  /** The models the fleet's agents may invoke (the agent role's only grant). */
+  readonly models: AgentModels;
+  readonly region: pulumi.Input<string>;
+  readonly accountId: pulumi.Input<string>;
   readonly vpcId: pulumi.Input<string>;
   readonly subnetIds: pulumi.Input<pulumi.Input<string>[]>;
-  /** Instance boot script (plain text; encoded here). */
-  readonly userData: pulumi.Input<string>;
   readonly tags?: Record<string, string>;
 }
 
@@ -34,6 +39,7 @@ export class Ec2AgentFleet extends pulumi.ComponentResource {
   readonly autoScalingGroup: aws.autoscaling.Group;
   readonly securityGroup: aws.ec2.SecurityGroup;
   readonly role: aws.iam.Role;
+  readonly agentRole: aws.iam.Role;
   readonly autoScalingGroupName: pulumi.Output<string>;
   readonly autoScalingGroupArn: pulumi.Output<string>;
   /** This fleet's settings in the runtime config (RuntimeConfig.ec2.fleets[fleet]): its group and how it scales and heals. */
@@ -48,6 +54,7 @@ export class Ec2AgentFleet extends pulumi.ComponentResource {
     this.autoScalingGroup = built.autoScalingGroup;
     this.securityGroup = built.securityGroup;
     this.role = built.role;
+    this.agentRole = built.agentRole;
     this.autoScalingGroupName = built.autoScalingGroup.name;
     this.autoScalingGroupArn = built.autoScalingGroup.arn;
     this.runtimeSettings = fleetRuntimeSettings(args.settings, this.autoScalingGroupName);
@@ -64,6 +71,7 @@ export function fleetRuntimeSettings(s: FleetSettings, autoScalingGroupName: pul
     autoScalingGroupName,
     warmBuffer: s.warmBuffer,
     readyDeadlineSeconds: s.readyDeadlineSeconds,
+    scaleInIdleSeconds: s.scaleInIdleSeconds,
     maxInstanceLifetimeSeconds: s.maxInstanceLifetimeSeconds,
     ...(s.maxTasksPerInstance !== undefined ? { maxTasksPerInstance: s.maxTasksPerInstance } : {}),
     terminationHookName: TERMINATION_HOOK_NAME,
@@ -89,7 +97,6 @@ export function fleetArgumentErrors(args: Ec2AgentFleetArgs): pulumi.InputProper
       reason: `must be a whole number of GiB from ${ROOT_VOLUME_GIB_BOUNDS.min} to ${ROOT_VOLUME_GIB_BOUNDS.max}, got ${s.rootVolumeGiB}`,
     });
   }
-  if (typeof args.userData === "string") errors.push(...userDataErrors(args.userData));
   return errors;
 }
 
@@ -113,23 +120,73 @@ export function selfTagStatement() {
   };
 }
 
+/**
+ * The agent role's trust: only this fleet's instance role, only with a session named for a task, and only the
+ * task-id session tag. (No aws:SourceAccount or sts:ExternalId: those guard a service or a third party acting for
+ * us; here the one principal is a role of this account, named by ARN.)
+ */
+export function agentRoleTrustPolicy(instanceRoleArn: pulumi.Input<string>): pulumi.Output<string> {
+  return pulumi.jsonStringify({
+    Version: "2012-10-17",
+    Statement: [
+      {
+        Sid: "FleetInstanceAssumesPerTask",
+        Effect: "Allow",
+        Principal: { AWS: instanceRoleArn },
+        Action: "sts:AssumeRole",
+        Condition: { StringLike: { "sts:RoleSessionName": `${AGENT_SESSION_PREFIX}*` } },
+      },
+      {
+        Sid: "FleetInstanceTagsTheTask",
+        Effect: "Allow",
+        Principal: { AWS: instanceRoleArn },
+        Action: "sts:TagSession",
+        Condition: { "ForAllValues:StringEquals": { "aws:TagKeys": [AGENT_SESSION_TAG] } },
+      },
+    ],
+  });
+}
+
+/** The instance role may assume the fleet's agent role (and tag the session), and no other role. */
+export function assumeAgentRoleStatement(agentRoleArn: pulumi.Input<string>): Statement {
+  return { Sid: "AssumeAgentRole", Effect: "Allow", Action: ["sts:AssumeRole", "sts:TagSession"], Resource: [agentRoleArn] };
+}
+
 export function createFleet(name: string, args: Ec2AgentFleetArgs, parent: pulumi.Resource) {
   const s = args.settings;
   const role = new aws.iam.Role(`${name}-role`, { assumeRolePolicy: assumeRolePolicy("ec2.amazonaws.com") }, { parent });
   new aws.iam.RolePolicyAttachment(`${name}-ssm-core`, { role: role.name, policyArn: SSM_MANAGED_POLICY }, { parent });
+  // What the agent container gets: the stack's models and nothing else (no tables, payloads, image or logs).
+  const agentRole = new aws.iam.Role(`${name}-agent-role`, { assumeRolePolicy: agentRoleTrustPolicy(role.arn) }, { parent });
+  new aws.iam.RolePolicy(
+    `${name}-agent-policy`,
+    { role: agentRole.id, policy: policyDocument([bedrockInvokeStatement("AgentInvokeModels", args.models.allowed, args.region, args.accountId)]) },
+    { parent },
+  );
   new aws.iam.RolePolicy(
     `${name}-policy`,
     {
       role: role.id,
       policy: policyDocument([
         selfTagStatement(),
-        // No task tables, no payloads: the SSM document fetches the payload by its presigned URL, and the agent
-        // container (bridge network, IMDSv2 hop limit 1) cannot reach this role at all.
+        // No task tables, no payloads, no models: the SSM document fetches the payload by its presigned URL, and
+        // the agent container (bridge network, IMDSv2 hop limit 1) cannot reach this role at all; it gets the
+        // agent role's credentials, which the document's script assumes for its task.
+        assumeAgentRoleStatement(agentRole.arn),
         ...ecrPullStatements("Instance", args.image),
       ]),
     },
     { parent },
   );
+  const userData = pulumi
+    .all([imageUri(args.image), agentRole.arn])
+    .apply(([image, agentRoleArn]) => {
+      const text = bootScript({ fleet: args.fleet, image, agentRoleArn, gpu: args.settings.gpu });
+      // Known only now (the image and the role are outputs): checked here, before the launch template is sent.
+      const errors = userDataErrors(text);
+      if (errors.length) throw new pulumi.InputPropertiesError({ message: `Ec2AgentFleet ${name}: invalid arguments`, errors });
+      return Buffer.from(text, "utf8").toString("base64");
+    });
   const profile = new aws.iam.InstanceProfile(`${name}-profile`, { role: role.name }, { parent });
   const securityGroup = egressHttpsOnly(`${name}-instances`, args.vpcId, `EC2 fleet ${args.fleet}: HTTPS out only`, parent);
   const tags = { ...(args.tags ?? {}), [FLEET_TAG]: args.fleet };
@@ -146,12 +203,7 @@ export function createFleet(name: string, args: Ec2AgentFleetArgs, parent: pulum
         { deviceName: "/dev/xvda", ebs: { volumeSize: s.rootVolumeGiB, volumeType: "gp3", encrypted: "true", deleteOnTermination: "true" } },
       ],
       networkInterfaces: [{ deviceIndex: 0, associatePublicIpAddress: "false", securityGroups: [securityGroup.id], deleteOnTermination: "true" }],
-      userData: pulumi.output(args.userData).apply((text) => {
-        // A script known only now (its image is an output) is checked here; a plain string was checked up front.
-        const errors = userDataErrors(text);
-        if (errors.length) throw new pulumi.InputPropertiesError({ message: `Ec2AgentFleet ${name}: invalid arguments`, errors });
-        return Buffer.from(text, "utf8").toString("base64");
-      }),
+      userData,
       tagSpecifications: [
         { resourceType: "instance", tags },
         { resourceType: "volume", tags },
@@ -195,5 +247,5 @@ export function createFleet(name: string, args: Ec2AgentFleetArgs, parent: pulum
     // The fleet manager owns desired capacity (queue depth + warm buffer); an update must not reset it.
     { parent, ignoreChanges: ["desiredCapacity"] },
   );
-  return { role, profile, securityGroup, launchTemplate, autoScalingGroup };
+  return { role, agentRole, profile, securityGroup, launchTemplate, autoScalingGroup };
 }

@@ -6,10 +6,9 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import type { Ec2Config } from "../runtime/config";
-import { bootScript } from "../runtime/fleet/boot-script";
 import { AGENT_TASK_DOCUMENT_PARAMETERS, agentTaskDocument } from "../runtime/fleet/document";
 import { FLEET_TAG } from "../runtime/fleet/tags";
-import type { AgentImageRef } from "./agent-image";
+import type { AgentImageRef, AgentModels } from "./agent-image";
 import { CommandDocument } from "./command-document";
 import type { ComputeBackend } from "./compute-backend";
 import type { Architecture, FleetSettings } from "./config/types";
@@ -22,6 +21,8 @@ export interface Ec2BackendArgs {
   readonly defaultFleet?: string;
   /** The image each CPU architecture runs: a fleet pulls and runs the one of its instance type's architecture. */
   readonly images: Record<Architecture, string | AgentImageRef>;
+  /** The models agents may invoke: each fleet's agent role's grant; the default is the document's ANTHROPIC_MODEL. */
+  readonly models: AgentModels;
   readonly vpcId: pulumi.Input<string>;
   readonly subnetIds: pulumi.Input<pulumi.Input<string>[]>;
   /** Seconds SSM may take to deliver a command (the stack's dispatchTimeoutSeconds). */
@@ -59,7 +60,7 @@ export class Ec2Backend extends pulumi.ComponentResource implements ComputeBacke
     }
     this.region = args.region;
     this.accountId = args.accountId;
-    this.document = new CommandDocument(`${name}-agent-task`, { content: agentTaskDocument(), parameters: AGENT_TASK_DOCUMENT_PARAMETERS }, { parent: this });
+    this.document = new CommandDocument(`${name}-agent-task`, { content: agentTaskDocument({ model: args.models.default }), parameters: AGENT_TASK_DOCUMENT_PARAMETERS }, { parent: this });
     const imageUri = (a: Architecture) => {
       const image = args.images[a];
       return pulumi.output(typeof image === "string" ? image : image.uri);
@@ -74,9 +75,11 @@ export class Ec2Backend extends pulumi.ComponentResource implements ComputeBacke
             fleet,
             settings,
             image: args.images[settings.architecture],
+            models: args.models,
+            region: args.region,
+            accountId: args.accountId,
             vpcId: args.vpcId,
             subnetIds: args.subnetIds,
-            userData: imageUri(settings.architecture).apply((uri) => bootScript({ fleet, image: uri, gpu: settings.gpu })),
             tags: args.tags,
           },
           { parent: this },

@@ -78,6 +78,8 @@ export interface Ec2FleetConfig {
   readyDeadlineSeconds?: number;
   /** An instance older than this is drained and replaced once idle (default 86,400 s = 24 h). */
   maxInstanceLifetimeSeconds?: number;
+  /** Scale-in drains an idle instance only after it has been idle this long (default 120 s). */
+  scaleInIdleSeconds?: number;
   /** An instance that ran this many tasks is drained and replaced (default: unlimited). */
   maxTasksPerInstance?: number;
   /** Name of the group's termination lifecycle hook, completed once the instance holds no task. */

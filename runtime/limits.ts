@@ -32,6 +32,9 @@ export const DEFAULT_LIMITS: LimitsConfig = {
 export const FLEET_DEFAULTS = {
   readyDeadlineSeconds: 900,
   maxInstanceLifetimeSeconds: 24 * 3600,
+  // About one boot: keeping an idle instance that long costs no more than launching its replacement would, and a
+  // fleet that drained at once relaunched most of what it drained (see docs/performance.md, fleet economics).
+  scaleInIdleSeconds: 120,
 } as const;
 
 /** What a stack may set each of its task limits to. */

@@ -49,6 +49,25 @@ describe("claude driver: decisions", () => {
     expect(env).not.to.have.any.keys("TASK_ID", "AGENT_PAYLOAD_URL", "GITHUB_TOKEN", "ANTHROPIC_API_KEY");
   });
 
+  it("on the EC2 fleet: Claude Code gets the host-refreshed credential_process config and, for a task naming no model, the stack's model", () => {
+    // The container's environment as the fleet's task document sets it (runtime/fleet/document.ts).
+    const runnerEnv = {
+      PATH: "/bin",
+      HOME: "/h",
+      TASK_ID: "t",
+      AGENT_PAYLOAD_URL: "/agent/payload.json",
+      AWS_REGION: "eu-west-3",
+      AWS_DEFAULT_REGION: "eu-west-3",
+      ANTHROPIC_MODEL: "global.anthropic.claude-sonnet-4-5-20250929-v1:0",
+      AWS_CONFIG_FILE: "/agent/aws/config",
+      AWS_SDK_LOAD_CONFIG: "1",
+    };
+    const env = new ClaudeDriver({ runnerEnv }).childEnv(undefined);
+    expect(env).to.include({ CLAUDE_CODE_USE_BEDROCK: "1", AWS_CONFIG_FILE: "/agent/aws/config", AWS_SDK_LOAD_CONFIG: "1", AWS_REGION: "eu-west-3", ANTHROPIC_MODEL: runnerEnv.ANTHROPIC_MODEL });
+    expect(env).not.to.have.any.keys("TASK_ID", "AGENT_PAYLOAD_URL");
+    expect(new ClaudeDriver({ runnerEnv }).childEnv("anthropic.claude-3-5-haiku-20241022-v1:0").ANTHROPIC_MODEL, "the task's own model first").to.equal("anthropic.claude-3-5-haiku-20241022-v1:0");
+  });
+
   it("passes max_turns, max_budget_usd, the model and the prompt to the SDK; a stream that throws is an agent failure", async () => {
     let seen: any;
     const driver = new ClaudeDriver({

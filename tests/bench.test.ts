@@ -2,7 +2,8 @@
 import { expect } from "chai";
 import { runCostBench } from "../bench/cost/cost";
 import { frontierSvg } from "../bench/fleet/chart";
-import { dominates, fleetChart, rateSeconds, runFleetEconomics } from "../bench/fleet/economics";
+import { dominates, fleetChart, fleetSettings, rateSeconds, runFleetEconomics } from "../bench/fleet/economics";
+import { simulateProduct } from "../bench/fleet/product";
 import { ephemeralRunners, staticFleet } from "../bench/fleet/peers";
 import { percentile, simulate, type SimulationResult } from "../bench/fleet/simulate";
 import { generateTrace, WORKDAY } from "../bench/fleet/workload";
@@ -40,14 +41,30 @@ describe("bench: fleet economics", () => {
     expect(eph.waitP50).to.be.at.least(SMALL.boot.min);
   });
 
-  it("runs ours at every buffer and every peer, sizes the static fleet, and draws one SVG point per result", () => {
-    const r = runFleetEconomics(SMALL);
+  it("runs ours at every buffer and every peer, sizes the static fleet, and draws one SVG point per result", async () => {
+    const r = await runFleetEconomics(SMALL);
     expect(r.ours.map((o) => o.buffer)).to.deep.equal([0, 1, 2, 4]);
     expect(r.peers.length).to.equal(6);
     const staticRun = r.peers[0];
     expect(staticRun.waitP95).to.be.at.most(r.staticSizedFor.p95Target);
-    expect(fleetChart(r).match(/<circle [^>]*><title>/g)?.length).to.equal(r.ours.length + r.oursWakes.length + r.whatIf.length + r.peers.length);
-    expect(r.dominance.length).to.equal((r.ours.length + r.oursWakes.length + r.whatIf.length) * r.peers.length);
+    expect(fleetChart(r).match(/<circle [^>]*><title>/g)?.length).to.equal(r.ours.length + r.oursNoGrace.length + r.peers.length);
+    expect(r.dominance.length).to.equal((r.ours.length + r.oursNoGrace.length) * r.peers.length);
+  });
+
+  it("runs our fleet through the product's decisions: every task served, instances registered, handed over and drained", async () => {
+    const trace = generateTrace(SMALL);
+    const run = await simulateProduct(trace, { settings: fleetSettings({ warmBuffer: 0 }), maxSize: SMALL.tasks, scheduleSeconds: 60 }, SMALL);
+    expect(run.tasks).to.equal(SMALL.tasks);
+    // Every launch was registered by a pass (planFleet), and every task was bound by the dispatcher or a hand-over.
+    expect(run.actions.register).to.equal(run.launches);
+    expect(run.dispatched + run.handOvers).to.equal(SMALL.tasks);
+    // No buffer, nothing queued at night: the fleet ends the day empty, having drained what it launched.
+    expect(run.actions.terminate).to.equal(run.launches);
+    // A task waits at least a boot and two passes' worth when no instance is free, never more than the day allows.
+    expect(run.waitMax).to.be.at.least(SMALL.boot.min);
+    // The idle grace keeps instances a while: with it the day launches fewer instances than without.
+    const atOnce = await simulateProduct(trace, { settings: fleetSettings({ warmBuffer: 0, scaleInIdleSeconds: 0 }), maxSize: SMALL.tasks, scheduleSeconds: 60 }, SMALL);
+    expect(run.launches).to.be.lessThan(atOnce.launches);
   });
 
   it("calls a point dominant only when it is no worse on both axes and better on one", () => {
@@ -81,17 +98,22 @@ describe("bench: control-plane cost per task", function () {
   this.timeout(60_000);
 
   it("meters a 10-minute ECS task: requests, durable operations, units and dollars all counted, and a wake finalizes at once", async () => {
-    const [wakes, silent, baseline] = await runCostBench({ backends: ["ecs"], lengths: [{ label: "10 min", seconds: 600 }] });
-    expect([wakes.mode, silent.mode, baseline.mode]).to.deep.equal(["ours, report wakes", "ours, report does not wake", "baseline (fixed 30 s poll)"]);
+    const [wakes, baseline] = await runCostBench({ backends: ["ecs"], lengths: [{ label: "10 min", seconds: 600 }] });
+    expect([wakes.mode, baseline.mode]).to.deep.equal(["ours (the agent channel's result wakes)", "baseline (fixed 30 s poll)"]);
     expect(wakes.requests["ecs:RunTask"]).to.equal(1);
     expect(wakes.requests["ecs:DescribeTasks"]).to.be.greaterThan(0);
     expect(wakes.requests["dynamodb:PutItem"]).to.be.greaterThan(0);
     expect(wakes.readUnits).to.be.greaterThan(0);
     expect(wakes.writeUnits).to.be.greaterThan(0);
-    // The report wakes the orchestrator: finalized on the report's instant, through one callback completion.
+    // The channel's result route wakes the orchestrator: finalized on the report's instant, through one callback
+    // completion; the baseline sees the result at its next poll.
     expect(wakes.reportToFinalizedSeconds).to.equal(0);
     expect(wakes.agentRequests["lambda:SendDurableExecutionCallbackSuccess"]).to.equal(1);
-    expect(silent.reportToFinalizedSeconds).to.be.greaterThan(0);
+    expect(baseline.reportToFinalizedSeconds).to.be.greaterThan(0);
+    // Each report is a channel request: RUNNING, a heartbeat every 30 s of the 600 s, the result.
+    expect(wakes.channelRequests).to.equal(1 + 20 + 1);
+    expect(wakes.channelGbSeconds).to.be.greaterThan(0);
+    expect(wakes.agentReadUnits).to.be.greaterThan(0);
     // A 600 s task polled every 30 s: twenty waits at least, each a durable operation and a new invocation.
     expect(baseline.durableOperations).to.be.at.least(40);
     expect(baseline.lambdaInvocations).to.be.at.least(21);

@@ -1,8 +1,9 @@
-/** The fleet's pure decisions, as tables: SSM status mapping, desired capacity, the reconcile plan. */
+/** The fleet's pure decisions, as tables: SSM status mapping, desired capacity, the reconcile plan, scale-in, release. */
 import { expect } from "chai";
 import type { ComputeState } from "../runtime/compute/strategy";
 import { mapCommandStatus } from "../runtime/fleet/command-status";
-import type { Lease } from "../runtime/fleet/lease";
+import { releaseTarget, type Lease } from "../runtime/fleet/lease";
+import { planFleet, type FleetObservation } from "../runtime/fleet/plan";
 import { planReconcile } from "../runtime/fleet/reconcile";
 import { desiredCapacity, type CapacityInput } from "../runtime/fleet/scaling";
 import type { TaskStatus } from "../runtime/tasks/status";
@@ -42,6 +43,11 @@ describe("SSM command status → compute state", () => {
     const mapped = mapCommandStatus("Failed", "Failed", 2);
     expect(mapped.reason).to.contain("exit code 2");
     expect(mapped.reason).to.not.match(/ECS|Fargate|AgentCore/);
+  });
+
+  it("exit code 69 says the host could not get the agent's model credentials", () => {
+    expect(mapCommandStatus("Failed", "Failed", 69).reason).to.match(/exit code 69: the instance could not assume the fleet's agent role/);
+    expect(mapCommandStatus("Failed", "Failed", 4).reason).to.not.contain("agent role");
   });
 });
 
@@ -126,5 +132,59 @@ describe("lease reconcile plan", () => {
     it(name, () => {
       expect(planReconcile({ leases, tasks: statuses(tasks), runningInstanceIds: running ? new Set(running) : undefined })).to.deep.equal(expected);
     });
+  }
+});
+
+describe("fleet scale-in waits for the idle grace", () => {
+  const now = "2026-11-30T10:00:00.000Z";
+  const ago = (seconds: number) => new Date(Date.parse(now) - seconds * 1000).toISOString();
+  /** Ready instances registered an hour ago, each idle for the given seconds (undefined: idle since registration). */
+  const observe = (idle: (number | undefined)[]): FleetObservation => {
+    const ids = idle.map((_, i) => `i-0000000${i + 1}`);
+    return {
+      fleet: "default",
+      now,
+      group: { desired: ids.length, min: 0, max: 10, members: ids.map((instanceId) => ({ instanceId, lifecycleState: "InService", health: "Healthy" })) },
+      instances: ids.map((instanceId) => ({ instanceId, state: "running", launchedAt: ago(3700), boot: "ready" })),
+      leases: ids.map((instanceId, i) => ({
+        instanceId,
+        fleet: "default",
+        state: "READY",
+        registeredAt: ago(3600 - i),
+        ...(idle[i] !== undefined ? { idleSince: ago(idle[i]!) } : {}),
+      })),
+      queued: 0,
+    };
+  };
+  const drained = (o: FleetObservation, settings: Parameters<typeof planFleet>[1]) =>
+    planFleet(o, settings).filter((a) => a.kind === "drain").map((a) => (a as { instanceId: string }).instanceId);
+
+  const cases: [name: string, idle: (number | undefined)[], settings: Parameters<typeof planFleet>[1], expected: string[]][] = [
+    ["an instance freed a moment ago stays (default grace 120 s)", [30], {}, []],
+    ["an instance idle past the grace is drained", [121], {}, ["i-00000001"]],
+    ["an instance never used is idle since its registration", [undefined], {}, ["i-00000001"]],
+    ["only the instances past the grace go, the oldest registered first", [200, 10, 500], {}, ["i-00000001", "i-00000003"]],
+    ["the warm buffer is the instance freed last, when it is within the grace", [200, 10, 500], { warmBuffer: 1 }, ["i-00000001", "i-00000003"]],
+    ["the warm buffer keeps one of those past the grace", [200, 500], { warmBuffer: 1 }, ["i-00000001"]],
+    ["a grace of 0 drains every idle instance at once", [0, 5], { scaleInIdleSeconds: 0 }, ["i-00000001", "i-00000002"]],
+    ["a longer grace keeps them all", [200, 500], { scaleInIdleSeconds: 600 }, []],
+  ];
+  for (const [name, idle, settings, expected] of cases) {
+    it(name, () => expect(drained(observe(idle), settings)).to.deep.equal(expected));
+  }
+});
+
+describe("where a released instance goes", () => {
+  const now = new Date("2026-11-30T10:00:00.000Z");
+  const lease = (over: Partial<Lease>): Lease => ({ instanceId: "i-00000001", fleet: "default", state: "BUSY", registeredAt: "2026-11-30T09:00:00.000Z", taskCount: 3, taskId: "t", ...over });
+  const cases: [name: string, lease: Lease, limits: { maxInstanceLifetimeSeconds?: number; maxTasksPerInstance?: number }, expected: unknown][] = [
+    ["a busy instance is offered to the oldest waiter, else READY", lease({}), {}, { offer: true, to: "READY" }],
+    ["a draining instance takes no new task", lease({ state: "DRAINING" }), {}, { offer: false, to: "DRAINING" }],
+    ["an instance past its lifetime retires", lease({}), { maxInstanceLifetimeSeconds: 3600 }, { offer: false, to: "DRAINING", retire: "lifetime" }],
+    ["an instance at its task count retires", lease({}), { maxTasksPerInstance: 3 }, { offer: false, to: "DRAINING", retire: "task-count" }],
+    ["an instance below its task count is offered", lease({}), { maxTasksPerInstance: 4 }, { offer: true, to: "READY" }],
+  ];
+  for (const [name, l, limits, expected] of cases) {
+    it(name, () => expect(releaseTarget(l, limits, now)).to.deep.equal(expected));
   }
 });

@@ -92,7 +92,7 @@ describe("fleet manager (moto)", () => {
   before(() => resetClients());
 
   it("registers booted instances, releases a finished task's lease, and scales in by draining idle instances, never the busy one", async () => {
-    const { config, fleet, leases, group } = await setup({ desired: 4, boot: "ready" });
+    const { config, fleet, leases, group, clock } = await setup({ desired: 4, boot: "ready" });
     const first = await manageFleets(config, leases);
     expect(first[0].registered).to.have.length(4);
 
@@ -103,12 +103,17 @@ describe("fleet manager (moto)", () => {
     const done = await leases.claimInstance(fleet, "done");
     if (!running.ok || !done.ok) throw new Error("expected two claims");
 
+    // The two unused instances have been idle past the scale-in grace (120 s) by the next pass.
+    clock.advance(121);
     const second = await manageFleets(config, leases);
     expect(second[0].reconcile.released).to.deep.equal([{ instanceId: done.lease.instanceId, taskId: "done", why: "task-terminal" }]);
-    // busy 1 + queued 0 + warm buffer 1 = 2 wanted of 4: the two oldest idle instances are drained and terminated.
+    // busy 1 + queued 0 + warm buffer 1 = 2 wanted of 4: the two idle past the grace are drained and terminated;
+    // the instance released in this very pass is within it and stays (it is the warm buffer now).
     const terminated = second[0].actions.filter((a) => a.kind === "terminate").map((a) => a.instanceId);
     expect(terminated).to.have.length(2);
     expect(terminated).to.not.include(running.lease.instanceId);
+    expect(terminated).to.not.include(done.lease.instanceId);
+    expect(await leases.get(done.lease.instanceId)).to.include({ state: "READY", idleSince: clock.now().toISOString() });
     for (const id of terminated) expect(await leases.get(id)).to.include({ state: "DRAINING", drainReason: "scale-in" });
     const after = await group();
     expect(after.DesiredCapacity).to.equal(2);

@@ -8,6 +8,8 @@ import { expect } from "chai";
 import { bootScript } from "../runtime/fleet/boot-script";
 import { agentTaskDocument } from "../runtime/fleet/document";
 
+const AGENT_ROLE = "arn:aws:iam::123456789012:role/agent-compute-dev-fleet-gpu-agent-role";
+
 function shellcheck(script: string): { status: number | null; output: string } {
   const res = spawnSync("shellcheck", ["--shell=bash", "--severity=style", "-"], { input: script, encoding: "utf8" });
   if (res.error) {
@@ -24,8 +26,8 @@ describe("fleet scripts under shellcheck", () => {
   });
 
   const boots: [string, Parameters<typeof bootScript>[0]][] = [
-    ["a CPU fleet with a private ECR image", { fleet: "default", image: "123456789012.dkr.ecr.us-east-1.amazonaws.com/agent@sha256:" + "d".repeat(64) }],
-    ["a GPU fleet with a public image", { fleet: "gpu", image: "public.ecr.aws/example/agent:1", gpu: true }],
+    ["a CPU fleet with a private ECR image", { fleet: "default", image: "123456789012.dkr.ecr.us-east-1.amazonaws.com/agent@sha256:" + "d".repeat(64), agentRoleArn: AGENT_ROLE }],
+    ["a GPU fleet with a public image", { fleet: "gpu", image: "public.ecr.aws/example/agent:1", agentRoleArn: AGENT_ROLE, gpu: true }],
   ];
   for (const [label, options] of boots) {
     it(`the boot script of ${label} passes`, () => {
@@ -35,7 +37,7 @@ describe("fleet scripts under shellcheck", () => {
   }
 
   it("the SSM document's script passes, as written (parameters single-quoted) and as SSM renders it", () => {
-    const doc = agentTaskDocument() as { mainSteps: { inputs: { runCommand: string[] } }[] };
+    const doc = agentTaskDocument({ model: "global.anthropic.claude-sonnet-4-5-20250929-v1:0" }) as { mainSteps: { inputs: { runCommand: string[] } }[] };
     const script = doc.mainSteps[0].inputs.runCommand.join("\n");
     const rendered = script
       .replace("{{ taskId }}", "task-0001")

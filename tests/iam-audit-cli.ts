@@ -4,7 +4,7 @@
  */
 import { COMBINATIONS, policyDocuments, runProgram } from "./pulumi-mocks";
 import { auditDocuments, formatFinding } from "./iam-audit";
-import { agentPrincipals, isAllowed, otherTaskRequests } from "./iam-evaluator";
+import { actionsBeyond, agentPrincipals, ec2AgentRoles, isAllowed, MODEL_INVOKE_ACTIONS, otherTaskRequests, roleArn, roleStatements, trustedAwsPrincipals } from "./iam-evaluator";
 
 async function main(): Promise<number> {
   let statements = 0;
@@ -27,6 +27,15 @@ async function main(): Promise<number> {
       violations += allowed.length;
       const verdict = allowed.length ? `VIOLATION: may ${allowed.map((r) => `${r.action} ${r.resource}`).join("; ")}` : "ok (no access beyond its own task)";
       console.log(`[${label}] agent principal ${p.label} ${p.role}: ${requests.length} requests on another task's record, events and payload: ${verdict}`);
+    }
+    // The EC2 container's credentials: models only, assumable only by its own fleet's instance role.
+    for (const { role, instanceRole } of ec2AgentRoles(run)) {
+      const beyond = actionsBeyond(roleStatements(run, role), MODEL_INVOKE_ACTIONS);
+      const trusted = trustedAwsPrincipals(run, role).filter((p) => p !== roleArn(instanceRole));
+      const problems = [...beyond.map((a) => `may ${a}`), ...trusted.map((p) => `trusts ${p}`)];
+      violations += problems.length;
+      const verdict = problems.length ? `VIOLATION: ${problems.join("; ")}` : `ok (${MODEL_INVOKE_ACTIONS.join(", ")} only; assumable by ${instanceRole} only)`;
+      console.log(`[${label}] EC2 agent role ${role}: ${verdict}`);
     }
   }
   console.log(`IAM audit: ${statements} statements checked in ${Object.keys(COMBINATIONS).length} combinations, ${violations} violation(s)`);

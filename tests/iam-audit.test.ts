@@ -8,6 +8,8 @@ const identity = (statement: any, trustedServices: string[] = ["lambda.amazonaws
   statement,
 ];
 
+const trust = (statement: any): [AuditInput, any] => [{ resource: "r", kind: "trust", trustedServices: [], document: { Statement: [statement] } }, statement];
+
 describe("the IAM audit rules", () => {
   const cases: [string, [AuditInput, any], RegExp | null][] = [
     ["a mutating action on * without a condition", identity({ Effect: "Allow", Action: ["ecs:RunTask"], Resource: "*" }), /mutating/],
@@ -21,6 +23,12 @@ describe("the IAM audit rules", () => {
     ["an instance role tagging any instance", identity({ Effect: "Allow", Action: "ec2:CreateTags", Resource: ["arn:aws:ec2:*:*:instance/*"] }, ["ec2.amazonaws.com"]), /other than itself/],
     ["an instance role tagging only itself", identity({ Effect: "Allow", Action: "ec2:CreateTags", Resource: ["arn:aws:ec2:*:*:instance/*"], Condition: { StringEquals: { "aws:ARN": "${ec2:SourceInstanceARN}" } } }, ["ec2.amazonaws.com"]), null],
     ["a Deny statement", identity({ Effect: "Deny", Action: "*", Resource: "*" }), null],
+    ["sts:AssumeRole on any role", identity({ Effect: "Allow", Action: ["sts:AssumeRole"], Resource: ["arn:aws:iam::1:role/*"] }), /AssumeRole on a wildcard/],
+    ["sts:AssumeRole on one named role", identity({ Effect: "Allow", Action: ["sts:AssumeRole"], Resource: ["arn:aws:iam::1:role/agent"] }), null],
+    ["a trust policy for a whole account", trust({ Effect: "Allow", Principal: { AWS: "arn:aws:iam::123456789012:root" }, Action: "sts:AssumeRole" }), /trusts arn:aws:iam::123456789012:root/],
+    ["a trust policy for anyone", trust({ Effect: "Allow", Principal: "*", Action: "sts:AssumeRole" }), /trusts \*/],
+    ["a trust policy for one named role", trust({ Effect: "Allow", Principal: { AWS: "arn:aws:iam::123456789012:role/fleet" }, Action: "sts:AssumeRole" }), null],
+    ["a trust policy for a service", trust({ Effect: "Allow", Principal: { Service: "ec2.amazonaws.com" }, Action: "sts:AssumeRole" }), null],
   ];
   for (const [name, [doc, statement], expected] of cases) {
     it(`${expected ? "flags" : "passes"} ${name}`, () => {
@@ -59,6 +67,7 @@ describe("the IAM audit on the program's own documents, each weakened by one rul
     ["ssm:SendCommand on AWS-RunShellScript", "SsmSendOurDocument", (s) => { s.Resource = ["arn:aws:ssm:us-east-1::document/AWS-RunShellScript"]; }, /AWS-RunShellScript/],
     ["ssm:SendCommand on untagged instances", "SsmSendFleetInstances", (s) => { delete s.Condition; }, /fleet-tag condition/],
     ["an instance role tagging other instances", "TagOnlyItself", (s) => { delete s.Condition.StringEquals; }, /other than itself/],
+    ["an instance role assuming any role", "AssumeAgentRole", (s) => { s.Resource = ["arn:aws:iam::123456789012:role/*"]; }, /AssumeRole on a wildcard/],
   ];
   for (const [rule, sid, weaken, expected] of weakenings) {
     it(`flags ${rule} (${sid} weakened)`, async () => {
@@ -102,7 +111,7 @@ describe("the IAM evaluator the audit uses", () => {
 
 describe("agent principals reach no other task (the audit's evaluator over the program's own roles)", function () {
   this.timeout(180_000);
-  const expectedLabels: Record<string, string[]> = { ecs: ["ECS task role"], agentcore: ["AgentCore runtime role"], ec2: ["EC2 instance role"] };
+  const expectedLabels: Record<string, string[]> = { ecs: ["ECS task role"], agentcore: ["AgentCore runtime role"], ec2: ["EC2 instance role", "EC2 agent role"] };
   for (const [label, config] of Object.entries(COMBINATIONS)) {
     it(`${label}: every agent principal is denied another task's record, events and payload`, async () => {
       const run = await runProgramCached(config);

@@ -35,8 +35,20 @@ function conditionValue(condition: any, operator: string, key: string): string[]
   return entry ? asList(entry[1]) : [];
 }
 
+/** A trust statement's AWS principals that are not one named role or user: anyone, or a whole account. */
+function broadAwsPrincipals(statement: any): string[] {
+  const principal = statement.Principal;
+  const aws = principal === "*" ? ["*"] : asList(principal?.AWS);
+  return aws.filter((p) => p === "*" || /^\d{12}$/.test(p) || /:root$/.test(p) || p.includes("*"));
+}
+
 export function auditStatement(doc: AuditInput, statement: any): string[] {
   const violations: string[] = [];
+  if (statement.Effect === "Allow" && doc.kind === "trust") {
+    const broad = broadAwsPrincipals(statement);
+    if (broad.length) violations.push(`role trusts ${broad.join(", ")}: name the exact role that may assume it`);
+    return violations;
+  }
   if (statement.Effect !== "Allow" || doc.kind !== "identity") return violations;
   const actions = asList(statement.Action);
   const resources = asList(statement.Resource);
@@ -64,6 +76,9 @@ export function auditStatement(doc: AuditInput, statement: any): string[] {
     const instanceResources = resources.filter((r) => r.includes(":instance/"));
     const tagged = Object.keys(condition?.StringEquals ?? {}).some((k) => /^(ssm|aws):resourceTag\//i.test(k));
     if (instanceResources.length && !tagged) violations.push("ssm:SendCommand on instances without a fleet-tag condition");
+  }
+  if (actions.some((a) => a === "*" || a === "sts:*" || a.toLowerCase() === "sts:assumerole")) {
+    if (resources.some((r) => r.includes("*"))) violations.push("sts:AssumeRole on a wildcard resource: name the exact roles");
   }
   if (doc.trustedServices.includes("ec2.amazonaws.com")) {
     const tagActions = actions.filter((a) => a === "*" || a === "ec2:*" || /^ec2:(CreateTags|DeleteTags)$/i.test(a));

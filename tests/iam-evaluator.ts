@@ -83,6 +83,36 @@ export function roleStatements(run: ProgramRun, roleName: string): any[] {
 }
 
 const roleNameOfArn = (arn: string) => arn.split(":role/")[1];
+export const roleArn = (roleName: string) => `arn:aws:iam::${ACCOUNT}:role/${roleName}`;
+
+/** The role's trust policy statements. */
+export function trustStatements(run: ProgramRun, roleName: string): any[] {
+  const role = run.byType("aws:iam/role:Role").find((r) => r.name === roleName);
+  if (!role) throw new Error(`no role ${roleName}`);
+  const doc = typeof role.inputs.assumeRolePolicy === "string" ? JSON.parse(role.inputs.assumeRolePolicy) : role.inputs.assumeRolePolicy;
+  return doc.Statement;
+}
+
+/** The AWS principals (ARNs) a role's trust policy lets assume it. */
+export function trustedAwsPrincipals(run: ProgramRun, roleName: string): string[] {
+  return trustStatements(run, roleName)
+    .filter((s) => s.Effect === "Allow" && asList(s.Action).some((a) => glob(a, "sts:AssumeRole", true)))
+    .flatMap((s) => asList(s.Principal?.AWS));
+}
+
+/** The roles each fleet's instance role may assume and whose trust names it: the EC2 agent roles. */
+export function ec2AgentRoles(run: ProgramRun): { role: string; instanceRole: string }[] {
+  const out: { role: string; instanceRole: string }[] = [];
+  for (const profile of run.byType("aws:iam/instanceProfile:InstanceProfile")) {
+    const instanceRole = String(profile.inputs.role);
+    const statements = roleStatements(run, instanceRole);
+    for (const r of run.byType("aws:iam/role:Role")) {
+      const assumable = isAllowed(statements, { action: "sts:AssumeRole", resource: roleArn(r.name) });
+      if (assumable && trustedAwsPrincipals(run, r.name).includes(roleArn(instanceRole))) out.push({ role: r.name, instanceRole });
+    }
+  }
+  return out;
+}
 
 /** The roles whose credentials an agent (or code an agent runs) could hold, per backend. */
 export function agentPrincipals(run: ProgramRun): Principal[] {
@@ -94,6 +124,8 @@ export function agentPrincipals(run: ProgramRun): Principal[] {
   for (const rt of run.byType("aws:bedrock/agentcoreAgentRuntime:AgentcoreAgentRuntime")) add("AgentCore runtime role", roleNameOfArn(String(rt.inputs.roleArn)));
   // The agent container cannot reach it (bridge network, IMDSv2 hop limit 1); it is checked as if it could.
   for (const profile of run.byType("aws:iam/instanceProfile:InstanceProfile")) add("EC2 instance role", String(profile.inputs.role));
+  // What the container does hold: the agent role's credentials, which the host assumes for its task.
+  for (const { role } of ec2AgentRoles(run)) add("EC2 agent role", role);
   return out;
 }
 
@@ -108,4 +140,19 @@ export function otherTaskRequests(run: ProgramRun, otherTaskId = "another-users-
     ),
     ...buckets.flatMap((bucket) => ["GetObject", "PutObject", "DeleteObject"].map((a) => ({ action: `s3:${a}`, resource: `${bucket}/payloads/${otherTaskId}/payload.json` }))),
   ];
+}
+
+/** Bedrock's model invocations: all an EC2 agent role may do. */
+export const MODEL_INVOKE_ACTIONS = ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"];
+
+/**
+ * What a role's Allow statements grant beyond the given actions: any other action, any wildcard action, any
+ * NotAction (unknown managed policies count as "*"). Empty means the role can do those actions and nothing else.
+ */
+export function actionsBeyond(statements: any[], allowed: string[]): string[] {
+  const known = new Set(allowed.map((a) => a.toLowerCase()));
+  return statements
+    .filter((s) => s.Effect === "Allow")
+    .flatMap((s) => (s.NotAction ? ["NotAction"] : asList(s.Action)))
+    .filter((a) => a.includes("*") || !known.has(a.toLowerCase()));
 }

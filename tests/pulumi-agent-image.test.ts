@@ -54,7 +54,7 @@ describe("the agent image the stack builds", function () {
     expect(JSON.parse(r.one("aws:ecs/taskDefinition:TaskDefinition").inputs.containerDefinitions)[0].image).to.equal(uri);
     expect(r.one("aws:bedrock/agentcoreAgentRuntime:AgentcoreAgentRuntime").inputs.agentRuntimeArtifact.containerConfiguration.containerUri).to.equal(uri);
     const lt = r.one("aws:ec2/launchTemplate:LaunchTemplate");
-    expect(Buffer.from(lt.inputs.userData, "base64").toString()).to.equal(bootScript({ fleet: "default", image: uri }));
+    expect(Buffer.from(lt.inputs.userData, "base64").toString()).to.equal(bootScript({ fleet: "default", image: uri, agentRoleArn: `arn:aws:iam::${ACCOUNT}:role/agent-compute-test-fleet-default-agent-role` }));
     const pulls = r
       .byType("aws:iam/rolePolicy:RolePolicy")
       .flatMap((p) => JSON.parse(p.inputs.policy).Statement)
@@ -102,9 +102,13 @@ describe("Bedrock grants", function () {
       .byType("aws:iam/rolePolicy:RolePolicy")
       .map((p) => ({ name: p.name, statements: JSON.parse(p.inputs.policy).Statement.filter((s: any) => [].concat(s.Action).some((a: string) => a.startsWith("bedrock:"))) }))
       .filter((p) => p.statements.length);
-    // Not the EC2 instance role: the agent container cannot reach its credentials (IMDSv2, hop limit 1), and the
-    // SSM agent and boot script that hold them call no model.
-    expect(bedrock.map((p) => p.name).sort()).to.deep.equal(["agent-compute-test-agentcore-policy", "agent-compute-test-ecs-task-policy"]);
+    // The EC2 fleet's agent role, not its instance role: the agent container cannot reach the instance role
+    // (IMDSv2, hop limit 1), and the SSM agent and scripts that hold it call no model.
+    expect(bedrock.map((p) => p.name).sort()).to.deep.equal([
+      "agent-compute-test-agentcore-policy",
+      "agent-compute-test-ecs-task-policy",
+      "agent-compute-test-fleet-default-agent-policy",
+    ]);
     for (const p of bedrock) {
       expect(p.statements, p.name).to.have.length(1);
       expect(p.statements[0].Action).to.deep.equal(["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"]);
@@ -117,6 +121,7 @@ describe("Bedrock grants", function () {
     const env = JSON.parse(r.one("aws:ecs/taskDefinition:TaskDefinition").inputs.containerDefinitions)[0].environment;
     expect(env).to.deep.include({ name: "ANTHROPIC_MODEL", value: DEFAULT });
     expect(r.one("aws:bedrock/agentcoreAgentRuntime:AgentcoreAgentRuntime").inputs.environmentVariables.ANTHROPIC_MODEL).to.equal(DEFAULT);
+    expect(JSON.parse(r.one("aws:ssm/document:Document").inputs.content).mainSteps[0].inputs.runCommand).to.include(`ANTHROPIC_MODEL='${DEFAULT}'`);
   });
 });
 

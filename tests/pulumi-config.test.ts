@@ -53,7 +53,7 @@ const BAD: [string, RawConfig, string, string][] = [
   ["image and images both", { image: IMAGE, images: { arm64: IMAGE } }, "images", "not both"],
   ["imageMultiArch without image", { imageMultiArch: true }, "imageMultiArch", "applies only to image"],
   ["an AMD GPU fleet", { image: IMAGE, backends: ["ec2"], fleets: { default: { instanceType: "g4ad.xlarge" } } }, "fleets.default.instanceType", "AMD GPUs"],
-  ["a fleet name longer than its IAM role name allows", { image: IMAGE, backends: ["ec2"], fleets: { "a-very-long-fleet": {} } }, "fleets.a-very-long-fleet", "1–15"],
+  ["a fleet name longer than its IAM role name allows", { image: IMAGE, backends: ["ec2"], fleets: { "a-very-long-fleet": {} } }, "fleets.a-very-long-fleet", "1–9"],
   ["with ec2, a task timeout above SSM's 172,800 s", { image: IMAGE, backends: ["ec2"], taskTimeoutSeconds: 172_801 }, "taskTimeoutSeconds", "at most 172800"],
   ["with agentcore, a task timeout above maxLifetimeSeconds", { image: IMAGE, backends: ["agentcore"], taskTimeoutSeconds: 7200, agentcore: { maxLifetimeSeconds: 3600 } }, "taskTimeoutSeconds", "exceeds agentcore.maxLifetimeSeconds (3600)"],
   ["an AgentCore lifetime above 8 hours", { image: IMAGE, backends: ["agentcore"], agentcore: { maxLifetimeSeconds: 28_801 } }, "agentcore.maxLifetimeSeconds", "between 60 and 28800"],

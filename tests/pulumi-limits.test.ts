@@ -9,7 +9,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { agentTaskDocument, AGENT_TASK_DOCUMENT_PARAMETERS } from "../runtime/fleet/document";
 import { bootScript } from "../runtime/fleet/boot-script";
 import { CommandDocument, documentSizeErrors } from "../components/command-document";
-import { fleetArgumentErrors } from "../components/ec2-agent-fleet";
+import { userDataErrors } from "../components/ec2-agent-fleet";
 import { environmentBytes } from "../components/handler-function";
 import { API_TIMEOUT_SECONDS, apiTimeoutErrors } from "../components/task-api";
 import { orchestratorDurableConfig } from "../components/task-orchestrator";
@@ -106,26 +106,26 @@ describe("AWS limits of the largest stack the config allows", function () {
     expect(found?.reason).to.include(`Lambda allows ${LAMBDA_ENVIRONMENT_MAX_BYTES}`);
   });
 
-  it("each fleet's user data is within EC2's 16 KB, and an oversized one is refused before any resource", () => {
+  it("each fleet's user data is within EC2's 16 KB, and an oversized one is refused", () => {
     for (const lt of run.byType("aws:ec2/launchTemplate:LaunchTemplate")) {
       const bytes = Buffer.from(lt.inputs.userData, "base64").length;
       expect(bytes, lt.name).to.be.at.most(USER_DATA_MAX_BYTES);
     }
     // The largest boot script the config allows: the longest fleet name and image reference, a GPU fleet.
-    const longest = bootScript({ fleet: fleetName(0), image: `a${"b".repeat(254)}`, gpu: true });
+    const longest = bootScript({ fleet: fleetName(0), image: `a${"b".repeat(254)}`, agentRoleArn: `arn:aws:iam::123456789012:role/${"r".repeat(64)}`, gpu: true });
     console.log(`      largest boot script: ${Buffer.byteLength(longest)} bytes of ${USER_DATA_MAX_BYTES}`);
     expect(Buffer.byteLength(longest)).to.be.at.most(USER_DATA_MAX_BYTES);
-    const settings = validateStackConfig({ image: IMAGE, backends: ["ec2"] }).fleets.default;
-    const errors = fleetArgumentErrors({ fleet: "default", settings, image: IMAGE, vpcId: "vpc-1", subnetIds: [], userData: "x".repeat(USER_DATA_MAX_BYTES + 1) });
-    expect(errors.map((e) => e.propertyPath)).to.include("userData");
+    expect(userDataErrors("x".repeat(USER_DATA_MAX_BYTES + 1)).map((e) => e.propertyPath)).to.deep.equal(["userData"]);
+    expect(userDataErrors("x".repeat(USER_DATA_MAX_BYTES))).to.deep.equal([]);
   });
 
   it("the SSM document with its largest parameter values is within 64 KB, and a larger one is refused", () => {
     const doc = run.one("aws:ssm/document:Document");
     const bytes = Buffer.byteLength(doc.inputs.content, "utf8");
     console.log(`      SSM document: ${bytes} bytes (+ parameters) of ${SSM_DOCUMENT_MAX_BYTES}`);
-    expect(documentSizeErrors(agentTaskDocument(), AGENT_TASK_DOCUMENT_PARAMETERS)).to.deep.equal([]);
-    const bloated = { ...agentTaskDocument(), description: "x".repeat(SSM_DOCUMENT_MAX_BYTES) };
+    const document = agentTaskDocument({ model: "global.anthropic.claude-sonnet-4-5-20250929-v1:0" });
+    expect(documentSizeErrors(document, AGENT_TASK_DOCUMENT_PARAMETERS)).to.deep.equal([]);
+    const bloated = { ...document, description: "x".repeat(SSM_DOCUMENT_MAX_BYTES) };
     expect(documentSizeErrors(bloated, AGENT_TASK_DOCUMENT_PARAMETERS).map((e) => e.propertyPath)).to.deep.equal(["content"]);
     let error: unknown;
     try {

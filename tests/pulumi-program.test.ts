@@ -1,6 +1,6 @@
 import { expect } from "chai";
 import { bootScript } from "../runtime/fleet/boot-script";
-import { COMBINATIONS, IMAGE, runProgram, runProgramCached, type ProgramRun, type RecordedResource } from "./pulumi-mocks";
+import { ACCOUNT, COMBINATIONS, IMAGE, runProgram, runProgramCached, type ProgramRun, type RecordedResource } from "./pulumi-mocks";
 
 const T = {
   network: "agent-compute:network:Network",
@@ -190,10 +190,12 @@ describe("security settings of the built resources", function () {
       expect(lt.inputs.blockDeviceMappings.every((b: any) => b.ebs.encrypted === "true")).to.equal(true);
       expect(lt.inputs.keyName).to.equal(undefined);
       expect(lt.inputs.networkInterfaces.every((n: any) => n.associatePublicIpAddress === "false")).to.equal(true);
-      // The fleet's own boot script (runtime/fleet/boot-script.ts: pulls the image, then tags the instance ready).
+      // The fleet's own boot script (runtime/fleet/boot-script.ts: records the fleet's agent role, pulls the image,
+      // then tags the instance ready).
       const fleet = /fleet-([a-z0-9-]+)-lt$/.exec(lt.name)?.[1] as string;
       const gpu = fleet === "gpu";
-      expect(Buffer.from(lt.inputs.userData, "base64").toString()).to.equal(bootScript({ fleet, image: gpu ? `${IMAGE}-amd64` : IMAGE, gpu }));
+      const agentRoleArn = `arn:aws:iam::${ACCOUNT}:role/agent-compute-test-fleet-${fleet}-agent-role`;
+      expect(Buffer.from(lt.inputs.userData, "base64").toString()).to.equal(bootScript({ fleet, image: gpu ? `${IMAGE}-amd64` : IMAGE, agentRoleArn, gpu }));
     }
   });
 

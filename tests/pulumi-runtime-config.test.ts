@@ -62,6 +62,7 @@ function expectedConfig(run: ProgramRun, stack: StackConfig): Omit<RuntimeConfig
             ...(stack.images[s.architecture] !== stack.images[defaultArchitecture] ? { image: imageOf(s.architecture) } : {}),
             warmBuffer: s.warmBuffer,
             readyDeadlineSeconds: s.readyDeadlineSeconds,
+            scaleInIdleSeconds: s.scaleInIdleSeconds,
             maxInstanceLifetimeSeconds: s.maxInstanceLifetimeSeconds,
             ...(s.maxTasksPerInstance !== undefined ? { maxTasksPerInstance: s.maxTasksPerInstance } : {}),
             terminationHookName: TERMINATION_HOOK_NAME,

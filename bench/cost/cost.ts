@@ -3,12 +3,14 @@
  * through the real API handler and driven by the real workflow (load → admit → start → await → finalize) on a
  * virtual clock, against the embedded DynamoDB (dynalite) and mocked compute APIs. Every SDK request is counted
  * (meter.ts); the workflow driver counts durable operations and Lambda invocations and times each invocation's
- * steps. The agent's own reports (RUNNING, a heartbeat every 30 s, its result) are counted apart.
+ * steps. The agent's own reports are counted apart: RUNNING, a heartbeat every 30 s and its result, each a request
+ * of the agent channel (/agent/v1/…) served by the real API router — one HTTP API request, one API Lambda
+ * invocation with its measured GB-seconds, and the DynamoDB units the channel's handler consumed (the result route
+ * also wakes the orchestrator: a task read and SendDurableExecutionCallbackSuccess).
  *
- * Three runs per backend and length. "ours, report wakes": the workflow as the product configures it (polls back off
- * to a ceiling; a durable callback is armed between polls), and the agent's terminal report is followed by the
- * product's wakeOrchestrator, as the agent channel's result route does. "ours, report does not wake": the same
- * workflow with nothing waking it, as when an agent writes the task store directly. The baseline: a fixed 30 s poll.
+ * Two runs per backend and length. "ours": the workflow as the product configures it (polls back off to a ceiling;
+ * a durable callback is armed between polls, and the channel's result route completes it). The baseline: the same
+ * agent and channel, with the orchestrator polling every 30 s and never woken.
  */
 import { performance } from "node:perf_hooks";
 import { Readable } from "node:stream";
@@ -30,7 +32,6 @@ import { BOOT_READY, BOOT_TAG, FLEET_TAG } from "../../runtime/fleet/tags";
 import { DEFAULT_LIMITS } from "../../runtime/limits";
 import { startEmbeddedStore, type EmbeddedStore } from "../../runtime/local/embedded-store";
 import { LambdaDispatcher } from "../../runtime/orchestrator/dispatch";
-import { wakeOrchestrator } from "../../runtime/orchestrator/wake";
 import { runWorkflow, type WorkflowDriver } from "../../runtime/orchestrator/workflow";
 import { createRuntime } from "../../runtime/runtime";
 import { DynamoEventLog } from "../../runtime/tasks/events";
@@ -44,7 +45,7 @@ export const COST_BACKENDS: readonly CostBackend[] = ["ecs", "ec2", "agentcore"]
 export const TASK_LENGTHS = [{ label: "10 min", seconds: 600 }, { label: "8 h", seconds: 8 * 3600 - 60 }] as const;
 export const BASELINE_POLL_SECONDS = 30;
 
-export const COST_MODES = ["ours, report wakes", "ours, report does not wake", "baseline (fixed 30 s poll)"] as const;
+export const COST_MODES = ["ours (the agent channel's result wakes)", "baseline (fixed 30 s poll)"] as const;
 export type CostMode = (typeof COST_MODES)[number];
 
 export interface CostFigures {
@@ -64,6 +65,9 @@ export interface CostFigures {
   agentRequests: Record<string, number>;
   agentReadUnits: number;
   agentWriteUnits: number;
+  /** The agent channel's requests (each one HTTP API request and one API Lambda invocation) and their GB-seconds. */
+  channelRequests: number;
+  channelGbSeconds: number;
   usd: { platform: number; agentReports: number; total: number; byItem: Record<string, number> };
 }
 
@@ -120,7 +124,7 @@ interface AgentAction {
 }
 
 /** Answers of the mocked compute APIs, from the virtual clock: the agent runs from its start for `seconds`. */
-function scriptCompute(mocks: ServiceMocks, clock: () => number, onStart: () => void, agentEnd: () => number | undefined): void {
+function scriptCompute(mocks: ServiceMocks, clock: () => number, onStart: () => void, agentEnd: () => number | undefined): Map<string, string> {
   const finished = () => {
     const end = agentEnd();
     return end !== undefined && clock() >= end;
@@ -163,6 +167,7 @@ function scriptCompute(mocks: ServiceMocks, clock: () => number, onStart: () => 
   mocks.s3.on(GetObjectCommand).callsFake((input: { Key: string }) => ({ Body: { transformToString: async () => objects.get(input.Key) ?? "" } }));
   mocks.s3.on(DeleteObjectCommand).resolves({});
   mocks.lambda.on(InvokeCommand).resolves({ StatusCode: 202 });
+  return objects;
 }
 
 async function runScenario(
@@ -174,6 +179,7 @@ async function runScenario(
   meter: { current: Tally },
 ): Promise<CostFigures> {
   const config = benchConfig(store, backend);
+  const baseline = mode === "baseline (fixed 30 s poll)";
   let clock = Date.parse("2026-11-30T09:00:00.000Z");
   const now = () => new Date(clock);
   const platform = emptyTally();
@@ -213,27 +219,41 @@ async function runScenario(
   const agenda: AgentAction[] = [];
   let agentEnd: number | undefined;
   let taskId = "";
+  let objects = new Map<string, string>();
+  let channelRequests = 0;
+  let channelGbSeconds = 0;
+  /** One request of the agent channel, as the deployed API serves it: the API Lambda runs the real router. */
+  const report = async (route: string, body: unknown) => {
+    const payload = [...objects.values()].map((text) => JSON.parse(text) as { channel?: { token?: string } }).find((p) => p.channel?.token);
+    if (!payload?.channel?.token) throw new Error(`bench task ${taskId}: no agent token in its payload`);
+    const started = performance.now();
+    const response = await handleApiRequest(rt, new LambdaDispatcher(config), {
+      method: "POST",
+      path: `/agent/v1/tasks/${taskId}/${route}`,
+      headers: { authorization: `Bearer ${payload.channel.token}`, "content-type": "application/json" },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      userId: "",
+    });
+    channelRequests++;
+    channelGbSeconds += (Math.ceil(performance.now() - started) / 1000) * LAMBDA_MEMORY_GB;
+    if (response.statusCode >= 300) throw new Error(`agent channel refused ${route} of bench task ${taskId}: ${response.statusCode} ${response.body}`);
+  };
   const onStart = () => {
     if (agentEnd !== undefined) return;
     const start = clock;
     // RUNNING a second after the compute starts, then `seconds` of work.
     agentEnd = start + 1000 + task.seconds * 1000;
-    // The agent reads its payload (an S3 GET through its presigned URL), reports RUNNING, beats, and reports its result.
+    // The agent reads its payload (an S3 GET through its presigned URL), reports RUNNING, beats, and reports its
+    // result, all through the agent channel.
     agent.requests["s3:GetObject"] = 1;
-    agenda.push({ at: start + 1000, run: () => tasks.transition(taskId, "RUNNING", { agent_heartbeat_at: new Date(start + 1000).toISOString() }, ["STARTING"]) });
+    agenda.push({ at: start + 1000, run: () => report("running", undefined) });
     for (let t = start + DEFAULT_HEARTBEAT_SECONDS * 1000; t < agentEnd; t += DEFAULT_HEARTBEAT_SECONDS * 1000) {
-      agenda.push({ at: t, run: () => tasks.heartbeat(taskId) });
+      agenda.push({ at: t, run: () => report("heartbeat", undefined) });
     }
-    agenda.push({
-      at: agentEnd,
-      run: async () => {
-        await tasks.transition(taskId, "COMPLETED", { exit_code: 0, cost_usd: 0 }, ["RUNNING"]);
-        if (mode === "ours, report wakes") await wakeOrchestrator(rt, taskId);
-      },
-    });
+    agenda.push({ at: agentEnd, run: () => report("result", { status: "COMPLETED", exit_code: 0, cost_usd: 0 }) });
   };
   resetHistories(mocks);
-  scriptCompute(mocks, () => clock, onStart, () => agentEnd);
+  objects = scriptCompute(mocks, () => clock, onStart, () => agentEnd);
   resetHistories(mocks);
 
   // Submit: one HTTP API request, one API Lambda invocation.
@@ -297,13 +317,13 @@ async function runScenario(
         meter.current = platform;
         current = () => platform;
       }
-      // Woken: the orchestrator resumes now, not at the end of its wait.
-      if (woken()) return;
+      // Woken: the orchestrator resumes now, not at the end of its wait (the pure-polling baseline never is).
+      if (woken() && !baseline) return;
     }
     clock = target;
   }
   // The baseline polls at a fixed interval, never stretching it (what the orchestrator did before wake callbacks).
-  const workflowOptions = mode === "baseline (fixed 30 s poll)" ? { waitSeconds: BASELINE_POLL_SECONDS, maxWaitSeconds: BASELINE_POLL_SECONDS } : {};
+  const workflowOptions = baseline ? { waitSeconds: BASELINE_POLL_SECONDS, maxWaitSeconds: BASELINE_POLL_SECONDS } : {};
   const result = await runWorkflow(driver, rt, taskId, workflowOptions);
   closeInvocation();
   // Finalized when the final event was written (payload deleted, capacity released); later rounds of a compute's
@@ -315,7 +335,7 @@ async function runScenario(
 
   const requests = { ...platform.requests, ...mockedRequests(mocks) };
   const platformPrice = price(requests, platform.readUnits, platform.writeUnits, { durable, invocations: invocations + 1, gbSeconds, httpApi: 1 });
-  const agentPrice = price(agent.requests, agent.readUnits, agent.writeUnits, { durable: 0, invocations: 0, gbSeconds: 0, httpApi: 0 });
+  const agentPrice = price(agent.requests, agent.readUnits, agent.writeUnits, { durable: 0, invocations: channelRequests, gbSeconds: channelGbSeconds, httpApi: channelRequests });
   return {
     backend,
     task: task.label,
@@ -331,6 +351,8 @@ async function runScenario(
     agentRequests: agent.requests,
     agentReadUnits: agent.readUnits,
     agentWriteUnits: agent.writeUnits,
+    channelRequests,
+    channelGbSeconds,
     usd: {
       platform: platformPrice.total,
       agentReports: agentPrice.total,

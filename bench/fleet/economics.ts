@@ -3,12 +3,13 @@
  * the peers' policies, in the same run. Output: instance-hours, p50/p95 wait for capacity, peak instances; which
  * peer each of our points dominates (no worse on both axes, better on one) or is dominated by; an SVG frontier.
  */
-import { DEFAULT_LIMITS } from "../../runtime/limits";
-import { pollCeilingSeconds, pollDelaySeconds } from "../../runtime/orchestrator/await-schedule";
 import { DEFAULT_FLEET, DEFAULTS } from "../../components/config/defaults";
+import type { Ec2FleetConfig } from "../../runtime/config";
+import { PASS_BUDGET_SECONDS, PASS_SECONDS } from "../../runtime/fleet/lambda";
 import { frontierSvg, type ChartPoint } from "./chart";
-import { agentScaler, ephemeralRunners, PULL_MECHANICS, staticFleet } from "./peers";
-import { productPolicy, simulate, type Mechanics, type SimulationResult } from "./simulate";
+import { agentScaler, ephemeralRunners, staticFleet } from "./peers";
+import { simulateProduct, type ProductRun } from "./product";
+import { simulate, type SimulationResult } from "./simulate";
 import { generateTrace, WORKDAY, type WorkloadSpec } from "./workload";
 
 export const BUFFERS = [0, 1, 2, 4] as const;
@@ -21,30 +22,25 @@ export function rateSeconds(expression: string): number {
   return Number(m[1]) * unit;
 }
 
-/**
- * The product's capacity mechanics as the code stands: a task without an instance retries its claim at the
- * orchestrator's capacity-wait interval (the poll interval, workflow.ts); a booted instance is capacity once the
- * fleet manager's sync registers it (syncFleet is registerInstance's only caller); a finished task frees its
- * instance when the orchestrator's next poll finalizes it — polls back off from the poll interval to a ceiling
- * (await-schedule.ts) — or earlier if the manager's reconciler sees the task terminal first (planReconcile, run in
- * the simulation). An agent that writes its result to the task store wakes nobody; `wakes` models an agent whose
- * terminal report wakes the orchestrator (the agent channel's result route), which finalizes at once.
- */
-export function productMechanics(options: { wakes: boolean } = { wakes: false }): Mechanics {
-  const poll = DEFAULT_LIMITS.pollIntervalSeconds;
-  const ceiling = pollCeilingSeconds(DEFAULT_LIMITS, poll);
-  return {
-    claim: { kind: "retry", retrySeconds: poll },
-    registration: "manager",
-    release: options.wakes ? { kind: "immediate" } : { kind: "poll", firstPollSeconds: poll, delayAfterPoll: (n) => pollDelaySeconds(n, poll, ceiling) },
-  };
-}
-
 /** The product's default fleet settings, as the stack config fills them in. */
 export const PRODUCT_DEFAULTS = {
   warmBuffer: DEFAULT_FLEET.warmBuffer,
-  managerLoopSeconds: rateSeconds(DEFAULTS.fleetManagerSchedule),
+  scheduleSeconds: rateSeconds(DEFAULTS.fleetManagerSchedule),
 };
+
+/** A fleet's runtime settings as index.ts hands them to the fleet manager, with the stack's defaults. */
+export function fleetSettings(over: Partial<Ec2FleetConfig> = {}): Ec2FleetConfig {
+  return {
+    warmBuffer: DEFAULT_FLEET.warmBuffer,
+    readyDeadlineSeconds: DEFAULT_FLEET.readyDeadlineSeconds,
+    scaleInIdleSeconds: DEFAULT_FLEET.scaleInIdleSeconds,
+    maxInstanceLifetimeSeconds: DEFAULT_FLEET.maxInstanceLifetimeSeconds,
+    ...over,
+  };
+}
+
+/** The policy before the scale-in grace existed: an idle instance beyond the buffer was drained at the next pass. */
+export const NO_GRACE_POLICY = "agent-compute, scale-in at once (before the idle grace)";
 
 export interface Dominance {
   ours: string;
@@ -54,15 +50,16 @@ export interface Dominance {
 
 export interface FleetEconomics {
   workload: { tasks: number; seed: number; peakConcurrency: number; firstArrival: number; lastArrival: number; durationMedian: number; durationP95: number };
-  mechanics: Mechanics;
-  managerLoopSeconds: number;
+  /** Seconds between the fleet manager's scheduled invocations, and between its passes within one. */
+  scheduleSeconds: number;
+  passSeconds: number;
+  passBudgetSeconds: number;
+  scaleInIdleSeconds: number;
   /** The stack's default warm buffer: the point the static fleet is sized against. */
   defaultBuffer: number;
-  ours: SimulationResult[];
-  /** Ours with the agent's terminal report waking the orchestrator (the agent channel's result route). */
-  oursWakes: SimulationResult[];
-  /** Our decision function under pull-style mechanics: what the scaling decision gives once hand-out and wake exist. */
-  whatIf: SimulationResult[];
+  ours: ProductRun[];
+  /** The same code with scaleInIdleSeconds 0: what the fleet did before the grace. */
+  oursNoGrace: ProductRun[];
   peers: SimulationResult[];
   staticSizedFor: { p95Target: number; size: number };
   dominance: Dominance[];
@@ -92,18 +89,17 @@ function peakConcurrency(trace: ReturnType<typeof generateTrace>): number {
   return peak;
 }
 
-export function runFleetEconomics(spec: WorkloadSpec = WORKDAY): FleetEconomics {
+export async function runFleetEconomics(spec: WorkloadSpec = WORKDAY): Promise<FleetEconomics> {
   const trace = generateTrace(spec);
-  const max = 1000;
-  const loop = PRODUCT_DEFAULTS.managerLoopSeconds;
-  const mechanics = productMechanics();
-  const ours = BUFFERS.map((buffer) => simulate(trace, productPolicy({ buffer, loopSeconds: loop, max, mechanics }), spec));
-  const oursWakes = BUFFERS.map((buffer) =>
-    simulate(trace, productPolicy({ name: "agent-compute, agent's report wakes", buffer, loopSeconds: loop, max, mechanics: productMechanics({ wakes: true }) }), spec),
-  );
-  const whatIf = BUFFERS.map((buffer) =>
-    simulate(trace, productPolicy({ name: "desiredCapacity with hand-out + wake (not today's code)", buffer, loopSeconds: loop, max, mechanics: PULL_MECHANICS }), spec),
-  );
+  const scheduleSeconds = PRODUCT_DEFAULTS.scheduleSeconds;
+  const ours: ProductRun[] = [];
+  const oursNoGrace: ProductRun[] = [];
+  for (const buffer of BUFFERS) {
+    ours.push(await simulateProduct(trace, { settings: fleetSettings({ warmBuffer: buffer }), maxSize: trace.length, scheduleSeconds }, spec));
+    oursNoGrace.push(
+      await simulateProduct(trace, { name: NO_GRACE_POLICY, settings: fleetSettings({ warmBuffer: buffer, scaleInIdleSeconds: 0 }), maxSize: trace.length, scheduleSeconds }, spec),
+    );
+  }
 
   // The static fleet is sized for the p95 wait of our default configuration: the smallest fleet that waits no longer.
   const target = ours.find((r) => r.buffer === PRODUCT_DEFAULTS.warmBuffer)!.waitP95;
@@ -121,7 +117,7 @@ export function runFleetEconomics(spec: WorkloadSpec = WORKDAY): FleetEconomics 
   ];
 
   const dominance: Dominance[] = [];
-  for (const o of [...ours, ...oursWakes, ...whatIf]) {
+  for (const o of [...ours, ...oursNoGrace]) {
     for (const p of peers) {
       const verdict = dominates(o, p) ? "ours dominates" : dominates(p, o) ? "peer dominates" : "trade-off";
       dominance.push({ ours: label(o), peer: label(p), verdict });
@@ -139,12 +135,13 @@ export function runFleetEconomics(spec: WorkloadSpec = WORKDAY): FleetEconomics 
       durationMedian: sortedDurations[Math.floor(sortedDurations.length / 2)] ?? 0,
       durationP95: sortedDurations[Math.ceil(sortedDurations.length * 0.95) - 1] ?? 0,
     },
-    mechanics,
-    managerLoopSeconds: loop,
+    scheduleSeconds,
+    passSeconds: PASS_SECONDS,
+    passBudgetSeconds: PASS_BUDGET_SECONDS,
+    scaleInIdleSeconds: DEFAULT_FLEET.scaleInIdleSeconds,
     defaultBuffer: PRODUCT_DEFAULTS.warmBuffer,
     ours,
-    oursWakes,
-    whatIf,
+    oursNoGrace,
     peers,
     staticSizedFor: { p95Target: target, size: lo },
     dominance,
@@ -153,7 +150,7 @@ export function runFleetEconomics(spec: WorkloadSpec = WORKDAY): FleetEconomics 
 
 /** The frontier chart of a run: one point per policy and buffer. */
 export function fleetChart(e: FleetEconomics): string {
-  const points: ChartPoint[] = [...e.ours, ...e.oursWakes, ...e.whatIf, ...e.peers].map((r) => ({
+  const points: ChartPoint[] = [...e.ours, ...e.oursNoGrace, ...e.peers].map((r) => ({
     series: r.policy.startsWith("static fleet") ? "static fleet (sized for our p95)" : r.policy,
     label: r.buffer !== undefined ? `b=${r.buffer}` : r.policy.startsWith("static") ? r.policy.replace("static fleet of ", "n=") : "",
     x: r.instanceHours,

@@ -15,6 +15,8 @@ import { isTerminal } from "../../runtime/tasks/status";
 export interface TaskTiming {
   taskId: string;
   status: string;
+  /** Why it did not complete, if it did not. */
+  error?: string;
   submitToStartedMs: number;
   reportToFinalizedMs: number;
   finalizedAtMs: number;
@@ -47,6 +49,7 @@ export async function collectTimings(runtime: Runtime, ids: readonly string[]): 
     tasks.push({
       taskId: id,
       status: record.status,
+      ...(record.error_message ? { error: record.error_message } : {}),
       submitToStartedMs: Date.parse(record.started_at) - Date.parse(record.created_at),
       reportToFinalizedMs: finalizedAt - Date.parse(record.finished_at),
       finalizedAtMs: finalizedAt,

@@ -15,6 +15,7 @@ export const DEFAULT_FLEET: Omit<FleetSettings, "architecture" | "gpu" | "amiPar
   spotInstanceTypes: [],
   readyDeadlineSeconds: FLEET_DEFAULTS.readyDeadlineSeconds,
   maxInstanceLifetimeSeconds: FLEET_DEFAULTS.maxInstanceLifetimeSeconds,
+  scaleInIdleSeconds: FLEET_DEFAULTS.scaleInIdleSeconds,
 };
 
 export const DEFAULTS = {

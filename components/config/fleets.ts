@@ -16,6 +16,7 @@ const FLEET_KEYS = [
   "spotInstanceTypes",
   "amiParameter",
   "readyDeadlineSeconds",
+  "scaleInIdleSeconds",
   "maxInstanceLifetimeSeconds",
   "maxTasksPerInstance",
 ];
@@ -59,6 +60,7 @@ export function validateFleet(p: Problems, name: string, raw: unknown): FleetSet
     }
   }
   const readyDeadlineSeconds = int(p, `${path}.readyDeadlineSeconds`, settings.readyDeadlineSeconds, DEFAULT_FLEET.readyDeadlineSeconds, 60, 7200);
+  const scaleInIdleSeconds = int(p, `${path}.scaleInIdleSeconds`, settings.scaleInIdleSeconds, DEFAULT_FLEET.scaleInIdleSeconds, 0, 86400);
   const maxInstanceLifetimeSeconds = int(p, `${path}.maxInstanceLifetimeSeconds`, settings.maxInstanceLifetimeSeconds, DEFAULT_FLEET.maxInstanceLifetimeSeconds, 3600, 365 * 24 * 3600);
   const maxTasksPerInstance = optionalNumber(p, `${path}.maxTasksPerInstance`, settings.maxTasksPerInstance, 1, 1_000_000, true);
   const gpu = described?.gpu ?? false;
@@ -80,6 +82,7 @@ export function validateFleet(p: Problems, name: string, raw: unknown): FleetSet
     spotInstanceTypes,
     amiParameter,
     readyDeadlineSeconds,
+    scaleInIdleSeconds,
     maxInstanceLifetimeSeconds,
     ...(maxTasksPerInstance !== undefined ? { maxTasksPerInstance } : {}),
   };

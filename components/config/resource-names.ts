@@ -11,8 +11,8 @@
 export const STACK_PREFIX_MAX_LENGTH = 28;
 /** Lowercase letters, digits and '-': S3 bucket and ECR repository names allow no capitals or '_'. */
 export const STACK_PREFIX_PATTERN = /^[a-z][a-z0-9-]*$/;
-/** Fleet names: `<prefix>-fleet-<fleet>-role` plus the suffix must fit IAM's 64 characters. */
-export const FLEET_NAME_MAX_LENGTH = 15;
+/** Fleet names: `<prefix>-fleet-<fleet>-agent-role` plus the suffix must fit IAM's 64 characters. */
+export const FLEET_NAME_MAX_LENGTH = 9;
 export const FLEET_NAME_PATTERN = new RegExp(`^[a-z][a-z0-9-]{0,${FLEET_NAME_MAX_LENGTH - 1}}$`);
 
 /**

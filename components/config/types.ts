@@ -28,6 +28,8 @@ export interface FleetSettings {
   amiParameter: string;
   /** Seconds an instance may take to report boot=ready before it is marked unhealthy and replaced. */
   readyDeadlineSeconds: number;
+  /** Seconds an instance must have been idle before scale-in may drain it. */
+  scaleInIdleSeconds: number;
   /** Seconds after which an idle instance is drained and replaced. */
   maxInstanceLifetimeSeconds: number;
   /** Tasks after which an instance is drained and replaced; undefined = unlimited. */

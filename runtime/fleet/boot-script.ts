@@ -1,9 +1,10 @@
 /**
  * User data of a fleet instance. The instance becomes capacity only when this script tags it
- * agent-compute:boot=ready, which it does as its very last step, after Docker runs, the SSM agent runs and the
- * agent image is pulled. Any failure tags it boot=failed instead, and fleet sync never registers such an
+ * agent-compute:boot=ready, which it does as its very last step, after Docker runs, the SSM agent runs, the fleet's
+ * agent role is recorded (runtime/fleet/agent-credentials.ts) and the agent image is pulled. Any failure tags it boot=failed instead, and fleet sync never registers such an
  * instance. Region and instance id come from IMDSv2 (token first), so the script is the same in every region.
  */
+import { agentRoleFileLines } from "./agent-credentials";
 import { AGENT_TASK_DOCUMENT_PARAMETERS, GPU_MARKER, INSTANCE_STATE_DIR } from "./document";
 import { BOOT_FAILED, BOOT_READY, BOOT_TAG, FLEET_NAME_PATTERN } from "./tags";
 
@@ -12,6 +13,8 @@ export interface BootScriptOptions {
   fleet: string;
   /** Agent image to pull, the same reference the document runs. */
   image: string;
+  /** The fleet's agent role (models only), which the document's script assumes for each task. */
+  agentRoleArn: string;
   /**
    * A GPU fleet (g*, p*): the AMI (AWS's Deep Learning Base OSS NVIDIA Driver GPU AMI) carries the driver and the
    * NVIDIA Container Toolkit; the boot registers the toolkit with Docker, proves a container sees the GPUs, and leaves
@@ -40,6 +43,7 @@ export function bootScript(options: BootScriptOptions): string {
   if (!Number.isInteger(delay) || delay < 0) throw new RangeError(`pullRetryDelaySeconds must be a whole number ≥ 0, got ${delay}`);
 
   const gpu = options.gpu ?? false;
+  const roleFile = agentRoleFileLines(options.agentRoleArn).map((line) => `  ${line}`);
   const ecr = ECR_REGISTRY.exec(image);
   const login = ecr
     ? [
@@ -69,6 +73,8 @@ export function bootScript(options: BootScriptOptions): string {
     "  docker info >/dev/null",
     "  # Commands arrive through the SSM agent: without it the instance could never run a task.",
     "  systemctl enable --now amazon-ssm-agent",
+    "  # The agent role the task document assumes for each agent's model credentials.",
+    ...roleFile,
     ...login,
     ...(gpu
       ? [

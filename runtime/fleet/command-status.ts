@@ -6,6 +6,7 @@
  * Access Denied, Canceled, …; ResponseCode is the script's exit code, which the document makes the agent's.
  */
 import type { SessionStatus } from "../compute/strategy";
+import { AGENT_CREDENTIALS_EXIT_CODE } from "./agent-credentials";
 
 /** Details meaning the agent never ran, or its instance went away: an infrastructure loss, not the agent's failure. */
 const LOST_DETAILS: Readonly<Record<string, string>> = {
@@ -60,7 +61,12 @@ export function mapCommandStatus(
       return {
         state: "EXITED",
         ...(exitCode !== undefined ? { exitCode } : {}),
-        reason: exitCode !== undefined ? `the agent command failed with exit code ${exitCode}` : "the agent command failed",
+        reason:
+          exitCode === undefined
+            ? "the agent command failed"
+            : exitCode === AGENT_CREDENTIALS_EXIT_CODE
+              ? `the agent command failed with exit code ${exitCode}: the instance could not assume the fleet's agent role for the task's model credentials (the command's output says why)`
+              : `the agent command failed with exit code ${exitCode}`,
         raw,
       };
     }

@@ -143,8 +143,14 @@ async function unlock(target: DispatchTarget, key: Record<string, string>, me: s
   }
 }
 
-/** Pair oldest waiters with ready instances until one of the two runs out (or `budget` pairs were made). */
-async function dispatchRounds(target: DispatchTarget, fleet: string, budget: number, self: string | undefined): Promise<Bound[]> {
+/** What pairing needs: the two ordered reads and the one write per pair (the lock is kickDispatcher's). */
+export type PairingTarget = Pick<DispatchTarget, "oldestWaiters" | "readyInstanceIds" | "bind">;
+
+/**
+ * Pair oldest waiters with ready instances until one of the two runs out (or `budget` pairs were made). Only the
+ * lock holder calls it; exported so that a simulation of the fleet runs the same pairing over its own store.
+ */
+export async function dispatchRounds(target: PairingTarget, fleet: string, budget: number, self: string | undefined): Promise<Bound[]> {
   const bound: Bound[] = [];
   // Instances bound or refused in this holding: the by-fleet-state index may still list them as ready for a moment.
   const skip = new Set<string>();

@@ -9,9 +9,12 @@
  * only inside the payload object, which the script downloads by its presigned URL to a file and mounts read-only
  * into the container. The container runs on Docker's bridge network: the instance requires IMDSv2 with a hop limit
  * of 1, so the container cannot reach the instance metadata service, and holds none of the instance role's rights.
+ * Its model credentials are the fleet's agent role's, assumed for the task and refreshed by the host
+ * (./agent-credentials.ts).
  */
 
 import { PAYLOAD_MAX_BYTES } from "../payload/limits";
+import { agentCredentialFunctions, agentCredentialSetup } from "./agent-credentials";
 
 export interface DocumentParameterSpec {
   description: string;
@@ -105,8 +108,17 @@ export function agentTaskParameters(values: AgentTaskParameterValues): Record<Ag
   return out;
 }
 
+/** Model ids the document may name: the API's own pattern (no quote, `$`, backtick or whitespace). */
+export const MODEL_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}$/;
+
+export interface AgentTaskDocumentOptions {
+  /** The stack's model, given to the agent as ANTHROPIC_MODEL for tasks that name none (as on ECS and AgentCore). */
+  model: string;
+}
+
 /** The shell script of the document, one line per array entry (aws:runShellScript runCommand). */
-export function agentTaskScript(): string[] {
+export function agentTaskScript(options: AgentTaskDocumentOptions): string[] {
+  if (!MODEL_ID_PATTERN.test(options.model)) throw new RangeError(`document model '${options.model}' must match ${MODEL_ID_PATTERN.source}`);
   return [
     "#!/bin/bash",
     "set -euo pipefail",
@@ -115,6 +127,7 @@ export function agentTaskScript(): string[] {
     "PAYLOAD_URL='{{ payloadUrl }}'",
     "AGENT_IMAGE='{{ image }}'",
     "EXECUTION_TIMEOUT='{{ executionTimeout }}'",
+    `ANTHROPIC_MODEL='${options.model}'`,
     // The SSM agent's shell has no AWS_REGION; the instance's region comes from IMDSv2 (token required). The agent
     // gets the region (for its model calls), never the instance's credentials.
     "IMDS=http://169.254.169.254/latest",
@@ -122,7 +135,7 @@ export function agentTaskScript(): string[] {
     "AWS_REGION=\"$(curl -sSf -H \"X-aws-ec2-metadata-token: $IMDS_TOKEN\" \"$IMDS/meta-data/placement/region\")\"",
     "AWS_DEFAULT_REGION=\"$AWS_REGION\"",
     "unset IMDS_TOKEN",
-    "export AWS_REGION AWS_DEFAULT_REGION TASK_ID",
+    "export AWS_REGION AWS_DEFAULT_REGION TASK_ID ANTHROPIC_MODEL",
     // One task per instance: a container an interrupted earlier run left behind is removed first.
     `docker ps -aq --filter label=${CONTAINER_TASK_LABEL} | xargs -r docker rm -f >/dev/null`,
     `mkdir -p ${INSTANCE_STATE_DIR}`,
@@ -131,9 +144,14 @@ export function agentTaskScript(): string[] {
     // A GPU fleet's boot proved GPU access and left the marker: the agent gets every GPU of its instance.
     "GPU_FLAGS=()",
     `if [ -f ${GPU_MARKER} ]; then GPU_FLAGS=(--gpus all); fi`,
+    "REFRESHER=''",
     // shellcheck cannot see that the EXIT trap calls cleanup.
     "# shellcheck disable=SC2317",
-    "cleanup() { docker rm -f \"$CONTAINER\" >/dev/null 2>&1 || true; rm -rf \"$WORK_DIR\"; }",
+    "cleanup() {",
+    "  if [ -n \"$REFRESHER\" ]; then kill \"$REFRESHER\" 2>/dev/null || true; wait \"$REFRESHER\" 2>/dev/null || true; fi",
+    "  docker rm -f \"$CONTAINER\" >/dev/null 2>&1 || true",
+    "  rm -rf \"$WORK_DIR\"",
+    "}",
     "trap cleanup EXIT",
     "trap 'exit 143' TERM INT",
     // The payload (prompt, repo, context, the task's token; up to 2 MiB) goes to a file and is never read into the
@@ -142,10 +160,12 @@ export function agentTaskScript(): string[] {
     "unset PAYLOAD_URL",
     "chmod 0755 \"$WORK_DIR\"",
     "chmod 0644 \"$WORK_DIR/payload.json\"",
+    ...agentCredentialFunctions(),
+    ...agentCredentialSetup(),
     // Bridge network (Docker's default), not host: IMDSv2's hop limit of 1 keeps the instance role out of reach.
     `docker run -d --name "$CONTAINER" --label "${CONTAINER_TASK_LABEL}=$TASK_ID" --network bridge "\${GPU_FLAGS[@]}" \\`,
     `  -v "$WORK_DIR/payload.json:${CONTAINER_PAYLOAD_PATH}:ro" \\`,
-    `  -e AGENT_PAYLOAD_URL=${CONTAINER_PAYLOAD_PATH} -e TASK_ID -e AWS_REGION -e AWS_DEFAULT_REGION \\`,
+    `  -e AGENT_PAYLOAD_URL=${CONTAINER_PAYLOAD_PATH} -e TASK_ID -e AWS_REGION -e AWS_DEFAULT_REGION -e ANTHROPIC_MODEL "\${AWS_ARGS[@]}" \\`,
     "  \"$AGENT_IMAGE\" >/dev/null",
     // docker wait prints the container's exit code; it is bounded below executionTimeout so the cleanup still runs.
     "set +e",
@@ -162,7 +182,7 @@ export function agentTaskScript(): string[] {
 }
 
 /** The full document content (schemaVersion 2.2), ready for aws.ssm.Document `content` (as JSON). */
-export function agentTaskDocument(): Record<string, unknown> {
+export function agentTaskDocument(options: AgentTaskDocumentOptions): Record<string, unknown> {
   const parameters = Object.fromEntries(
     Object.entries(AGENT_TASK_DOCUMENT_PARAMETERS).map(([name, spec]) => [
       name,
@@ -181,7 +201,7 @@ export function agentTaskDocument(): Record<string, unknown> {
         precondition: { StringEquals: ["platformType", "Linux"] },
         inputs: {
           timeoutSeconds: "{{ executionTimeout }}",
-          runCommand: agentTaskScript(),
+          runCommand: agentTaskScript(options),
         },
       },
     ],

@@ -63,6 +63,10 @@ export async function manageFleets(config: RuntimeConfig, leases = new LeaseTabl
   return reports;
 }
 
+/** Seconds between passes within one invocation, and seconds of passes per invocation (the schedule's minute). */
+export const PASS_SECONDS = 10;
+export const PASS_BUDGET_SECONDS = 50;
+
 export interface LoopOptions extends ManageOptions {
   /** Seconds between passes (default 10). */
   passSeconds?: number;
@@ -76,8 +80,8 @@ export interface LoopOptions extends ManageOptions {
 export async function manageFleetsFor(config: RuntimeConfig, leases: LeaseTable, options: LoopOptions = {}): Promise<FleetReport[][]> {
   const now = options.now ?? Date.now;
   const sleep = options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
-  const passMs = (options.passSeconds ?? 10) * 1000;
-  const until = now() + (options.budgetSeconds ?? 50) * 1000;
+  const passMs = (options.passSeconds ?? PASS_SECONDS) * 1000;
+  const until = now() + (options.budgetSeconds ?? PASS_BUDGET_SECONDS) * 1000;
   const passes: FleetReport[][] = [];
   for (;;) {
     const started = now();

@@ -68,6 +68,8 @@ export interface Lease {
   claimedAt?: string;
   drainReason?: DrainReason;
   drainedAt?: string;
+  /** When its last task let go of it (absent: idle since registration). Scale-in waits for an idle grace. */
+  idleSince?: string;
   /** Set by the fleet manager when it did not see the instance running: dropped if still missing next pass. */
   missingSince?: string;
 }
@@ -118,6 +120,7 @@ interface InstanceItem {
   claimed_at?: string;
   drain_reason?: DrainReason;
   drained_at?: string;
+  idle_since?: string;
   missing_since?: string;
 }
 
@@ -158,6 +161,7 @@ function toLease(item: InstanceItem): Lease {
     ...(item.claimed_at ? { claimedAt: item.claimed_at } : {}),
     ...(item.drain_reason ? { drainReason: item.drain_reason } : {}),
     ...(item.drained_at ? { drainedAt: item.drained_at } : {}),
+    ...(item.idle_since ? { idleSince: item.idle_since } : {}),
     ...(item.missing_since ? { missingSince: item.missing_since } : {}),
   };
 }
@@ -187,6 +191,23 @@ export function shouldRetire(
   if (Number.isFinite(age) && age >= lifetime) return "lifetime";
   if (limits.maxTasksPerInstance !== undefined && (lease.taskCount ?? 0) >= limits.maxTasksPerInstance) return "task-count";
   return undefined;
+}
+
+/** Where an instance goes when its task lets go of it (pure; releaseInstance applies it). */
+export type ReleaseTarget =
+  /** Offer it to the oldest waiter first (hand-over, it stays protected); READY if nobody waits. */
+  | { offer: true; to: "READY" }
+  /** No new task: it is draining already, or `retire` says it reached its lifetime or task count. */
+  | { offer: false; to: "DRAINING"; retire?: "lifetime" | "task-count" };
+
+export function releaseTarget(
+  lease: Pick<Lease, "state" | "registeredAt" | "taskCount">,
+  limits: { maxInstanceLifetimeSeconds?: number; maxTasksPerInstance?: number },
+  now: Date,
+): ReleaseTarget {
+  if (lease.state === "DRAINING") return { offer: false, to: "DRAINING" };
+  const retire = shouldRetire(lease, limits, now);
+  return retire ? { offer: false, to: "DRAINING", retire } : { offer: true, to: "READY" };
 }
 
 /** A transaction clause's cancellation reason when its own condition did not hold (transactionCancellation). */
@@ -526,16 +547,15 @@ export class LeaseTable {
       await this.forgetStaleTaskItem(taskId, instanceId);
       return { released: false };
     }
-    const fleetConfig = this.config.ec2?.fleets[current.fleet] ?? {};
-    const retire = current.state === "DRAINING" ? undefined : shouldRetire(current, fleetConfig, this.now());
+    const target = releaseTarget(current, this.config.ec2?.fleets[current.fleet] ?? {}, this.now());
     let waiters: Waiter[] | undefined;
-    if (current.state === "BUSY" && !retire) {
+    if (target.offer) {
       waiters = await this.oldestWaiters(current.fleet, 1);
       // Only the oldest waiter is tried: if a concurrent release took it, the dispatcher (one holder, no races)
       // serves the rest, instead of every release walking the queue against the others.
       if (waiters.length && (await this.handOver(current, waiters[0]))) return { released: true, handedTo: waiters[0].taskId };
     }
-    const to: LeaseState = current.state === "DRAINING" || retire ? "DRAINING" : "READY";
+    const to: LeaseState = target.to;
     // The mirror goes first: once the lease says READY the dispatcher may bind the instance, and a late "ready"
     // mirror must not undo that.
     await this.mirror.ready(instanceId);
@@ -548,12 +568,15 @@ export class LeaseTable {
             UpdateExpression:
               to === "DRAINING" && current.state !== "DRAINING"
                 ? "SET fleet_state = :to, drain_reason = :why, drained_at = :now REMOVE task_id, command_id, claimed_at"
-                : "SET fleet_state = :to REMOVE task_id, command_id, claimed_at",
+                : to === "READY"
+                  ? "SET fleet_state = :to, idle_since = :now REMOVE task_id, command_id, claimed_at"
+                  : "SET fleet_state = :to REMOVE task_id, command_id, claimed_at",
             ConditionExpression: "task_id = :task",
             ExpressionAttributeValues: {
               ":to": fleetState(current.fleet, to),
               ":task": taskId,
-              ...(to === "DRAINING" && current.state !== "DRAINING" ? { ":why": "retire", ":now": this.now().toISOString() } : {}),
+              ...(to === "DRAINING" && current.state !== "DRAINING" ? { ":why": "retire" } : {}),
+              ...(current.state !== "DRAINING" ? { ":now": this.now().toISOString() } : {}),
             },
           },
         },

@@ -146,8 +146,11 @@ export function planFleet(o: FleetObservation, settings: Ec2FleetConfig): FleetA
     actions.push({ kind: "set-desired", from: o.group.desired, to: wanted });
   } else if (wanted < live) {
     // Only idle ready instances go; booting ones are kept (they will be idle, and removed, if still unwanted).
-    const excess = Math.min(live - wanted, idle.length);
-    const victims = [...idle].sort((a, b) => a.registeredAt.localeCompare(b.registeredAt)).slice(0, excess);
+    const grace = settings.scaleInIdleSeconds ?? FLEET_DEFAULTS.scaleInIdleSeconds;
+    const idleFor = (l: Lease) => secondsBetween(l.idleSince ?? l.registeredAt, o.now);
+    const eligible = idle.filter((l) => idleFor(l) >= grace);
+    const excess = Math.min(live - wanted, eligible.length);
+    const victims = [...eligible].sort((a, b) => a.registeredAt.localeCompare(b.registeredAt)).slice(0, excess);
     for (const v of victims) {
       actions.push({ kind: "drain", instanceId: v.instanceId, reason: "scale-in" }, { kind: "terminate", instanceId: v.instanceId, decrement: true });
     }

@@ -1,6 +1,6 @@
 /**
- * Starting and stopping one moto server (python3 -m moto.server) on a free loopback port. Used by the mocha run
- * (tests/setup/moto.ts) and by the benchmarks that exercise AWS behaviour over the wire.
+ * Starting and stopping one moto server (moto's WSGI app, one request at a time) on a free loopback port. Used by
+ * the mocha run (tests/setup/moto.ts) and by the benchmarks that exercise AWS behaviour over the wire.
  */
 import { spawn, spawnSync } from "node:child_process";
 import { createServer } from "node:net";
@@ -45,9 +45,22 @@ export async function startMotoServer(): Promise<MotoServer> {
     );
   }
   const port = await freePort();
-  const moto = spawn(python, ["-m", "moto.server", "-H", "127.0.0.1", "-p", String(port)], {
-    stdio: ["ignore", "ignore", "pipe"],
-  });
+  // moto's own server (python -m moto.server) is threaded and applies a DynamoDB conditional write without a lock,
+  // so two racing requests can both pass one condition: an emulator defect (DynamoDB checks and writes each item
+  // atomically) that makes our race tests flaky under load. Requests are therefore handled one at a time, on
+  // threads (HTTP keep-alive stays).
+  const server = [
+    "import threading",
+    "from werkzeug.serving import run_simple",
+    "from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app",
+    "app = DomainDispatcherApplication(create_backend_app)",
+    "lock = threading.Lock()",
+    "def one_at_a_time(environ, start_response):",
+    "    with lock:",
+    "        return list(app(environ, start_response))",
+    `run_simple("127.0.0.1", ${port}, one_at_a_time, threaded=True)`,
+  ].join("\n");
+  const moto = spawn(python, ["-c", server], { stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
   moto.stderr?.on("data", (d) => {
     stderr = (stderr + d.toString()).slice(-4000);

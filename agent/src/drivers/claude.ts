@@ -23,7 +23,9 @@ const AWS_ENV_KEYS = [
   "AWS_SECRET_ACCESS_KEY",
   "AWS_SESSION_TOKEN",
   "AWS_PROFILE",
+  // The EC2 fleet's container: a read-only config whose credential_process reads what the host refreshes.
   "AWS_CONFIG_FILE",
+  "AWS_SDK_LOAD_CONFIG",
   "AWS_SHARED_CREDENTIALS_FILE",
   "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
   "AWS_CONTAINER_CREDENTIALS_FULL_URI",
@@ -106,7 +108,10 @@ export class ClaudeDriver implements Driver {
     } else {
       Object.assign(env, pickEnv(e, AWS_ENV_KEYS), { CLAUDE_CODE_USE_BEDROCK: "1" });
     }
-    if (model) env.ANTHROPIC_MODEL = model;
+    // The task's model, else the stack's (ANTHROPIC_MODEL in the runner's environment): the models the agent
+    // principal may invoke. Without it Claude Code would pick its own default, which the stack does not grant.
+    const chosen = model || e.ANTHROPIC_MODEL;
+    if (chosen) env.ANTHROPIC_MODEL = chosen;
     return env;
   }
 
