@@ -143,7 +143,7 @@ export function ec2ControlPlaneStatements(
   out.push({
     Sid: "Ec2ObserveFleet",
     Effect: "Allow",
-    Action: ["ssm:GetCommandInvocation", "ssm:ListCommandInvocations", "ssm:DescribeInstanceInformation", "ec2:DescribeInstances", "autoscaling:DescribeAutoScalingGroups"],
+    Action: ["ssm:GetCommandInvocation", "ssm:ListCommandInvocations", "ssm:ListCommands", "ssm:DescribeInstanceInformation", "ec2:DescribeInstances", "autoscaling:DescribeAutoScalingGroups"],
     Resource: "*",
   });
   out.push({

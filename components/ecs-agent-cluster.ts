@@ -107,6 +107,15 @@ export function ecsControlPlaneStatements(
     Action: ["ecs:DescribeTasks", "ecs:StopTask"],
     Resource: [pulumi.interpolate`arn:aws:ecs:${e.region}:${e.accountId}:task/${e.clusterName}/*`],
   });
+  // ListTasks (by startedBy) finds a task whose handle a crash lost; its resource type is container-instance and it
+  // takes the ecs:cluster condition key.
+  out.push({
+    Sid: "EcsListClusterTasks",
+    Effect: "Allow",
+    Action: ["ecs:ListTasks"],
+    Resource: [pulumi.interpolate`arn:aws:ecs:${e.region}:${e.accountId}:container-instance/${e.clusterName}/*`],
+    Condition: { ArnEquals: { "ecs:cluster": e.clusterArn } },
+  });
   return out;
 }
 

@@ -35,8 +35,12 @@ export class PayloadTooLargeError extends Error {
 
 /** No ready instance in the named fleet: a normal outcome under load, not a fault. */
 export class NoCapacityError extends Error {
-  constructor(readonly fleet: string) {
-    super(`no ready EC2 instance in fleet '${fleet}'`);
+  /** capacityError: EC2's current reason the fleet cannot grow (insufficient capacity, a quota, a full subnet). */
+  constructor(
+    readonly fleet: string,
+    readonly capacityError?: string,
+  ) {
+    super(`no ready EC2 instance in fleet '${fleet}'${capacityError ? ` (EC2: ${capacityError})` : ""}`);
     this.name = "NoCapacityError";
   }
 }

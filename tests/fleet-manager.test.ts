@@ -9,6 +9,7 @@ import {
   CompleteLifecycleActionCommand,
   CreateAutoScalingGroupCommand,
   DescribeAutoScalingGroupsCommand,
+  DescribeScalingActivitiesCommand,
   PutLifecycleHookCommand,
 } from "@aws-sdk/client-auto-scaling";
 import {
@@ -25,6 +26,7 @@ import { awsClient, resetClients } from "../runtime/aws/clients";
 import { documentClient } from "../runtime/aws/dynamodb";
 import type { Ec2FleetConfig, RuntimeConfig } from "../runtime/config";
 import { manageFleets, manageFleetsFor } from "../runtime/fleet/lambda";
+import { CAPACITY_ERROR_FRESH_SECONDS } from "../runtime/fleet/capacity-error";
 import { LeaseTable } from "../runtime/fleet/lease";
 import { handleTerminationHook } from "../runtime/fleet/manager";
 import { BOOT_TAG, FLEET_TAG, ORPHAN_TAG } from "../runtime/fleet/tags";
@@ -246,6 +248,34 @@ describe("fleet manager (moto)", () => {
     expect(pass[0].actions).to.deep.include({ kind: "complete-lifecycle", instanceId: claim.lease.instanceId });
     expect(completed).to.deep.equal([idle, claim.lease.instanceId]);
     expect(await leases.get(claim.lease.instanceId)).to.equal(undefined);
+  });
+
+  it("an EC2 capacity error seen on the group's scaling activities is a task event, and the waiting task's claim reads it back while it is current", async () => {
+    const { config, fleet, leases, clock } = await setup({ desired: 0, max: 2 });
+    await putTask(config, "waiting", "STARTING");
+    expect((await leases.claimInstance(fleet, "waiting")).ok).to.equal(false);
+    const ice = "Launching a new EC2 instance. Status Reason: There is no Spot capacity available that matches your request. Launching EC2 instance failed. (InsufficientInstanceCapacity)";
+    const real = awsClient(AutoScalingClient, {});
+    const autoscaling = {
+      send: (async (command: any) =>
+        command instanceof DescribeScalingActivitiesCommand
+          ? { Activities: [{ ActivityId: "a1", AutoScalingGroupName: command.input.AutoScalingGroupName, StatusCode: "Failed", StatusMessage: ice, StartTime: clock.now(), Cause: "", Progress: 100 }] }
+          : real.send(command)) as AutoScalingClient["send"],
+    };
+    const events: { taskId: string; type: string; message: string }[] = [];
+    const log = { append: async (taskId: string, type: string, message: string) => void events.push({ taskId, type, message }) } as never;
+
+    const [report] = await manageFleets(config, leases, { autoscaling, events: log });
+    expect(report.capacityError).to.equal(ice);
+    expect(events.filter((e) => e.taskId === "waiting" && e.type === "error").map((e) => e.message)).to.deep.equal([
+      `fleet '${fleet}' cannot get capacity from EC2 yet; the task keeps waiting within its timeout: ${ice}`,
+    ]);
+    const again = await leases.claimInstance(fleet, "waiting");
+    expect(again.ok === false && again.capacityError, "the claim carries EC2's reason").to.equal(ice);
+    // Not seen again for longer than it explains a wait: the claim no longer carries it.
+    clock.advance(CAPACITY_ERROR_FRESH_SECONDS);
+    const later = await leases.claimInstance(fleet, "waiting");
+    expect(later.ok === false && later.capacityError).to.equal(undefined);
   });
 
   it("loops passes within one invocation on an injected clock", async () => {

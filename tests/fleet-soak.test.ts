@@ -30,6 +30,8 @@ import { handleTerminationHook } from "../runtime/fleet/manager";
 import { BOOT_TAG, FLEET_TAG, TERMINATION_HOOK_NAME } from "../runtime/fleet/tags";
 import { oldestWaiters } from "../runtime/fleet/waiters";
 import { createTableInput, TABLE_SCHEMAS } from "../runtime/tables";
+import { readFileSync } from "node:fs";
+import { performance } from "node:perf_hooks";
 import { startSerialMoto } from "./setup/serial-moto";
 
 const TASKS = Number(process.env.SOAK_TASKS) || 500;
@@ -49,6 +51,16 @@ function rng(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc (0 where there is none). */
+function cpuSecondsOf(pid: number | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
 }
 
 function percentile(values: number[], p: number): number {
@@ -78,7 +90,9 @@ interface SimTask {
 }
 
 describe("fleet soak (moto, simulated clock)", function () {
-  // About a minute on an idle 2-core machine; far longer when the machine is shared.
+  // Its wall time is CPU time, nearly all of it moto's: 500 tasks cost ~9,200 AWS calls, ~60 s of moto CPU (~6 ms a
+  // call) and ~15 s of this process (the simulated clock never sleeps). About 80 s on an idle 2-core machine; far
+  // longer when the machine is shared (it prints wallSeconds, nodeCpuSeconds and motoCpuSeconds).
   this.timeout(1_800_000);
   // Its own single-threaded moto: a fresh EC2 (DescribeInstances stays small) and atomic conditional writes.
   let serial: { url: string; proc: ChildProcess } | undefined;
@@ -100,6 +114,9 @@ describe("fleet soak (moto, simulated clock)", function () {
 
   it(`${TASKS} tasks on at most ${MAX_INSTANCES} instances: all terminal, no double binding, peak ≤ max, FIFO, no leaked lease`, async () => {
     const random = rng(20261129);
+    const wallStart = performance.now();
+    const cpuStart = process.cpuUsage();
+    const motoCpuStart = cpuSecondsOf(serial!.proc.pid);
     const s = randomBytes(4).toString("hex");
     const fleet = `soak${s}`;
     const asgName = `asg-soak-${s}`;
@@ -128,6 +145,7 @@ describe("fleet soak (moto, simulated clock)", function () {
 
     // Product calls are counted; the simulation's own calls (boots, agents, the group's replacements) are not.
     let calls = 0;
+    let totalCalls = 0;
     let counting = true;
     const uncounted = async <T>(fn: () => Promise<T>): Promise<T> => {
       counting = false;
@@ -143,6 +161,7 @@ describe("fleet soak (moto, simulated clock)", function () {
     for (const client of [ddb, ec2, asg] as { middlewareStack: { add: (...a: any[]) => void } }[]) {
       client.middlewareStack.add((next: any) => async (args: any) => {
         if (counting) calls++;
+        totalCalls++;
         return next(args);
       }, { step: "initialize", name: `soakCounter${s}` });
     }
@@ -337,6 +356,11 @@ describe("fleet soak (moto, simulated clock)", function () {
       timeToCapacityP50: percentile(waits, 50),
       timeToCapacityP95: percentile(waits, 95),
       simulatedSeconds: now,
+      // Where the wall time goes: this process (the product code, the simulation, the SDK) and the moto server.
+      wallSeconds: +((performance.now() - wallStart) / 1000).toFixed(1),
+      nodeCpuSeconds: +((process.cpuUsage(cpuStart).user + process.cpuUsage(cpuStart).system) / 1e6).toFixed(1),
+      motoCpuSeconds: +(cpuSecondsOf(serial!.proc.pid) - motoCpuStart).toFixed(1),
+      awsCalls: totalCalls,
     };
     console.log(`      soak: ${JSON.stringify(stats)}`);
 

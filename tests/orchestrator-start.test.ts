@@ -92,6 +92,29 @@ describe("start step", function () {
     expect(record.error_message).to.match(/compute had not started after 601s, past its 600s timeout/);
   });
 
+  it("waiting for EC2 capacity that EC2 could not launch: the reason is kept on the task, and at the timeout the task FAILS with it", async () => {
+    const h = harness(config, "ec2", async () => ({ state: "RUNNING" }));
+    const ice = "Launching a new EC2 instance. Status Reason: We currently do not have sufficient m7g.xlarge capacity in the Availability Zone you requested (us-east-1a). Launching EC2 instance failed. (InsufficientInstanceCapacity)";
+    let capacityError: string | undefined = ice;
+    h.strategy.onStart = async () => {
+      throw new NoCapacityError("default", capacityError);
+    };
+    const task = await admitted(h, { backend: "ec2", fleet: "default" });
+    expect(await startTask(h.rt, task.task_id)).to.deep.equal({ outcome: "waiting-for-capacity", fleet: "default" });
+    expect((await h.rt.tasks.get(task.task_id))!.capacity_error, "kept while the task waits").to.equal(ice);
+    // The error passes (the fleet launched again): the task forgets it, and would time out as any wait does.
+    capacityError = undefined;
+    await startTask(h.rt, task.task_id);
+    expect((await h.rt.tasks.get(task.task_id))!.capacity_error).to.equal(undefined);
+    capacityError = ice;
+    await startTask(h.rt, task.task_id);
+
+    h.clock.advance(601);
+    expect(await startTask(h.rt, task.task_id)).to.deep.equal({ outcome: "ended", status: "FAILED" });
+    const record = (await h.rt.tasks.get(task.task_id))!;
+    expect(record.error_message).to.equal(`EC2 could not provide an instance for fleet 'default' within the task's 600s timeout (waited 601s): ${ice}`);
+  });
+
   it("a task without a fixed backend runs where its repository's blueprint says, at the blueprint's poll interval", async () => {
     const repo = `https://github.com/example/bp-${suffix()}`;
     const h = harness(config, "ecs", async () => ({ state: "RUNNING" }));

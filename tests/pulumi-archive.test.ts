@@ -94,8 +94,8 @@ describe("the orchestrator's Lambda archive", function () {
     };
     // The durable-execution test runner plays the Lambda service (checkpoints, skipped waits); it comes from the
     // project, the handler and everything it runs from the archive. Once the ECS task has started (its handle is
-    // on the record), the task is cancelled as the API would, so the execution ends: the next poll sees it, finalize
-    // stops the ECS task.
+    // on the record), the task is cancelled as the API would (the status, then the wake), so the execution ends: the
+    // poll it wakes sees it, finalize stops the ECS task.
     const script = `
       const path = require("path");
       const { LocalDurableTestRunner } = require(${JSON.stringify(require.resolve("@aws/durable-execution-sdk-js-testing"))});
@@ -112,6 +112,9 @@ describe("the orchestrator's Lambda archive", function () {
         cancelled = true;
         await ddb.send(new UpdateItemCommand({ TableName, Key, UpdateExpression: "SET #s = :c",
           ExpressionAttributeNames: { "#s": "status" }, ExpressionAttributeValues: { ":c": { S: "CANCELLED" } } }));
+        // And wakes the orchestrator from its wait before the first poll, through the runner's callback API.
+        const wake = Item.wake_callback_id && Item.wake_callback_id.S;
+        if (wake) await LocalDurableTestRunner.createDurableApi().sendCallbackSuccess({ CallbackId: wake, Result: "{}" });
       }, 50);
       (async () => {
         await LocalDurableTestRunner.setupTestEnvironment({ skipTime: true });

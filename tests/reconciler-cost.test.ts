@@ -9,6 +9,7 @@ import { documentClient } from "../runtime/aws/dynamodb";
 import { ConcurrencySlots } from "../runtime/orchestrator/slots";
 import type { OrchestratorExecutions } from "../runtime/reconciler/executions";
 import { reconcileOnce } from "../runtime/reconciler/reconcile";
+import { TASKS_BY_STATUS_INDEX, TASKS_BY_USER_WAITING_INDEX } from "../runtime/tables";
 import type { TaskRecord } from "../runtime/tasks/record";
 import type { TaskStatus } from "../runtime/tasks/status";
 import { createTables, harness, testConfig } from "./orchestrator-fixtures";
@@ -59,7 +60,8 @@ describe("reconciler cost per pass with 1,000 tasks", function () {
     db.middlewareStack.add(
       (next, context) => async (args) => {
         const table = Object.entries(config.tables).find(([, n]) => n === (args.input as { TableName?: string }).TableName)?.[0] ?? "batch";
-        const key = `${(context.commandName ?? "?").replace(/Command$/, "")} ${table}`;
+        const index = (args.input as { IndexName?: string }).IndexName;
+        const key = `${(context.commandName ?? "?").replace(/Command$/, "")} ${table}${index ? `/${index}` : ""}`;
         calls[key] = (calls[key] ?? 0) + 1;
         return next(args);
       },
@@ -77,8 +79,10 @@ describe("reconciler cost per pass with 1,000 tasks", function () {
     expect(report.observed.active).to.equal(100);
     // Observation: one query per status (4 active, 4 finished; one page each here) and the slot scan, whatever the
     // number of finished tasks; per-task calls only for the ten repaired.
-    expect(calls["Query tasks"], JSON.stringify(calls)).to.equal(8);
+    expect(calls[`Query tasks/${TASKS_BY_STATUS_INDEX}`], JSON.stringify(calls)).to.equal(8);
     expect(calls["Scan concurrency"]).to.equal(1);
+    // A released slot wakes its user's oldest queued task: one read of that user's own queue per repaired task.
+    expect(calls[`Query tasks/${TASKS_BY_USER_WAITING_INDEX}`] ?? 0, "queue reads only for the repaired tasks").to.be.at.most(10);
     expect(calls["GetItem tasks"] ?? 0, "task reads only for the repaired tasks").to.be.at.most(10 * 2);
   });
 });

@@ -39,6 +39,11 @@ describe("reconciler plan: what a crash left behind, and what is repaired", () =
       ["fail t1 STARTING→TIMED_OUT | still starting"],
     ],
     [
+      "a STARTING task past the task timeout while EC2 had no capacity for its fleet fails with EC2's reason",
+      { active: [task({ status: "STARTING", created_at: ago(8 * 3600), fleet: "gpu", capacity_error: "We currently do not have sufficient g5.xlarge capacity (InsufficientInstanceCapacity)" })], runningOrchestrators: new Set(["t1"]) },
+      ["fail t1 STARTING→FAILED | EC2 could not provide an instance for fleet 'gpu' within the task's 28800s timeout (waited 28800s): We currently do not have sufficient g5.xlarge capacity (InsufficientInstanceCapacity) (reconciler)"],
+    ],
+    [
       "a STARTING task whose heartbeat is 5 hours old is failed now, not at the 8-hour timeout",
       { active: [task({ status: "STARTING", started_at: ago(6 * 3600), agent_heartbeat_at: ago(5 * 3600), created_at: ago(6 * 3600) })], runningOrchestrators: new Set(["t1"]) },
       ["fail t1 STARTING→FAILED | no heartbeat for 18000s"],

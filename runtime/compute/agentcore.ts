@@ -11,6 +11,7 @@ import {
 } from "@aws-sdk/client-bedrock-agentcore";
 import { awsClient } from "../aws/clients";
 import { ConfigError, type AgentCoreConfig, type RuntimeConfig } from "../config";
+import type { TaskRecord } from "../tasks/record";
 import type { AgentCoreHandle } from "./handle";
 import type { ComputeStrategy, SessionStatus, StartRequest } from "./strategy";
 
@@ -97,6 +98,15 @@ export class AgentCoreStrategy implements ComputeStrategy<"agentcore"> {
       ...(input.qualifier ? { qualifier: input.qualifier } : {}),
       sessionId: input.runtimeSessionId!,
     };
+  }
+
+  /**
+   * AgentCore offers no status of a session: a task whose start may have been sent (start_sent_at) may have its
+   * session running, and stopping a session that is not there is harmless.
+   */
+  async findUnrecordedSessions(task: TaskRecord): Promise<AgentCoreHandle[]> {
+    // Naming a session needs the task alone; the agent's payload URL plays no part (and is never stored).
+    return task.start_sent_at ? [this.resumeStart({ task, payloadUrl: "" })] : [];
   }
 
   async startSession(request: StartRequest): Promise<AgentCoreHandle> {

@@ -5,6 +5,8 @@
  */
 import {
   CancelCommandCommand,
+  type Command,
+  type CommandFilter,
   GetCommandInvocationCommand,
   paginateListCommands,
   SendCommandCommand,
@@ -24,6 +26,12 @@ import type { ComputeStrategy, SessionStatus, StartRequest } from "./strategy";
 /** SendCommand Comment: at most 100 characters. */
 const COMMENT_MAX = 100;
 
+
+/** Command statuses (ListCommands) of a command that may still run on its instance. */
+const UNFINISHED_COMMAND_STATUSES = new Set(["Pending", "InProgress", "Delayed"]);
+
+/** The start is marked before SendCommand by this process's clock; SSM stamps the command by its own. */
+const SENT_COMMAND_CLOCK_SKEW_MS = 5 * 60_000;
 
 /** CancelCommand errors that mean there is nothing left to cancel. */
 const NOTHING_TO_CANCEL = new Set(["InvalidCommandId", "InvalidInstanceId"]);
@@ -73,7 +81,7 @@ export class Ec2Strategy implements ComputeStrategy<"ec2"> {
     });
 
     const claim = await this.leases.claimInstance(fleet, task.task_id, task.created_at);
-    if (!claim.ok) throw new NoCapacityError(fleet);
+    if (!claim.ok) throw new NoCapacityError(fleet, claim.capacityError);
     const { lease } = claim;
     const handle = (commandId: string): Ec2Handle => ({
       type: "ec2",
@@ -116,6 +124,26 @@ export class Ec2Strategy implements ComputeStrategy<"ec2"> {
       }
       throw err;
     }
+  }
+
+  /**
+   * SSM commands of our document sent for this task that have not finished: looked up on the instance its lease
+   * names (recorded on the lease or not), or, when the lease is already gone, among the commands sent since the
+   * task's start was marked.
+   */
+  async findUnrecordedSessions(task: TaskRecord): Promise<Ec2Handle[]> {
+    const lease = await this.leases.leaseOfTask(task.task_id);
+    const since = Date.parse(task.start_sent_at ?? task.created_at) - SENT_COMMAND_CLOCK_SKEW_MS;
+    const commands = await this.sentCommands(task.task_id, lease ? { instanceId: lease.instanceId } : { after: new Date(since) });
+    return commands
+      .filter((c) => c.CommandId && c.InstanceIds?.length && UNFINISHED_COMMAND_STATUSES.has(c.Status ?? ""))
+      .map((c) => ({
+        type: "ec2",
+        fleet: lease?.fleet ?? task.fleet ?? this.settings.defaultFleet,
+        instanceId: c.InstanceIds![0],
+        commandId: c.CommandId!,
+        documentName: this.settings.documentName,
+      }));
   }
 
   async pollSession(handle: Ec2Handle): Promise<SessionStatus> {
@@ -183,17 +211,20 @@ export class Ec2Strategy implements ComputeStrategy<"ec2"> {
   }
 
   private async findSentCommand(instanceId: string, taskId: string): Promise<string | undefined> {
-    // Every page: on a busy instance the command sent before the crash may not be on the first one.
-    const pages = paginateListCommands(
-      { client: this.ssm },
-      { InstanceId: instanceId, Filters: [{ key: "DocumentName", value: this.settings.documentName }] },
-    );
-    for await (const page of pages) {
-      const sent = (page.Commands ?? []).find(
-        (c) => c.Parameters?.taskId?.[0] === taskId && c.Status !== "Cancelled" && c.Status !== "Cancelling",
-      );
-      if (sent?.CommandId) return sent.CommandId;
-    }
-    return undefined;
+    const sent = (await this.sentCommands(taskId, { instanceId })).find((c) => c.Status !== "Cancelled" && c.Status !== "Cancelling");
+    return sent?.CommandId;
+  }
+
+  /**
+   * Our document's commands sent for a task: on one instance, or (when the task's lease is gone) fleet-wide since
+   * `after`. Every page: on a busy instance the command sent before a crash may not be on the first one.
+   */
+  private async sentCommands(taskId: string, scope: { instanceId: string } | { after: Date }): Promise<Command[]> {
+    const filters: CommandFilter[] = [{ key: "DocumentName", value: this.settings.documentName }];
+    if ("after" in scope) filters.push({ key: "InvokedAfter", value: scope.after.toISOString() });
+    const pages = paginateListCommands({ client: this.ssm }, { ...("instanceId" in scope ? { InstanceId: scope.instanceId } : {}), Filters: filters });
+    const out: Command[] = [];
+    for await (const page of pages) out.push(...(page.Commands ?? []).filter((c) => c.Parameters?.taskId?.[0] === taskId));
+    return out;
   }
 }

@@ -7,6 +7,7 @@ import { createHash } from "node:crypto";
 import {
   DescribeTasksCommand,
   ECSClient,
+  paginateListTasks,
   RunTaskCommand,
   StopTaskCommand,
   type RunTaskCommandInput,
@@ -14,6 +15,7 @@ import {
 } from "@aws-sdk/client-ecs";
 import { awsClient } from "../aws/clients";
 import { ConfigError, type EcsConfig, type RuntimeConfig } from "../config";
+import type { TaskRecord } from "../tasks/record";
 import type { EcsHandle } from "./handle";
 import type { ComputeStrategy, SessionStatus, StartRequest } from "./strategy";
 
@@ -21,6 +23,8 @@ import type { ComputeStrategy, SessionStatus, StartRequest } from "./strategy";
 const CLIENT_TOKEN_MAX = 64;
 /** startedBy: up to 36 letters, digits, hyphens, forward slashes and underscores. */
 const STARTED_BY_MAX = 36;
+/** DescribeTasks takes at most 100 tasks per call. */
+const DESCRIBE_TASKS_MAX = 100;
 /** StopTask reason: up to 255 characters. */
 const STOP_REASON_MAX = 255;
 /** Combined size limit of a RunTask `overrides` structure. */
@@ -197,6 +201,35 @@ export class EcsStrategy implements ComputeStrategy<"ecs"> {
       );
     }
     return { type: "ecs", cluster: input.cluster!, taskArn: started.taskArn };
+  }
+
+  /**
+   * Fargate tasks RunTask started for this task that still run, by the startedBy label every start sets
+   * (ListTasks lists tasks whose desired status is RUNNING unless told otherwise, and startedBy must be its only
+   * filter). Each is confirmed by DescribeTasks: still meant to run, and — since the label is cut to 36
+   * characters — given this task's TASK_ID.
+   */
+  async findUnrecordedSessions(task: TaskRecord): Promise<EcsHandle[]> {
+    const { cluster } = this.settings();
+    const client = this.client();
+    const arns: string[] = [];
+    try {
+      for await (const page of paginateListTasks({ client }, { cluster, startedBy: ecsStartedBy(task.task_id) })) arns.push(...(page.taskArns ?? []));
+    } catch (err) {
+      // No cluster, no task of it can run.
+      if ((err as { name?: string })?.name === "ClusterNotFoundException") return [];
+      throw err;
+    }
+    const found: EcsHandle[] = [];
+    for (let i = 0; i < arns.length; i += DESCRIBE_TASKS_MAX) {
+      const out = await client.send(new DescribeTasksCommand({ cluster, tasks: arns.slice(i, i + DESCRIBE_TASKS_MAX) }));
+      for (const t of out.tasks ?? []) {
+        const env = t.overrides?.containerOverrides?.flatMap((c) => c.environment ?? []) ?? [];
+        const ours = env.some((e) => e.name === "TASK_ID" && e.value === task.task_id);
+        if (t.taskArn && ours && t.desiredStatus !== "STOPPED") found.push({ type: "ecs", cluster, taskArn: t.taskArn });
+      }
+    }
+    return found;
   }
 
   async pollSession(handle: EcsHandle): Promise<SessionStatus> {

@@ -18,6 +18,7 @@ import * as path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { LocalConfig, RuntimeConfig } from "../config";
 import { checkTaskIdForPath } from "../payload/limits";
+import type { TaskRecord } from "../tasks/record";
 import type { LocalHandle } from "./handle";
 import type { ComputeStrategy, SessionStatus, StartRequest } from "./strategy";
 
@@ -188,6 +189,16 @@ export class LocalStrategy implements ComputeStrategy<"local"> {
     // The platform process may end before the agent does; the agent keeps running on its own.
     child.unref();
     return { type: "local", pid, runDir };
+  }
+
+  /** The run's agent process, by the pid file its start wrote, while it still runs this task. */
+  async findUnrecordedSessions(task: TaskRecord): Promise<LocalHandle[]> {
+    const runDir = this.runDirOf(task.task_id);
+    const started = readJson<{ task_id: string; pid: number }>(path.join(runDir, PID_FILE));
+    if (started?.task_id !== task.task_id || !Number.isInteger(started.pid) || existsSync(path.join(runDir, EXIT_FILE))) return [];
+    const mine = this.children.get(started.pid);
+    const runs = mine ? !mine.exit : processRunsTask(started.pid, task.task_id);
+    return runs ? [{ type: "local", pid: started.pid, runDir }] : [];
   }
 
   async pollSession(handle: LocalHandle): Promise<SessionStatus> {

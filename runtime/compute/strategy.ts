@@ -41,6 +41,12 @@ export interface ComputeStrategy<T extends BackendType = BackendType> {
    * Backends whose start is idempotent by itself (ECS clientToken, the EC2 lease's recorded command) leave it out.
    */
   resumeStart?(request: StartRequest): HandleOf<T>;
+  /**
+   * Compute a start of this task may have left running without its handle reaching the task record (the
+   * orchestrator died between the start request and the handle write), found by asking the backend by task id.
+   * Only compute that may still run is returned; finalize stops it. Empty when there is none.
+   */
+  findUnrecordedSessions?(task: TaskRecord): Promise<HandleOf<T>[]>;
   pollSession(handle: HandleOf<T>): Promise<SessionStatus>;
   /** Stop the compute. Must tolerate compute that has already stopped. */
   stopSession(handle: HandleOf<T>, reason: string): Promise<void>;

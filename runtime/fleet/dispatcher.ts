@@ -12,6 +12,7 @@
 import { randomUUID } from "node:crypto";
 import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
 import { GetCommand, UpdateCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import type { RecordedCapacityError } from "./capacity-error";
 import type { Waiter } from "./waiters";
 
 /** Waiters and candidates read per round. */
@@ -53,6 +54,8 @@ export interface KickResult {
   dispatched: boolean;
   /** The tasks this call bound to instances. */
   bound: Bound[];
+  /** The fleet's capacity error as the lock item held it (capacity-error.ts), read with the kick at no cost. */
+  capacity?: RecordedCapacityError;
 }
 
 function lockKey(fleet: string): string {
@@ -72,6 +75,7 @@ export async function kickDispatcher(target: DispatchTarget, fleet: string, self
   const now = target.now().getTime();
   const me = randomUUID();
   let kicks: number;
+  let capacity: RecordedCapacityError;
   try {
     // One call when nobody dispatches: take the lock and count the kick together.
     const taken = await target.db.send(
@@ -86,18 +90,20 @@ export async function kickDispatcher(target: DispatchTarget, fleet: string, self
       }),
     );
     kicks = (taken.Attributes as { kicks: number }).kicks;
+    capacity = taken.Attributes as RecordedCapacityError;
   } catch (err) {
     if (!isConditionalFailure(err)) throw err;
     // Someone dispatches: count our kick, so that they look again before they let go (two calls in all).
-    await target.db.send(
+    const counted = await target.db.send(
       new UpdateCommand({
         TableName: target.leasesTableName,
         Key: key,
         UpdateExpression: "ADD kicks :one",
         ExpressionAttributeValues: { ":one": 1 },
+        ReturnValues: "ALL_NEW",
       }),
     );
-    return { dispatched: false, bound: [] };
+    return { dispatched: false, bound: [], capacity: counted.Attributes as RecordedCapacityError };
   }
 
   const bound: Bound[] = [];
@@ -105,16 +111,16 @@ export async function kickDispatcher(target: DispatchTarget, fleet: string, self
     for (;;) {
       bound.push(...(await dispatchRounds(target, fleet, MAX_BINDS_PER_HOLDING - bound.length, self)));
       // Let go only if no kick arrived meanwhile: a kick bumps `kicks`, and then we must look again.
-      if (await unlock(target, key, me, kicks)) return { dispatched: true, bound };
+      if (await unlock(target, key, me, kicks)) return { dispatched: true, bound, capacity };
       // A kick arrived while we dispatched (or our lock expired and was taken over): look again.
       const current = (
         await target.db.send(new GetCommand({ TableName: target.leasesTableName, Key: key, ConsistentRead: true }))
       ).Item as { holder?: string; kicks: number } | undefined;
-      if (current?.holder !== me) return { dispatched: true, bound };
+      if (current?.holder !== me) return { dispatched: true, bound, capacity };
       kicks = current.kicks;
       if (bound.length >= MAX_BINDS_PER_HOLDING) {
         await unlock(target, key, me);
-        return { dispatched: true, bound };
+        return { dispatched: true, bound, capacity };
       }
     }
   } catch (err) {

@@ -36,6 +36,7 @@ import { documentClient, isConditionalCheckFailed, transactionCancellation } fro
 import type { RuntimeConfig } from "../config";
 import { FLEET_DEFAULTS } from "../limits";
 import { LEASES_BY_FLEET_STATE_INDEX } from "../tables";
+import { currentCapacityError } from "./capacity-error";
 import { kickDispatcher, type BindOutcome, type KickResult } from "./dispatcher";
 import { LeaseMirror, notReadyReason } from "./lease-mirror";
 import { INSTANCE_ID_PATTERN } from "./tags";
@@ -83,7 +84,8 @@ export type ClaimResult =
       /** True when the task already held this lease when the claim began (a replayed or woken start). */
       resumed: boolean;
     }
-  | { ok: false; reason: "no-capacity"; fleet: string; position: string };
+  /** capacityError: EC2's reason the fleet cannot grow, while current (capacity-error.ts). */
+  | { ok: false; reason: "no-capacity"; fleet: string; position: string; capacityError?: string };
 
 export type RegisterResult = { registered: true; created: boolean } | { registered: false; reason: string };
 
@@ -346,7 +348,8 @@ export class LeaseTable {
       const after = await this.taskItem(taskId);
       if (after?.lease_instance_id) return { ok: true, lease: busyLeaseOf(after), resumed: !created };
     }
-    return { ok: false, reason: "no-capacity", fleet: item.fleet, position: item.position };
+    const capacityError = currentCapacityError(kicked.capacity, this.now());
+    return { ok: false, reason: "no-capacity", fleet: item.fleet, position: item.position, ...(capacityError ? { capacityError } : {}) };
   }
 
   /**

@@ -20,6 +20,7 @@ import { awsClient } from "../aws/clients";
 import type { RuntimeConfig } from "../config";
 import type { MetricsSink } from "../metrics";
 import type { TaskEventLog } from "../ports";
+import { CAPACITY_ERROR, CAPACITY_ERROR_FRESH_SECONDS } from "./capacity-error";
 import type { LeaseTable } from "./lease";
 import { planFleet, type FleetAction, type FleetObservation, type ObservedInstance } from "./plan";
 import { BOOT_TAG, FLEET_TAG, ORPHAN_TAG } from "./tags";
@@ -51,10 +52,6 @@ export interface PassReport {
   failures: { action: FleetAction; error: string }[];
 }
 
-/** Scaling-activity messages that mean EC2 could not give capacity (not a fault of ours to retry differently). */
-const CAPACITY_ERROR = /InsufficientInstanceCapacity|InsufficientFreeAddressesInSubnet|VcpuLimitExceeded|InstanceLimitExceeded|MaxSpotInstanceCountExceeded|insufficient capacity|free addresses|limit exceeded/i;
-/** A failed launch older than this no longer explains a wait. */
-const CAPACITY_ERROR_FRESH_SECONDS = 900;
 
 function tag(instance: Instance, key: string): string | undefined {
   return instance.Tags?.find((t) => t.Key === key)?.Value;
@@ -227,16 +224,17 @@ export async function managePass(deps: ManagerDeps, fleet: string): Promise<Pass
 }
 
 /**
- * Keep the fleet's newest capacity error on its dispatcher item (claims read it with their kick) and tell the
- * oldest waiting tasks once, when it first appears.
+ * Keep the fleet's newest capacity error, and when it was last seen, on its dispatcher item (claims read it with
+ * their kick; a waiting task that times out fails with it) and tell the oldest waiting tasks once, when it first
+ * appears.
  */
 async function recordCapacityError(deps: ManagerDeps, fleet: string, error: string, o: FleetObservation): Promise<void> {
   const out = await deps.leases.db.send(
     new UpdateCommand({
       TableName: deps.config.tables.leases,
       Key: { instance_id: `dispatch#${fleet}` },
-      UpdateExpression: "SET kind = :kind, capacity_error = :e",
-      ExpressionAttributeValues: { ":kind": "dispatcher", ":e": error },
+      UpdateExpression: "SET kind = :kind, capacity_error = :e, capacity_error_at = :at",
+      ExpressionAttributeValues: { ":kind": "dispatcher", ":e": error, ":at": o.now },
       ReturnValues: "UPDATED_OLD",
     }),
   );

@@ -10,6 +10,7 @@ import { isTerminal, type TaskStatus } from "../tasks/status";
 import { TaskNotFoundError } from "./errors";
 import { secondsSince } from "./load";
 import { ConcurrencySlots } from "./slots";
+import { wakeOrchestrator } from "./wake";
 
 export type AdmitResult =
   | { outcome: "admitted" }
@@ -29,12 +30,29 @@ export function isFirstInLine(task: QueueKey, oldestQueued: QueueKey | undefined
   return task.task_id < oldestQueued.task_id;
 }
 
-export async function admitTask(rt: Runtime, taskId: string): Promise<AdmitResult> {
+export interface AdmitOptions {
+  /**
+   * The wake armed for a queued task's next wait: recorded on the task before it tries for a slot again, so that
+   * whoever frees one of the user's slots after that try wakes it at once (wakeNextQueued).
+   */
+  wakeToken?: string;
+}
+
+export async function admitTask(rt: Runtime, taskId: string, options: AdmitOptions = {}): Promise<AdmitResult> {
   const task = await rt.tasks.get(taskId);
   if (!task) throw new TaskNotFoundError(taskId);
   if (isTerminal(task.status)) return { outcome: "ended", status: task.status };
   // A replayed step: admission already happened.
   if (task.status === "STARTING" || task.status === "RUNNING") return { outcome: "admitted" };
+  if (task.status === "QUEUED" && options.wakeToken) {
+    // Before the claim: a slot freed after this write wakes us; one freed before it, the claim below takes.
+    try {
+      await rt.tasks.update(taskId, { wake_callback_id: options.wakeToken }, ["QUEUED"]);
+    } catch (err) {
+      if (!(err instanceof IllegalTransitionError) || err.actual === undefined) throw err;
+      if (isTerminal(err.actual)) return { outcome: "ended", status: err.actual };
+    }
+  }
 
   const limits = rt.config.limits;
   const waited = secondsSince(task.created_at, rt.now()) ?? 0;
@@ -75,6 +93,19 @@ async function queue(rt: Runtime, task: TaskRecord, why: string): Promise<AdmitR
   }
   await rt.events.append(task.task_id, "status", `queued: ${why}`, { status: "QUEUED" });
   return { outcome: "queued" };
+}
+
+/**
+ * A slot of `userId` was just given back: wake the user's oldest queued task, whose re-check takes it. Never throws
+ * (a lost wake costs that task one safety-net interval).
+ */
+export async function wakeNextQueued(rt: Runtime, userId: string): Promise<void> {
+  try {
+    const next = await rt.tasks.oldestQueued(userId);
+    if (next) await wakeOrchestrator(rt, next.task_id);
+  } catch {
+    // The queued task's own re-check finds the slot.
+  }
 }
 
 async function fail(rt: Runtime, task: TaskRecord, reason: string): Promise<AdmitResult> {

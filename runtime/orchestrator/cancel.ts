@@ -11,6 +11,7 @@ import type { Runtime } from "../runtime";
 import type { TaskRecord } from "../tasks/record";
 import { ACTIVE_STATUSES, isTerminal } from "../tasks/status";
 import { TaskNotCancellableError, TaskNotFoundError } from "./errors";
+import { wakeNextQueued } from "./admission";
 import { ConcurrencySlots } from "./slots";
 import { wakeOrchestrator } from "./wake";
 
@@ -55,5 +56,6 @@ export async function cancelTask(rt: Runtime, taskId: string, options: CancelOpt
   // finalize releases it.
   await new ConcurrencySlots(rt.config).release(task.user_id, taskId);
   await wakeOrchestrator(rt, taskId);
+  await wakeNextQueued(rt, task.user_id);
   return task;
 }

@@ -11,8 +11,10 @@ import { IllegalTransitionError } from "../errors";
 import type { Runtime } from "../runtime";
 import type { TaskRecord } from "../tasks/record";
 import { isTerminal, type TaskStatus } from "../tasks/status";
+import { sessionIdOf } from "./start";
 import { TaskNotFoundError } from "./errors";
 import { secondsSince } from "./load";
+import { wakeNextQueued } from "./admission";
 import { releaseBackendHold } from "./release";
 import { ConcurrencySlots } from "./slots";
 
@@ -53,6 +55,7 @@ export async function finalizeTask(rt: Runtime, taskId: string, options: Finaliz
 
   // The user's slot does not wait for the compute: the task is over for them.
   await new ConcurrencySlots(rt.config).release(task.user_id, taskId);
+  await wakeNextQueued(rt, task.user_id);
   if (!(await hasFinalEvent(rt, taskId))) {
     await rt.events.append(taskId, "status", finalMessage(task), { status: task.status, data: { final: true } });
     rt.metrics.count("TasksFinished", 1, { backend: task.compute_type ?? task.backend ?? "none", status: task.status });
@@ -80,37 +83,42 @@ export async function finalizeTask(rt: Runtime, taskId: string, options: Finaliz
  * container that hangs after its result is stopped then, not left to run forever).
  */
 async function stopLeftoverCompute(rt: Runtime, task: TaskRecord, force: boolean): Promise<number | undefined> {
-  const handle = task.compute_metadata ?? sessionMaybeStarted(rt, task);
-  if (!handle) return undefined;
-  const strategy = rt.strategy(handle.type) as ComputeStrategy;
-  const state = (await strategy.pollSession(handle).catch(() => undefined))?.state;
-  if (state === "EXITED" || state === "LOST") return undefined;
+  const handles = task.compute_metadata ? await stillRunning(rt, task.compute_metadata) : await unrecordedSessions(rt, task);
+  if (!handles.length) return undefined;
   if (!force && AGENT_ENDED.includes(task.status)) {
     const since = secondsSince(task.finished_at, rt.now()) ?? 0;
     const left = Math.ceil(rt.config.limits.computeStopGraceSeconds - since);
     if (left > 0) return left;
   }
-  try {
-    await strategy.stopSession(handle, `task ended ${task.status}`);
-    await rt.events.append(task.task_id, "info", `stopped the ${BACKEND_NAMES[handle.type]}, still running after the task ended ${task.status}`);
-  } catch (err) {
-    await rt.events.append(task.task_id, "error", `could not stop the ${BACKEND_NAMES[handle.type]}: ${(err as Error).message}`);
-    // Not released: the reconciler finalizes the task again and retries the stop.
-    throw err;
+  for (const handle of handles) {
+    const what = BACKEND_NAMES[handle.type];
+    try {
+      await (rt.strategy(handle.type) as ComputeStrategy).stopSession(handle, `task ended ${task.status}`);
+      await rt.events.append(task.task_id, "info", `stopped the ${what} ${sessionIdOf(handle)}, still running after the task ended ${task.status}`);
+    } catch (err) {
+      await rt.events.append(task.task_id, "error", `could not stop the ${what}: ${(err as Error).message}`);
+      // Not released: the reconciler finalizes the task again and retries the stop.
+      throw err;
+    }
   }
   return undefined;
 }
 
+async function stillRunning(rt: Runtime, handle: SessionHandle): Promise<SessionHandle[]> {
+  const state = (await (rt.strategy(handle.type) as ComputeStrategy).pollSession(handle).catch(() => undefined))?.state;
+  return state === "EXITED" || state === "LOST" ? [] : [handle];
+}
+
 /**
- * A start that may have gone out without its handle being saved (the orchestrator died between the two): for a
- * backend that can name the session from the task alone (resumeStart), that session, so it can be stopped.
+ * A start that may have gone out without its handle being saved (the orchestrator died between the two): the
+ * backend is asked, by task id, for compute of this task that still runs (ECS startedBy, the EC2 lease's instance
+ * or the fleet's recent commands, the AgentCore session id, the local run's pid file).
  */
-function sessionMaybeStarted(rt: Runtime, task: TaskRecord): SessionHandle | undefined {
+async function unrecordedSessions(rt: Runtime, task: TaskRecord): Promise<SessionHandle[]> {
   const backend = task.compute_type ?? task.backend;
-  if (!task.start_sent_at || !backend) return undefined;
+  if (!task.start_sent_at || !backend) return [];
   const strategy = rt.strategy(backend) as ComputeStrategy;
-  // Naming a session needs the task alone; the agent's payload URL plays no part (and is never stored).
-  return strategy.resumeStart?.({ task, payloadUrl: "" });
+  return (await strategy.findUnrecordedSessions?.(task)) ?? [];
 }
 
 async function hasFinalEvent(rt: Runtime, taskId: string): Promise<boolean> {

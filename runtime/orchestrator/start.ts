@@ -14,6 +14,7 @@ import { agentPayload } from "../payload/agent-payload";
 import type { Runtime } from "../runtime";
 import type { TaskRecord } from "../tasks/record";
 import { isTerminal, type TaskStatus } from "../tasks/status";
+import { capacityFailureReason } from "../fleet/capacity-error";
 import { TaskNotFoundError } from "./errors";
 import { secondsSince } from "./load";
 
@@ -61,6 +62,8 @@ export async function startTask(rt: Runtime, taskId: string, options: StartOptio
   const timeout = rt.config.limits.taskTimeoutSeconds;
   const elapsed = secondsSince(task.created_at, rt.now()) ?? 0;
   if (elapsed >= timeout) {
+    // A wait for an EC2 instance that EC2 could not launch fails with EC2's own reason.
+    if (task.capacity_error) return end(rt, task, "FAILED", capacityFailureReason(task.fleet, task.capacity_error, elapsed, timeout));
     return end(rt, task, "TIMED_OUT", `the task's compute had not started after ${Math.round(elapsed)}s, past its ${timeout}s timeout`);
   }
 
@@ -91,7 +94,15 @@ export async function startTask(rt: Runtime, taskId: string, options: StartOptio
   try {
     handle = await startSession(rt, task, strategy, request);
   } catch (err) {
-    if (err instanceof NoCapacityError) return { outcome: "waiting-for-capacity", fleet: err.fleet };
+    if (err instanceof NoCapacityError) {
+      // EC2's reason the fleet cannot grow, kept on the task while it is current (one write when it changes).
+      if ((err.capacityError ?? null) !== (task.capacity_error ?? null)) {
+        await rt.tasks.update(taskId, { capacity_error: err.capacityError ?? null }, ["STARTING"]).catch((e) => {
+          if (!(e instanceof IllegalTransitionError)) throw e;
+        });
+      }
+      return { outcome: "waiting-for-capacity", fleet: err.fleet };
+    }
     return end(rt, task, "FAILED", `could not start the ${what}: ${(err as Error).message}`);
   }
 
@@ -137,7 +148,9 @@ async function startSession(rt: Runtime, task: TaskRecord, strategy: ComputeStra
     await rt.events.append(task.task_id, "info", `a start of this task may already have been sent (${task.start_sent_at}); adopting its session instead of sending another`);
     return resume(request);
   }
-  await rt.tasks.update(task.task_id, { start_sent_at: rt.now().toISOString() }, ["STARTING"]);
+  // The backend goes with the mark: finalize asks that backend for compute a crashed start may have left running.
+  const { backend, fleet } = request.task;
+  await rt.tasks.update(task.task_id, { start_sent_at: rt.now().toISOString(), backend, ...(fleet ? { fleet } : {}) }, ["STARTING"]);
   const start = () => strategy.startSession(request);
   if (!resume) return startWithOneRetry(start, isTransientError);
   try {

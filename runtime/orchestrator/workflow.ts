@@ -88,10 +88,15 @@ interface DriveSettings {
 /** Runs the task up to a terminal status; returns when there is something to finalize. */
 async function drive(driver: WorkflowDriver, rt: Runtime, taskId: string, s: DriveSettings): Promise<void> {
   for (let n = 0; ; n++) {
-    const admitted = await driver.step(`admit-${n}`, () => admitTask(rt, taskId));
+    // A queued task is woken when one of its user's slots frees up (finalize, cancel, the reconciler); the wait is
+    // only the safety net, so it backs off like the polls and the queue's durable history stays bounded the same
+    // way. Most tasks are admitted at once, so the first admission arms nothing: its one re-check is a plain wait.
+    const wake = n === 0 ? undefined : await driver.armWake(`queued-${n}`, pollDelaySeconds(n, s.base, s.ceiling));
+    const admitted = await driver.step(`admit-${n}`, () => admitTask(rt, taskId, { wakeToken: wake?.token }));
     if (admitted.outcome === "ended") return;
     if (admitted.outcome === "admitted") break;
-    await driver.wait(`queued-${n}`, s.base);
+    if (wake) await wake.wait();
+    else await driver.wait(`queued-${n}`, s.base);
   }
 
   // One pass per attempt: an attempt whose compute infrastructure lost is re-queued and started again. Step
@@ -99,20 +104,34 @@ async function drive(driver: WorkflowDriver, rt: Runtime, taskId: string, s: Dri
   for (let attempt = 0; ; attempt++) {
     const at = attempt === 0 ? "" : `a${attempt}-`;
     let started;
+    let firstPoll: ArmedWake | undefined;
     for (let n = 0; ; n++) {
       // A task waiting for an EC2 instance is woken when the fleet binds one to it; the wait is only the safety
-      // net, so it backs off like the polls (and bounds the durable history the same way).
+      // net, so it backs off like the polls (and bounds the durable history the same way). The start records the
+      // wake on the task before it starts anything, so the first wake also serves the wait before the first poll.
       const wake = await driver.armWake(`${at}capacity-${n}`, pollDelaySeconds(n, s.base, s.ceiling));
       started = await driver.step(`${at}start-${n}`, () => startTask(rt, taskId, { wakeToken: wake.token }));
       if (started.outcome === "ended") return;
-      if (started.outcome === "started") break;
+      if (started.outcome === "started") {
+        // Its timeout is the first poll's wait only when no wait for capacity came before.
+        if (n === 0) firstPoll = wake;
+        break;
+      }
       await wake.wait();
     }
 
     const handle = started.handle;
     let counters: PollCounters = FRESH_COUNTERS;
-    // A just-started compute may not be visible yet (ECS DescribeTasks, SSM invocations): the first poll waits.
-    await driver.wait(`${at}first-poll`, s.base);
+    // A just-started compute may not be visible yet (ECS DescribeTasks, SSM invocations): the first poll waits one
+    // interval, unless the agent's terminal report (or a cancel) wakes it first: a short task ends at once. After a
+    // wait for capacity the start's wake has a longer timeout: a wake of one interval is armed and recorded instead.
+    if (!firstPoll) {
+      const wake = await driver.armWake(`${at}first-poll`, s.base);
+      const listening = await driver.step(`${at}listen`, () => recordWake(rt, taskId, wake.token));
+      if (listening.outcome === "ended") return;
+      firstPoll = wake;
+    }
+    await firstPoll.wait();
     for (let n = 0; ; n++) {
       const wake = await driver.armWake(`${at}wake-${n}`, pollDelaySeconds(n, s.base, s.ceiling));
       const polled = await driver.step(`${at}poll-${n}`, () =>
@@ -141,6 +160,21 @@ async function finalizeWithGrace(driver: WorkflowDriver, rt: Runtime, taskId: st
   }
   const { stopComputeInSeconds: _, ...final } = result;
   return final;
+}
+
+/**
+ * Record the wake the orchestrator is about to wait on. The write is conditional on an active status, so either
+ * whoever ends the task later finds this wake, or the task has already ended and there is nothing to wait for.
+ */
+export async function recordWake(rt: Runtime, taskId: string, token: string | undefined): Promise<{ outcome: "listening" } | { outcome: "ended"; status: string }> {
+  if (!token) return { outcome: "listening" };
+  try {
+    await rt.tasks.update(taskId, { wake_callback_id: token }, ACTIVE_STATUSES);
+  } catch (err) {
+    if (err instanceof IllegalTransitionError && err.actual !== undefined && isTerminal(err.actual)) return { outcome: "ended", status: err.actual };
+    throw err;
+  }
+  return { outcome: "listening" };
 }
 
 /** The orchestrator's own failure path: end the task FAILED with the reason, unless it already ended. */

@@ -7,6 +7,7 @@
 import { IllegalTransitionError } from "../errors";
 import { LeaseTable } from "../fleet/lease";
 import { finalizeTask } from "../orchestrator/finalize";
+import { wakeNextQueued } from "../orchestrator/admission";
 import { ConcurrencySlots } from "../orchestrator/slots";
 import { fleetWakeHooks, wakeOrchestrator } from "../orchestrator/wake";
 import type { Runtime } from "../runtime";
@@ -65,6 +66,7 @@ async function applyOne(
     }
     case "release-slot": {
       if (!(await new ConcurrencySlots(rt.config).releaseHeld(action.userId, action.taskId))) return false;
+      await wakeNextQueued(rt, action.userId);
       await rt.events.append(action.taskId, "info", `reconciler: released the concurrency slot of user ${action.userId}: ${action.reason}`);
       return true;
     }

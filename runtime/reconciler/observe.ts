@@ -28,6 +28,8 @@ const TASK_FIELDS = [
   "agent_heartbeat_at",
   "execution_arn",
   "released_at",
+  "fleet",
+  "capacity_error",
 ] as const;
 
 /** BatchGetItem takes at most 100 keys. */

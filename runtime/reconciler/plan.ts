@@ -11,6 +11,7 @@
  *   which also stops compute still running for it once its grace has passed;
  * - a slot or an EC2 lease held for a task that is missing, or finished and already released, is given back.
  */
+import { capacityFailureReason } from "../fleet/capacity-error";
 import { staleHeartbeat } from "../liveness";
 import { secondsSince } from "../orchestrator/load";
 import type { TaskRecord } from "../tasks/record";
@@ -29,6 +30,8 @@ export type ObservedTask = Pick<
   | "agent_heartbeat_at"
   | "execution_arn"
   | "released_at"
+  | "fleet"
+  | "capacity_error"
 >;
 
 export interface Observation {
@@ -128,6 +131,7 @@ function judgeActive(
   }
   if (task.status === "STARTING") {
     if (elapsed >= t.taskTimeoutSeconds) {
+      if (task.capacity_error) return fail("FAILED", `${capacityFailureReason(task.fleet, task.capacity_error, elapsed, t.taskTimeoutSeconds)} (reconciler)`);
       return fail("TIMED_OUT", `the task was still starting after ${Math.round(elapsed)}s, past its ${t.taskTimeoutSeconds}s timeout (reconciler)`);
     }
     if (task.agent_heartbeat_at) {

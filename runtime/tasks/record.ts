@@ -13,7 +13,10 @@ export interface TaskRecord {
   max_turns?: number;
   max_budget_usd?: number;
   model?: string;
-  /** Backend chosen for this task (request, repo blueprint, or stack default), fixed at submit. */
+  /**
+   * Backend chosen for this task (request, repo blueprint, or stack default): fixed at submit when the request
+   * names one, else written by the start step with start_sent_at.
+   */
   backend?: BackendType;
   /** Named EC2 fleet, when backend is ec2. */
   fleet?: string;
@@ -42,6 +45,11 @@ export interface TaskRecord {
   wake_callback_id?: string;
   /** When the start step was about to send the start request: a re-run can tell "maybe sent" from "not sent". */
   start_sent_at?: string;
+  /**
+   * The newest capacity error EC2 gave the task's fleet while the task waited for an instance (insufficient
+   * capacity, a quota, a full subnet); a task that times out waiting fails with it as its reason.
+   */
+  capacity_error?: string;
   /** When finalize had given everything back (slot, lease, payload, compute); the reconciler re-finalizes tasks without it. */
   released_at?: string;
   /** Epoch seconds; DynamoDB TTL removes finished records after the retention period. */
@@ -88,6 +96,9 @@ type ResultKey = keyof Pick<
     | "execution_arn"
     | "wake_callback_id"
     | "start_sent_at"
+    | "backend"
+    | "fleet"
+    | "capacity_error"
     | "released_at"
     | "attempt"
     | "attempts"
