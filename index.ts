@@ -5,6 +5,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
 import { loadStackConfig } from "./components/config";
+import { ECS_ARCHITECTURES } from "./components/config/aws-tables";
+import type { Architecture } from "./components/config/types";
 import { Network } from "./components/network";
 import { AgentImage, type AgentImageRef, type AgentModels } from "./components/agent-image";
 import { TaskTables } from "./components/task-tables";
@@ -34,12 +36,19 @@ const accountId = aws.getCallerIdentityOutput().accountId;
 const network = new Network(`${stack}-net`, { settings: config.network });
 const tables = new TaskTables(`${stack}-tables`, { repos: config.repos });
 const payloads = new PayloadBucket(`${stack}-payloads`, { expirationDays: config.payloadExpirationDays });
-// The agent image: the operator's own (`image`), else agent/ built into a stack-owned ECR repository — only when
-// some enabled backend runs it.
-const needsBuiltImage = !config.image && (has("ecs") || has("ec2") || (has("agentcore") && !config.agentcore.image));
+// The agent image of each CPU architecture: the operator's own (`image` or `images`), else agent/ built for
+// linux/arm64 and linux/amd64 into a stack-owned ECR repository — only when some enabled backend runs it.
+const ecsArchitecture = ECS_ARCHITECTURES[config.ecs.architecture];
+const needsBuiltImage =
+  (has("ecs") && !config.images[ecsArchitecture]) ||
+  Object.values(config.fleets).some((f) => !config.images[f.architecture]) ||
+  (has("agentcore") && !config.agentcore.image);
 const builtImage = needsBuiltImage ? new AgentImage(`${stack}-agent-image`) : undefined;
-const image: string | AgentImageRef = config.image ?? builtImage?.ref ?? "";
-const imageUri = pulumi.output(typeof image === "string" ? image : image.uri);
+const imageFor = (architecture: Architecture): string | AgentImageRef => config.images[architecture] ?? builtImage?.ref ?? "";
+const imageUriFor = (architecture: Architecture) => {
+  const image = imageFor(architecture);
+  return pulumi.output(typeof image === "string" ? image : image.uri);
+};
 // Agents may invoke the stack's default model and the models its repo blueprints name; nothing else.
 const models: AgentModels = { default: config.model, allowed: [config.model, ...config.repos.flatMap((r) => (r.model ? [r.model] : []))] };
 // The API's endpoint exists before the Lambdas: it is the agents' channel, named in every agent's payload.
@@ -47,7 +56,7 @@ const endpoint = new ApiEndpoint(`${stack}-api-endpoint`);
 
 // 3. Backends: only the enabled ones. Each states its own part of the runtime config and its control-plane grants.
 const ecs = has("ecs")
-  ? new EcsAgentCluster(`${stack}-ecs`, { settings: config.ecs, image, models, vpcId: network.vpcId, subnetIds: network.privateSubnetIds, region, accountId, logRetentionDays: config.logRetentionDays })
+  ? new EcsAgentCluster(`${stack}-ecs`, { settings: config.ecs, image: imageFor(ecsArchitecture), models, vpcId: network.vpcId, subnetIds: network.privateSubnetIds, region, accountId, logRetentionDays: config.logRetentionDays })
   : undefined;
 const agentcore = has("agentcore")
   ? new AgentCoreRuntime(`${stack}-agentcore`, { settings: config.agentcore, image: builtImage?.ref, models, vpcId: network.vpcId, subnetIds: network.privateSubnetIds, region, accountId })
@@ -57,7 +66,7 @@ const ec2 = has("ec2")
   ? new Ec2Backend(stack, {
       fleets: config.fleets,
       defaultFleet: config.defaultFleet,
-      image,
+      images: { arm64: imageFor("arm64"), x86_64: imageFor("x86_64") },
       models,
       vpcId: network.vpcId,
       subnetIds: network.privateSubnetIds,
@@ -150,6 +159,8 @@ export const ecsTaskDefinitionFamily = ecs?.family;
 export const agentCoreRuntimeArn = agentcore?.runtimeArn;
 export const ec2Fleets = Object.fromEntries(Object.entries(ec2?.fleets ?? {}).map(([fleet, f]) => [fleet, f.autoScalingGroupName]));
 export const ssmDocument = ec2?.document.documentName;
-export const agentImage = imageUri;
+export const agentImages = Object.fromEntries(
+  [...new Set([...(has("ecs") ? [ecsArchitecture] : []), ...(has("agentcore") ? ["arm64" as const] : []), ...Object.values(config.fleets).map((f) => f.architecture)])].map((a) => [a, imageUriFor(a)]),
+);
 export const repoCredentialSecretsPrefix = credentialSecrets.prefix;
 export const dashboard = monitoring.dashboard.dashboardName;

@@ -65,7 +65,7 @@ export function createAgentCoreRuntime(name: string, args: AgentCoreRuntimeArgs,
   const s = args.settings;
   const image: string | AgentImageRef | undefined = s.image ?? args.image;
   if (!image) throw new pulumi.InputPropertiesError({ message: `AgentCoreRuntime ${name}: invalid arguments`, errors: [{ propertyPath: "image", reason: "is required when settings.image is unset" }] });
-  const { role } = roleWithPolicy(
+  const { role, policy } = roleWithPolicy(
     `${name}`,
     {
       service: "bedrock-agentcore.amazonaws.com",
@@ -100,8 +100,9 @@ export function createAgentCoreRuntime(name: string, args: AgentCoreRuntimeArgs,
       lifecycleConfigurations: [{ idleRuntimeSessionTimeout: s.idleTimeoutSeconds, maxLifetime: s.maxLifetimeSeconds }],
       environmentVariables: { AWS_REGION: args.region, ANTHROPIC_MODEL: args.models.default },
     },
-    // The role's policy must exist before the service validates the runtime's access.
-    { parent, dependsOn: [role] },
+    // The role's policy (its ECR pull above all) must exist before the service validates the runtime's access:
+    // waiting for the role alone lets CreateAgentRuntime race the PutRolePolicy.
+    { parent, dependsOn: [role, ...(policy ? [policy] : [])] },
   );
-  return { runtime, role, securityGroup: sg };
+  return { runtime, role, policy, securityGroup: sg };
 }

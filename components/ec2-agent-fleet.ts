@@ -15,6 +15,7 @@ import { imageUri, type AgentImageRef, type AgentModels } from "./agent-image";
 import { bedrockInvokeStatement, ecrPullStatements, policyDocument, assumeRolePolicy, type Statement } from "./iam";
 import { egressHttpsOnly } from "./security-group";
 import type { FleetSettings } from "./config/types";
+import { USER_DATA_MAX_BYTES } from "./config/aws-quotas";
 
 export const SSM_MANAGED_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore";
 /** 30–7,200 s allowed. Long enough for the manager to drain the lease and the orchestrator to re-queue the task. */
@@ -99,6 +100,12 @@ export function fleetArgumentErrors(args: Ec2AgentFleetArgs): pulumi.InputProper
   return errors;
 }
 
+/** EC2 user data is at most 16 KB before base64 (EC2 User Guide, "Work with instance user data"). */
+export function userDataErrors(text: string): pulumi.InputPropertyErrorDetails[] {
+  const bytes = Buffer.byteLength(text, "utf8");
+  return bytes > USER_DATA_MAX_BYTES ? [{ propertyPath: "userData", reason: `is ${bytes} bytes; EC2 user data is at most ${USER_DATA_MAX_BYTES} bytes` }] : [];
+}
+
 /**
  * The instance may set its own boot tag and nothing else, on no other instance: the resource is the policy variable
  * ec2:SourceInstanceARN (the ARN of the instance the role credentials were issued to), a documented key, where
@@ -176,7 +183,13 @@ export function createFleet(name: string, args: Ec2AgentFleetArgs, parent: pulum
   );
   const userData = pulumi
     .all([imageUri(args.image), agentRole.arn])
-    .apply(([image, agentRoleArn]) => Buffer.from(bootScript({ fleet: args.fleet, image, agentRoleArn }), "utf8").toString("base64"));
+    .apply(([image, agentRoleArn]) => {
+      const text = bootScript({ fleet: args.fleet, image, agentRoleArn, gpu: args.settings.gpu });
+      // Known only now (the image and the role are outputs): checked here, before the launch template is sent.
+      const errors = userDataErrors(text);
+      if (errors.length) throw new pulumi.InputPropertiesError({ message: `Ec2AgentFleet ${name}: invalid arguments`, errors });
+      return Buffer.from(text, "utf8").toString("base64");
+    });
   const profile = new aws.iam.InstanceProfile(`${name}-profile`, { role: role.name }, { parent });
   const securityGroup = egressHttpsOnly(`${name}-instances`, args.vpcId, `EC2 fleet ${args.fleet}: HTTPS out only`, parent);
   const tags = { ...(args.tags ?? {}), [FLEET_TAG]: args.fleet };

@@ -6,12 +6,12 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import type { Ec2Config } from "../runtime/config";
-import { agentTaskDocument } from "../runtime/fleet/document";
+import { AGENT_TASK_DOCUMENT_PARAMETERS, agentTaskDocument } from "../runtime/fleet/document";
 import { FLEET_TAG } from "../runtime/fleet/tags";
 import type { AgentImageRef, AgentModels } from "./agent-image";
 import { CommandDocument } from "./command-document";
 import type { ComputeBackend } from "./compute-backend";
-import type { FleetSettings } from "./config/types";
+import type { Architecture, FleetSettings } from "./config/types";
 import { Ec2AgentFleet } from "./ec2-agent-fleet";
 import type { Statement } from "./iam";
 
@@ -19,7 +19,8 @@ export interface Ec2BackendArgs {
   readonly fleets: Record<string, FleetSettings>;
   /** The fleet of a task that names none: one of `fleets`. */
   readonly defaultFleet?: string;
-  readonly image: string | AgentImageRef;
+  /** The image each CPU architecture runs: a fleet pulls and runs the one of its instance type's architecture. */
+  readonly images: Record<Architecture, string | AgentImageRef>;
   /** The models agents may invoke: each fleet's agent role's grant; the default is the document's ANTHROPIC_MODEL. */
   readonly models: AgentModels;
   readonly vpcId: pulumi.Input<string>;
@@ -59,8 +60,12 @@ export class Ec2Backend extends pulumi.ComponentResource implements ComputeBacke
     }
     this.region = args.region;
     this.accountId = args.accountId;
-    this.document = new CommandDocument(`${name}-agent-task`, { content: agentTaskDocument({ model: args.models.default }) }, { parent: this });
-    const imageUri = pulumi.output(typeof args.image === "string" ? args.image : args.image.uri);
+    this.document = new CommandDocument(`${name}-agent-task`, { content: agentTaskDocument({ model: args.models.default }), parameters: AGENT_TASK_DOCUMENT_PARAMETERS }, { parent: this });
+    const imageUri = (a: Architecture) => {
+      const image = args.images[a];
+      return pulumi.output(typeof image === "string" ? image : image.uri);
+    };
+    const defaultArchitecture = args.fleets[defaultFleet].architecture;
     this.fleets = Object.fromEntries(
       Object.entries(args.fleets).map(([fleet, settings]) => [
         fleet,
@@ -69,7 +74,7 @@ export class Ec2Backend extends pulumi.ComponentResource implements ComputeBacke
           {
             fleet,
             settings,
-            image: args.image,
+            image: args.images[settings.architecture],
             models: args.models,
             region: args.region,
             accountId: args.accountId,
@@ -83,11 +88,18 @@ export class Ec2Backend extends pulumi.ComponentResource implements ComputeBacke
     );
     this.runtimeSettings = pulumi.output({
       documentName: this.document.documentName,
-      fleets: Object.fromEntries(Object.entries(this.fleets).map(([fleet, f]) => [fleet, f.runtimeSettings])),
+      fleets: Object.fromEntries(
+        Object.entries(this.fleets).map(([fleet, f]) => {
+          const a = args.fleets[fleet].architecture;
+          // Only a fleet whose image is not the default fleet's names its own (the Lambda environment is 4 KB).
+          const own = args.images[a] !== args.images[defaultArchitecture];
+          return [fleet, own ? pulumi.all([f.runtimeSettings, imageUri(a)]).apply(([s, image]) => ({ ...s, image })) : f.runtimeSettings];
+        }),
+      ),
       defaultFleet,
       deliveryTimeoutSeconds: args.deliveryTimeoutSeconds,
       executionTimeoutSeconds: args.executionTimeoutSeconds,
-      image: imageUri,
+      image: imageUri(defaultArchitecture),
     });
     this.registerOutputs({ documentName: this.document.documentName });
   }

@@ -1,6 +1,7 @@
 /**
- * The ECS Fargate backend: a cluster with Container Insights, an ARM64 Fargate task definition running the agent
- * image, its log group, its task and execution roles, and an egress-443-only security group. Optional Fargate Spot.
+ * The ECS Fargate backend: a cluster with Container Insights, a Fargate task definition of ecs.architecture running
+ * the agent image, its log group, its task and execution roles, and an egress-443-only security group. Optional
+ * Fargate Spot (X86_64 only).
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
@@ -127,6 +128,10 @@ export function ecsArgumentErrors(s: EcsSettings): pulumi.InputPropertyErrorDeta
   } else if (!memories.includes(s.memory)) {
     errors.push({ propertyPath: "settings.memory", reason: `is ${s.memory}; with cpu ${s.cpu} Fargate allows: ${memories.join(", ")}` });
   }
+  // Fargate Spot runs X86_64 Linux tasks only (ECS Developer Guide, "AWS Fargate capacity providers").
+  if (s.fargateSpot && s.architecture !== "X86_64") {
+    errors.push({ propertyPath: "settings.fargateSpot", reason: `Fargate Spot runs only X86_64 tasks; settings.architecture is ${s.architecture}` });
+  }
   if (!Number.isInteger(s.ephemeralStorageGiB) || s.ephemeralStorageGiB < 21 || s.ephemeralStorageGiB > 200) {
     errors.push({ propertyPath: "settings.ephemeralStorageGiB", reason: `must be a whole number from 21 to 200 (Fargate's range), got ${s.ephemeralStorageGiB}` });
   }
@@ -176,7 +181,7 @@ export function createEcsCluster(name: string, args: EcsAgentClusterArgs, parent
       networkMode: "awsvpc",
       cpu: String(s.cpu),
       memory: String(s.memory),
-      runtimePlatform: { cpuArchitecture: "ARM64", operatingSystemFamily: "LINUX" },
+      runtimePlatform: { cpuArchitecture: s.architecture, operatingSystemFamily: "LINUX" },
       ephemeralStorage: { sizeInGib: s.ephemeralStorageGiB },
       executionRoleArn: execution.role.arn,
       taskRoleArn: task.role.arn,

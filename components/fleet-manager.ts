@@ -84,7 +84,8 @@ export function createFleetManager(name: string, args: FleetManagerArgs, parent:
     parent,
   );
   const rule = new aws.cloudwatch.EventRule(`${name}-schedule`, { scheduleExpression: args.schedule, description: "agent-compute fleet manager" }, { parent });
-  new aws.cloudwatch.EventTarget(`${name}-target`, { rule: rule.name, arn: fn.arn }, { parent });
+  // Target ids are per rule and at most 64 characters (PutTargets): a fixed id, not one auto-named from the stack's name.
+  new aws.cloudwatch.EventTarget(`${name}-target`, { rule: rule.name, targetId: "fleet-manager", arn: fn.arn }, { parent });
   new aws.lambda.Permission(`${name}-invoke`, { action: "lambda:InvokeFunction", function: fn.name, principal: "events.amazonaws.com", sourceArn: rule.arn }, { parent });
   // Terminations the groups start themselves reach the manager at once, through their lifecycle hook's event.
   const hookRule = new aws.cloudwatch.EventRule(
@@ -99,7 +100,7 @@ export function createFleetManager(name: string, args: FleetManagerArgs, parent:
     },
     { parent },
   );
-  new aws.cloudwatch.EventTarget(`${name}-terminating-target`, { rule: hookRule.name, arn: fn.arn }, { parent });
+  new aws.cloudwatch.EventTarget(`${name}-terminating-target`, { rule: hookRule.name, targetId: "fleet-manager", arn: fn.arn }, { parent });
   new aws.lambda.Permission(`${name}-terminating-invoke`, { action: "lambda:InvokeFunction", function: fn.name, principal: "events.amazonaws.com", sourceArn: hookRule.arn }, { parent });
   return { fn, rule, hookRule, role };
 }

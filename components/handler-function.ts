@@ -6,6 +6,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
 import { checkRuntimeConfig, CONFIG_ENV, type RuntimeConfig } from "../runtime/config";
+import { LAMBDA_ENVIRONMENT_MAX_BYTES } from "./config/aws-quotas";
 import { assumeRolePolicy, logsStatement, policyDocument, type Statement } from "./iam";
 import { buildHandlerCode, codePathOptions, handlerFactory, type HandlerCode } from "./lambda-code";
 
@@ -45,6 +46,22 @@ export interface HandlerFunctionArgs {
   readonly publish?: boolean;
 }
 
+/**
+ * Bytes of a function's environment as Lambda measures it against its 4 KB limit (the JSON of the variables map).
+ * The stack config bounds it at preview (components/config/deploy-limits.ts); this is the check on the real values.
+ */
+export function environmentBytes(variables: Record<string, string>): number {
+  return Buffer.byteLength(JSON.stringify(variables), "utf8");
+}
+
+function checkedEnvironment(name: string, variables: Record<string, string>): Record<string, string> {
+  const bytes = environmentBytes(variables);
+  if (bytes > LAMBDA_ENVIRONMENT_MAX_BYTES) {
+    throw new Error(`${name}: the Lambda environment is ${bytes} bytes; Lambda allows ${LAMBDA_ENVIRONMENT_MAX_BYTES} (fewer fleets or a smaller identity map)`);
+  }
+  return variables;
+}
+
 export interface HandlerFunction {
   fn: aws.lambda.CallbackFunction<unknown, unknown>;
   code: HandlerCode;
@@ -69,8 +86,9 @@ export function createHandlerFunction(name: string, args: HandlerFunctionArgs, p
       publish: args.publish ?? false,
       durableConfig: args.durableConfig,
       loggingConfig: { logFormat: "JSON", logGroup: logGroup.name },
-      // Checked as the Lambda will check it, so a config it would refuse fails the deployment, not each invocation.
-      environment: { variables: { [CONFIG_ENV]: args.runtimeConfig.apply((c) => JSON.stringify(checkedRuntimeConfig(c))) } },
+      // Checked as the Lambda will check it, so a config it would refuse fails the deployment, not each invocation;
+      // and within Lambda's 4 KB for the environment.
+      environment: { variables: args.runtimeConfig.apply((c) => checkedEnvironment(name, { [CONFIG_ENV]: JSON.stringify(checkedRuntimeConfig(c)) })) },
     },
     { parent },
   );

@@ -60,7 +60,8 @@ export function createReconciler(name: string, args: ReconcilerArgs, parent: pul
     parent,
   );
   const rule = new aws.cloudwatch.EventRule(`${name}-schedule`, { scheduleExpression: args.schedule, description: "agent-compute task reconciler" }, { parent });
-  new aws.cloudwatch.EventTarget(`${name}-target`, { rule: rule.name, arn: fn.arn }, { parent });
+  // A fixed target id (per rule, at most 64 characters), not one auto-named from the stack's name.
+  new aws.cloudwatch.EventTarget(`${name}-target`, { rule: rule.name, targetId: "reconciler", arn: fn.arn }, { parent });
   new aws.lambda.Permission(`${name}-invoke`, { action: "lambda:InvokeFunction", function: fn.name, principal: "events.amazonaws.com", sourceArn: rule.arn }, { parent });
   return { fn, rule, role };
 }

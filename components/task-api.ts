@@ -9,11 +9,24 @@ import * as aws from "@pulumi/aws";
 import type { RuntimeConfig } from "../runtime/config";
 import type { ComputeBackend } from "./compute-backend";
 import { computeStatements, payloadStatement, tableStatement, type TableArns } from "./iam";
+import { HTTP_API_INTEGRATION_TIMEOUT_SECONDS } from "./config/aws-quotas";
 import { createHandlerFunction } from "./handler-function";
 import type { RepoCredentialSecrets } from "./repo-credentials";
 import { orchestratorExecutionStatements } from "./task-orchestrator";
 
 export const API_HANDLER = "runtime/api/lambda.ts";
+/**
+ * Below the HTTP API's 30 s integration timeout, which cannot be raised: a request the Lambda cannot finish in time
+ * ends in the handler's own error, not in a gateway 503 while the Lambda keeps running.
+ */
+export const API_TIMEOUT_SECONDS = 29;
+
+/** A Lambda timeout the API's integration can wait out; anything else is refused before any resource exists. */
+export function apiTimeoutErrors(timeoutSeconds: number): pulumi.InputPropertyErrorDetails[] {
+  return Number.isInteger(timeoutSeconds) && timeoutSeconds >= 1 && timeoutSeconds < HTTP_API_INTEGRATION_TIMEOUT_SECONDS
+    ? []
+    : [{ propertyPath: "timeoutSeconds", reason: `is ${timeoutSeconds}; the API Lambda must finish within the HTTP API's ${HTTP_API_INTEGRATION_TIMEOUT_SECONDS} s integration timeout (1–${HTTP_API_INTEGRATION_TIMEOUT_SECONDS - 1})` }];
+}
 
 export interface TaskApiArgs {
   /**
@@ -34,6 +47,8 @@ export interface TaskApiArgs {
   readonly logRetentionDays: number;
   /** The repository credential secrets: the API (the agent channel's credentials route) alone reads them. */
   readonly credentialSecrets?: RepoCredentialSecrets;
+  /** The API Lambda's timeout (default API_TIMEOUT_SECONDS). */
+  readonly timeoutSeconds?: number;
 }
 
 export class TaskApi extends pulumi.ComponentResource {
@@ -43,6 +58,8 @@ export class TaskApi extends pulumi.ComponentResource {
 
   constructor(name: string, args: TaskApiArgs, opts?: pulumi.ComponentResourceOptions) {
     super("agent-compute:api:TaskApi", name, {}, opts);
+    const errors = apiTimeoutErrors(args.timeoutSeconds ?? API_TIMEOUT_SECONDS);
+    if (errors.length) throw new pulumi.InputPropertiesError({ message: `TaskApi ${name}: invalid arguments`, errors });
     const built = createTaskApi(name, args, this);
     this.function = built.fn;
     this.api = built.api;
@@ -57,7 +74,7 @@ export function createTaskApi(name: string, args: TaskApiArgs, parent: pulumi.Re
     {
       handlerFile: API_HANDLER,
       runtimeConfig: args.runtimeConfig,
-      timeoutSeconds: 29,
+      timeoutSeconds: args.timeoutSeconds ?? API_TIMEOUT_SECONDS,
       memoryMiB: 512,
       logRetentionDays: args.logRetentionDays,
       statements: () => [

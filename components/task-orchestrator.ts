@@ -8,11 +8,34 @@ import * as aws from "@pulumi/aws";
 import type { RuntimeConfig } from "../runtime/config";
 import type { ComputeBackend } from "./compute-backend";
 import { computeStatements, payloadStatement, tableStatement, type Statement, type TableArns } from "./iam";
+import { DURABLE_EXECUTION_TIMEOUT_BOUNDS, DURABLE_RETENTION_DAYS_BOUNDS } from "./config/aws-quotas";
 import { createHandlerFunction } from "./handler-function";
 import type { HandlerCode } from "./lambda-code";
 
 export const ORCHESTRATOR_HANDLER = "runtime/orchestrator/durable-handler.ts";
 export const ORCHESTRATOR_ALIAS = "live";
+/** An hour past the task timeout covers stopping the compute and finalizing. */
+export const FINALIZE_MARGIN_SECONDS = 3600;
+/** Days a finished durable execution's history stays readable (GetDurableExecution, the reconciler). */
+export const DURABLE_RETENTION_DAYS = 14;
+
+/** The orchestrator's DurableConfig: a whole task is one durable execution. Refuses values Lambda would refuse. */
+export function orchestratorDurableConfig(taskTimeoutSeconds: number, retentionDays: number = DURABLE_RETENTION_DAYS) {
+  const executionTimeout = taskTimeoutSeconds + FINALIZE_MARGIN_SECONDS;
+  const errors: pulumi.InputPropertyErrorDetails[] = [];
+  const within = (v: number, b: { min: number; max: number }) => Number.isInteger(v) && v >= b.min && v <= b.max;
+  if (!within(executionTimeout, DURABLE_EXECUTION_TIMEOUT_BOUNDS)) {
+    errors.push({
+      propertyPath: "taskTimeoutSeconds",
+      reason: `(${taskTimeoutSeconds}) plus the ${FINALIZE_MARGIN_SECONDS} s finalize margin is ${executionTimeout}; a durable execution runs ${DURABLE_EXECUTION_TIMEOUT_BOUNDS.min}–${DURABLE_EXECUTION_TIMEOUT_BOUNDS.max} s`,
+    });
+  }
+  if (!within(retentionDays, DURABLE_RETENTION_DAYS_BOUNDS)) {
+    errors.push({ propertyPath: "retentionPeriod", reason: `is ${retentionDays}; Lambda keeps durable execution history ${DURABLE_RETENTION_DAYS_BOUNDS.min}–${DURABLE_RETENTION_DAYS_BOUNDS.max} days` });
+  }
+  if (errors.length) throw new pulumi.InputPropertiesError({ message: "TaskOrchestrator: invalid durable config", errors });
+  return { executionTimeout, retentionPeriod: retentionDays };
+}
 
 export interface TaskOrchestratorArgs {
   readonly runtimeConfig: pulumi.Output<RuntimeConfig>;
@@ -55,8 +78,7 @@ export function createOrchestrator(name: string, args: TaskOrchestratorArgs, par
       memoryMiB: 512,
       logRetentionDays: args.logRetentionDays,
       publish: true,
-      // A whole task (up to the task timeout) is one durable execution; an hour more covers stop + finalize.
-      durableConfig: { executionTimeout: args.taskTimeoutSeconds + 3600, retentionPeriod: 14 },
+      durableConfig: orchestratorDurableConfig(args.taskTimeoutSeconds),
       statements: (self) => [
         {
           Sid: "OwnDurableExecutions",

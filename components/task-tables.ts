@@ -46,10 +46,13 @@ export function createTables(name: string, parent: pulumi.Resource): Record<Tabl
         hashKey: schema.hashKey,
         rangeKey: schema.rangeKey,
         attributes: Object.entries(schema.attributes).map(([n, type]) => ({ name: n, type })),
+        // keySchemas, not the GSI's hashKey/rangeKey, which @pulumi/aws 7 deprecates.
         globalSecondaryIndexes: schema.indexes.map((ix) => ({
           name: ix.name,
-          hashKey: ix.hashKey,
-          rangeKey: ix.rangeKey,
+          keySchemas: [
+            { attributeName: ix.hashKey, keyType: "HASH" },
+            ...(ix.rangeKey ? [{ attributeName: ix.rangeKey, keyType: "RANGE" }] : []),
+          ],
           projectionType: ix.include ? "INCLUDE" : "ALL",
           nonKeyAttributes: ix.include,
         })),

@@ -70,6 +70,8 @@ export interface EcsConfig {
 export interface Ec2FleetConfig {
   /** Auto Scaling group of this fleet: scale-in protection, scaling, draining, health. */
   autoScalingGroupName?: string;
+  /** Agent image this fleet's instances run (the image of its CPU architecture); unset: ec2.image. */
+  image?: string;
   /** Idle ready instances kept beyond current demand, for a fast start (fleet scaling; default 0). */
   warmBuffer?: number;
   /** An instance that has not reported boot=ready this long after launch is marked unhealthy (default 900 s). */
@@ -93,7 +95,7 @@ export interface Ec2Config {
   deliveryTimeoutSeconds: number;
   /** Seconds the agent may run on the instance (the document's executionTimeout parameter). */
   executionTimeoutSeconds: number;
-  /** Agent image the instance runs. */
+  /** Agent image an instance runs when its fleet names none. */
   image: string;
 }
 

@@ -115,6 +115,18 @@ describe("Ec2Strategy", () => {
       expect(await leases.get(handle.instanceId)).to.include({ state: "BUSY", taskId: "t1", commandId: "cmd-1" });
     });
 
+    it("a fleet of the other architecture runs its own image (an ARM64 image fails on x86_64 instances)", async () => {
+      const { strategy, config, instances } = await setup({ default: 1, gpu: 1 });
+      const gpuFleet = Object.keys(config.ec2!.fleets).find((f) => f.startsWith("gpu-"))!;
+      config.ec2!.fleets[gpuFleet].image = "public.ecr.aws/example/agent:1-amd64";
+      ssm.on(SendCommandCommand).resolves({ Command: { CommandId: "cmd-1" } });
+      const handle = await strategy.startSession({ task: task("t-gpu", { fleet: gpuFleet }), payloadUrl: payloadUrl("t-gpu") });
+      expect(instances.gpu).to.include(handle.instanceId);
+      expect(ssm.commandCalls(SendCommandCommand)[0].args[0].input.Parameters?.image).to.deep.equal(["public.ecr.aws/example/agent:1-amd64"]);
+      await strategy.startSession({ task: task("t-arm"), payloadUrl: payloadUrl("t-arm") });
+      expect(ssm.commandCalls(SendCommandCommand)[1].args[0].input.Parameters?.image).to.deep.equal([config.ec2!.image]);
+    });
+
     it("a replayed start returns the same handle and sends nothing", async () => {
       const { strategy } = await setup({ default: 2 });
       ssm.on(SendCommandCommand).resolves({ Command: { CommandId: "cmd-1" } });

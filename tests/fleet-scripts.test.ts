@@ -13,6 +13,7 @@ import { FLEET_CONFIG_DIR } from "../runtime/fleet/agent-credentials";
 import { bootScript } from "../runtime/fleet/boot-script";
 import {
   AGENT_TASK_DOCUMENT_PARAMETERS,
+  INSTANCE_STATE_DIR,
   agentTaskDocument,
   agentTaskParameters,
   type AgentTaskParameterValues,
@@ -92,7 +93,7 @@ function sandbox(): { dir: string; bin: string; log: string; run(script: string,
   const bin = path.join(dir, "bin");
   const log = path.join(dir, "calls.log");
   spawnSync("mkdir", ["-p", bin]);
-  for (const [name, body] of Object.entries({ curl: FAKE_CURL, docker: FAKE_DOCKER, aws: FAKE_AWS, sleep: FAKE_SLEEP, dnf: FAKE_OK, systemctl: FAKE_OK })) {
+  for (const [name, body] of Object.entries({ curl: FAKE_CURL, docker: FAKE_DOCKER, aws: FAKE_AWS, sleep: FAKE_SLEEP, dnf: FAKE_OK, systemctl: FAKE_OK, "nvidia-smi": FAKE_OK, "nvidia-ctk": FAKE_OK })) {
     writeFileSync(path.join(bin, name), body);
     chmodSync(path.join(bin, name), 0o755);
   }
@@ -126,7 +127,7 @@ function renderAsSsm(values: AgentTaskParameterValues, workRoot: string): string
   let text = doc.mainSteps[0].inputs.runCommand.join("\n");
   for (const [name, value] of Object.entries(values)) text = text.split(`{{ ${name} }}`).join(value);
   // Test-only: the instance's work folder moved under the sandbox so the run needs no root-owned path.
-  return sandboxEtc(text.split("/var/lib/agent-compute").join(workRoot), path.dirname(workRoot));
+  return sandboxEtc(text.split(INSTANCE_STATE_DIR).join(workRoot), path.dirname(workRoot));
 }
 
 const HOSTILE = ["'", '"', "$(touch /tmp/x)", "`touch /tmp/x`", "\n", ";rm -rf /", "{{ taskId }}"];
@@ -237,6 +238,26 @@ describe("the agent task SSM document", () => {
       expect(existsSync(path.join(box.dir, "work")) && spawnSync("ls", [path.join(box.dir, "work")], { encoding: "utf8" }).stdout.trim()).to.equal("");
     } finally {
       rmSync(box.dir, { recursive: true, force: true });
+    }
+  });
+
+  it("run as SSM would: on an instance whose boot proved GPU access the agent gets --gpus all, elsewhere no GPU flag", () => {
+    for (const gpu of [true, false]) {
+      const box = sandbox();
+      const work = path.join(box.dir, "work");
+      try {
+        spawnSync("mkdir", ["-p", work]);
+        // The marker a GPU fleet's boot script leaves (see the boot script tests below).
+        if (gpu) writeFileSync(path.join(work, "gpus"), "all\n");
+        writeFileSync(path.join(box.dir, "fixture.json"), "{}");
+        const res = box.run(renderAsSsm(VALID, work), { FIXTURE: path.join(box.dir, "fixture.json"), FAKE_EXIT: "0" });
+        expect(res.status, res.stderr).to.equal(0);
+        const run = res.log.find((l) => l.startsWith("docker run -d")) ?? "";
+        if (gpu) expect(run).to.match(/--network bridge --gpus all -v /);
+        else expect(run).to.not.contain("--gpus");
+      } finally {
+        rmSync(box.dir, { recursive: true, force: true });
+      }
     }
   });
 
@@ -414,6 +435,39 @@ describe("the fleet boot script", () => {
       }
       expect(at(/X-aws-ec2-metadata-token: tok/), "IMDSv2 token used").to.be.greaterThan(-1);
       expect(res.log.filter((l) => /Value=failed/.test(l))).to.deep.equal([]);
+    } finally {
+      rmSync(box.dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a GPU fleet's boot proves a container of the agent's image sees the GPUs, then leaves the --gpus marker, before ready", () => {
+    const box = sandbox();
+    try {
+      const state = path.join(box.dir, "state");
+      const res = box.run(bootScript({ ...options, fleet: "gpu", gpu: true }).split(INSTANCE_STATE_DIR).join(state));
+      expect(res.status, res.stderr).to.equal(0);
+      const at = (pattern: RegExp) => res.log.findIndex((l) => pattern.test(l));
+      const ready = at(/Value=ready/);
+      for (const step of [/^nvidia-smi -L/, /^nvidia-ctk runtime configure --runtime=docker/, /^docker pull /, /^docker run --rm --gpus all --entrypoint nvidia-smi public\.ecr\.aws\/example\/agent:1 -L/]) {
+        expect(at(step), String(step)).to.be.greaterThan(-1).and.lessThan(ready);
+      }
+      expect(readFileSync(path.join(state, "gpus"), "utf8").trim()).to.equal("all");
+    } finally {
+      rmSync(box.dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a GPU fleet whose container cannot see the GPUs is marked failed and leaves no marker; a CPU fleet never touches GPUs", () => {
+    const box = sandbox();
+    try {
+      const state = path.join(box.dir, "state");
+      // docker run fails (no GPU runtime): the fake docker exits 1 for `run --rm`.
+      writeFileSync(path.join(box.bin, "docker"), FAKE_DOCKER.replace("  run)", '  run) [ "$2" = "--rm" ] && exit 1'));
+      const res = box.run(bootScript({ ...options, fleet: "gpu", gpu: true }).split(INSTANCE_STATE_DIR).join(state));
+      expect(res.status).to.not.equal(0);
+      expect(res.log.filter((l) => /Value=failed/.test(l))).to.have.length(1);
+      expect(existsSync(path.join(state, "gpus"))).to.equal(false);
+      expect(bootScript(options)).to.not.match(/nvidia|--gpus/);
     } finally {
       rmSync(box.dir, { recursive: true, force: true });
     }

@@ -61,7 +61,7 @@ describe("the agent image the stack builds", function () {
       .filter((s: any) => [].concat(s.Action).includes("ecr:BatchGetImage" as never));
     expect(pulls.length).to.equal(3); // ECS execution role, AgentCore role, fleet instance role
     for (const s of pulls) expect(s.Resource).to.deep.equal([`arn:aws:ecr:${REGION}:${ACCOUNT}:repository/${repo.name}`]);
-    expect(r.outputs.agentImage).to.equal(uri);
+    expect(r.outputs.agentImages).to.deep.equal({ arm64: uri });
   });
 
   it("with `image`: nothing is built and the backends run that image", async () => {

@@ -105,22 +105,24 @@ describe("the orchestrator's Lambda archive", function () {
       const ddb = new DynamoDBClient({});
       const Key = { task_id: { S: ${JSON.stringify(taskId)} } };
       const TableName = ${JSON.stringify(names.tasks)};
-      let cancelled = false;
-      const watch = setInterval(async () => {
+      // One read at a time (the next 50 ms after the last answer): a fixed interval piles reads up on a slow,
+      // loaded emulator until the handler's own requests starve.
+      let watch;
+      const check = async () => {
         const { Item } = await ddb.send(new GetItemCommand({ TableName, Key }));
-        if (cancelled || !Item || !Item.compute_metadata) return;
-        cancelled = true;
+        if (!Item || !Item.compute_metadata) { watch = setTimeout(check, 50); return; }
         await ddb.send(new UpdateItemCommand({ TableName, Key, UpdateExpression: "SET #s = :c",
           ExpressionAttributeNames: { "#s": "status" }, ExpressionAttributeValues: { ":c": { S: "CANCELLED" } } }));
         // And wakes the orchestrator from its wait before the first poll, through the runner's callback API.
         const wake = Item.wake_callback_id && Item.wake_callback_id.S;
         if (wake) await LocalDurableTestRunner.createDurableApi().sendCallbackSuccess({ CallbackId: wake, Result: "{}" });
-      }, 50);
+      };
+      watch = setTimeout(check, 50);
       (async () => {
         await LocalDurableTestRunner.setupTestEnvironment({ skipTime: true });
         const runner = new LocalDurableTestRunner({ handlerFunction: handler });
         const execution = await runner.run({ payload: { task_id: ${JSON.stringify(taskId)} } });
-        clearInterval(watch);
+        clearTimeout(watch);
         await LocalDurableTestRunner.teardownTestEnvironment();
         const loaded = Object.keys(require.cache).filter((f) => !f.startsWith(process.cwd()) && !f.includes("node_modules"));
         const status = execution.getStatus();

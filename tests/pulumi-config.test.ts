@@ -41,6 +41,28 @@ const BAD: [string, RawConfig, string, string][] = [
   ["a queue cap of zero", { image: IMAGE, maxQueuedPerUser: 0 }, "maxQueuedPerUser", "between 1"],
   ["identity: a user map key that is no principal", { image: IMAGE, identity: { users: { alice: "alice" } } }, "identity.users", "is not a principal"],
   ["identity: one session of a role whose session names are not trusted", { image: IMAGE, identity: { users: { "arn:aws:sts::123456789012:assumed-role/Dev/alice": "alice" } } }, "identity.users", "sessionRoles"],
+  // Deploy fidelity: limits AWS would enforce at `pulumi up` or at the first task, refused at preview.
+  ["Fargate Spot with an ARM64 task (the default)", { image: IMAGE, ecs: { fargateSpot: true } }, "ecs.fargateSpot", "X86_64"],
+  ["Fargate Spot with an explicit ARM64 task", { image: IMAGE, ecs: { architecture: "ARM64", fargateSpot: true } }, "ecs.fargateSpot", "ecs.architecture: X86_64 or ecs.fargateSpot: false"],
+  ["an unknown ECS architecture", { image: IMAGE, ecs: { architecture: "AMD64" } }, "ecs.architecture", "allowed: ARM64, X86_64"],
+  ["one image for an ARM64 and an x86_64 fleet", { image: IMAGE, backends: ["ec2"], fleets: { default: {}, gpu: { instanceType: "g5.xlarge" } } }, "image", "imageMultiArch: true"],
+  ["one image for ARM64 ECS and an x86_64 fleet", { image: IMAGE, backends: ["ecs", "ec2"], fleets: { gpu: { instanceType: "g5.xlarge" } } }, "image", "x86_64 (fleets.gpu (g5.xlarge))"],
+  ["an x86_64 ECS task beside AgentCore with one image", { image: IMAGE, backends: ["agentcore", "ecs"], ecs: { architecture: "X86_64" } }, "image", "arm64 (agentcore)"],
+  ["images without the x86_64 image a g5 fleet needs", { images: { arm64: IMAGE }, backends: ["ec2"], fleets: { default: {}, gpu: { instanceType: "g5.xlarge" } } }, "images.x86_64", "is required: fleets.gpu (g5.xlarge)"],
+  ["an image for an architecture nothing runs", { images: { arm64: IMAGE, x86_64: IMAGE } }, "images.x86_64", "no enabled backend runs x86_64"],
+  ["image and images both", { image: IMAGE, images: { arm64: IMAGE } }, "images", "not both"],
+  ["imageMultiArch without image", { imageMultiArch: true }, "imageMultiArch", "applies only to image"],
+  ["an AMD GPU fleet", { image: IMAGE, backends: ["ec2"], fleets: { default: { instanceType: "g4ad.xlarge" } } }, "fleets.default.instanceType", "AMD GPUs"],
+  ["a fleet name longer than its IAM role name allows", { image: IMAGE, backends: ["ec2"], fleets: { "a-very-long-fleet": {} } }, "fleets.a-very-long-fleet", "1–9"],
+  ["with ec2, a task timeout above SSM's 172,800 s", { image: IMAGE, backends: ["ec2"], taskTimeoutSeconds: 172_801 }, "taskTimeoutSeconds", "at most 172800"],
+  ["with agentcore, a task timeout above maxLifetimeSeconds", { image: IMAGE, backends: ["agentcore"], taskTimeoutSeconds: 7200, agentcore: { maxLifetimeSeconds: 3600 } }, "taskTimeoutSeconds", "exceeds agentcore.maxLifetimeSeconds (3600)"],
+  ["an AgentCore lifetime above 8 hours", { image: IMAGE, backends: ["agentcore"], agentcore: { maxLifetimeSeconds: 28_801 } }, "agentcore.maxLifetimeSeconds", "between 60 and 28800"],
+  ["rate(1 minutes)", { image: IMAGE, reconcilerSchedule: "rate(1 minutes)" }, "reconcilerSchedule", "rate(1 minute)"],
+  ["rate(0 minutes)", { image: IMAGE, reconcilerSchedule: "rate(0 minutes)" }, "reconcilerSchedule", "at least 1"],
+  ["rate(5 minute)", { image: IMAGE, backends: ["ec2"], fleetManagerSchedule: "rate(5 minute)" }, "fleetManagerSchedule", "rate(5 minutes)"],
+  ["rate(2 weeks)", { image: IMAGE, reconcilerSchedule: "rate(2 weeks)" }, "reconcilerSchedule", "minute, minutes, hour, hours, day, days"],
+  ["a five-field cron", { image: IMAGE, reconcilerSchedule: "cron(0 12 * * ?)" }, "reconcilerSchedule", "six fields"],
+  ["a cron with both day fields set", { image: IMAGE, reconcilerSchedule: "cron(0 12 * * MON *)" }, "reconcilerSchedule", "'?' in exactly one"],
   ["identity: a map too big for the Lambda environment", { image: IMAGE, identity: { users: Object.fromEntries(Array.from({ length: 60 }, (_, i) => [`arn:aws:iam::123456789012:user/engineer-number-${i}`, `engineer-${i}`])) } }, "identity", "at most 2048"],
 ];
 
@@ -54,6 +76,22 @@ describe("stack config validation", () => {
     });
   }
 
+  it("accepts every schedule EventBridge accepts: rate with a singular unit for 1 and plural above, day(s), six-field cron", () => {
+    for (const schedule of ["rate(1 minute)", "rate(2 minutes)", "rate(1 hour)", "rate(12 hours)", "rate(1 day)", "rate(7 days)", "cron(0/5 * * * ? *)", "cron(0 12 ? * MON-FRI *)"]) {
+      expect(problems({ image: IMAGE, reconcilerSchedule: schedule }), schedule).to.deep.equal([]);
+    }
+  });
+
+  it("accepts Fargate Spot on X86_64, an image per architecture, and one image declared multi-arch", () => {
+    expect(validateStackConfig({ image: IMAGE, ecs: { architecture: "X86_64", fargateSpot: true } }).ecs).to.include({ architecture: "X86_64", fargateSpot: true });
+    const perArch = validateStackConfig({ images: { arm64: IMAGE, x86_64: `${IMAGE}-amd64` }, backends: ["ec2"], fleets: { default: {}, gpu: { instanceType: "g5.xlarge" } } });
+    expect(perArch.images).to.deep.equal({ arm64: IMAGE, x86_64: `${IMAGE}-amd64` });
+    const multi = validateStackConfig({ image: IMAGE, imageMultiArch: true, backends: ["ec2"], fleets: { default: {}, gpu: { instanceType: "g5.xlarge" } } });
+    expect(multi.images).to.deep.equal({ arm64: IMAGE, x86_64: IMAGE });
+    expect(validateStackConfig({ backends: ["ec2"], fleets: { default: {}, gpu: { instanceType: "g5.xlarge" } } }).images, "no image: the stack builds both").to.deep.equal({});
+    expect(validateStackConfig({ image: IMAGE, backends: ["ec2"], taskTimeoutSeconds: 172_800 }).limits.taskTimeoutSeconds).to.equal(172_800);
+  });
+
   it("names every bad key at once", () => {
     const found = problems({ backends: ["ecs", "gpu"], ecs: { cpu: 3000 }, pollIntervalSeconds: 0, model: "no such model" });
     expect(found.map((p) => p.split(":")[0])).to.include.members(["backends[1]", "model", "ecs.cpu", "pollIntervalSeconds"]);
@@ -63,7 +101,7 @@ describe("stack config validation", () => {
     const c = validateStackConfig({ image: IMAGE });
     expect(c.backends).to.deep.equal(["ecs"]);
     expect(c.defaultBackend).to.equal("ecs");
-    expect(c.ecs).to.deep.equal({ cpu: 2048, memory: 4096, fargateSpot: false, ephemeralStorageGiB: 30 });
+    expect(c.ecs).to.deep.equal({ architecture: "ARM64", cpu: 2048, memory: 4096, fargateSpot: false, ephemeralStorageGiB: 30 });
     expect(c.limits.maxConcurrentPerUser).to.equal(10);
     expect(c.limits.taskTimeoutSeconds).to.equal(28800);
     expect(c.limits.pollIntervalSeconds).to.equal(30);
@@ -72,7 +110,7 @@ describe("stack config validation", () => {
   });
 
   it("gives ARM64 fleets the AL2023 arm64 AMI and GPU fleets the NVIDIA base AMI of their architecture", () => {
-    const c = validateStackConfig({ image: IMAGE, backends: ["ec2"], fleets: { default: {}, gpu: { instanceType: "g5.xlarge" } } });
+    const c = validateStackConfig({ image: IMAGE, imageMultiArch: true, backends: ["ec2"], fleets: { default: {}, gpu: { instanceType: "g5.xlarge" } } });
     expect(c.fleets.default).to.include({ instanceType: "m7g.xlarge", architecture: "arm64", gpu: false });
     expect(c.fleets.default.amiParameter).to.equal("/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64");
     expect(c.fleets.gpu).to.include({ architecture: "x86_64", gpu: true });
@@ -88,6 +126,9 @@ describe("stack config validation", () => {
     expect(c.backends).to.deep.equal(["ecs", "ec2"]);
     expect(Object.keys(c.fleets)).to.deep.equal(["default", "gpu"]);
     expect(c.repos).to.have.length(2);
+    // Its ECS runs ARM64 without Fargate Spot (Spot is X86_64 only), and its one image serves the m7g and g5 fleets as a multi-arch image.
+    expect(c.ecs).to.include({ architecture: "ARM64", fargateSpot: false });
+    expect(c.images).to.deep.equal({ arm64: c.image, x86_64: c.image });
   });
 
   it("treats the Pulumi.yaml defaults as valid (and their empty strings as unset)", () => {
@@ -168,6 +209,10 @@ describe("a bad stack config in the program", function () {
     ["a bad root volume size", { image: IMAGE, backends: ["ec2"], fleets: { default: { rootVolumeGiB: 8 } } }, "fleets.default.rootVolumeGiB", "between 30 and 16384"],
     ["a model that is no model id", { image: IMAGE, model: "claude sonnet" }, "model", "Bedrock model id"],
     ["subnets without a VPC", { image: IMAGE, network: { privateSubnetIds: ["subnet-0123456789abcdef0"] } }, "network.vpcId", "required when network.privateSubnetIds"],
+    ["Fargate Spot with ARM64", { image: IMAGE, ecs: { fargateSpot: true } }, "ecs.fargateSpot", "ecs.architecture: X86_64 or ecs.fargateSpot: false"],
+    ["one image for ARM64 and x86_64 fleets", { image: IMAGE, backends: ["ec2"], fleets: { default: {}, gpu: { instanceType: "g5.xlarge" } } }, "image", "imageMultiArch: true"],
+    ["a task timeout above the SSM executionTimeout", { image: IMAGE, backends: ["ec2"], taskTimeoutSeconds: 259_200 }, "taskTimeoutSeconds", "at most 172800"],
+    ["rate(1 minutes)", { image: IMAGE, backends: ["ec2"], fleetManagerSchedule: "rate(1 minutes)" }, "fleetManagerSchedule", "rate(1 minute)"],
   ];
   for (const [name, config, key, reason] of cases) {
     it(`fails on ${name} naming ${key}, before any resource is registered`, async () => {

@@ -19,6 +19,8 @@ export interface RecordedResource {
   urn: string;
   /** URN of the parent resource ("" for the stack itself). */
   parent: string;
+  /** URNs the registration waits for (dependsOn and the inputs' resources). */
+  dependencies: string[];
   inputs: Record<string, any>;
   custom: boolean;
 }
@@ -140,16 +142,17 @@ export function pulumiConfigValues(stackConfig: Record<string, unknown>): Record
   return config;
 }
 
-export async function runProgram(stackConfig: Record<string, unknown>, program: string = PROGRAM): Promise<ProgramRun> {
+export async function runProgram(stackConfig: Record<string, unknown>, program: string = PROGRAM, stack: string = STACK): Promise<ProgramRun> {
   const resources: RecordedResource[] = [];
   const parents = new Map<string, string>();
+  const dependencies = new Map<string, string[]>();
   pulumi.runtime.setAllConfig(pulumiConfigValues(stackConfig));
   await pulumi.runtime.setMocks(
     {
       newResource(args) {
         const urnType = args.type;
         const state = mockState(urnType, args.name, args.inputs);
-        resources.push({ type: args.type, name: args.name, urn: "", parent: parents.get(`${args.type}::${args.name}`) ?? "", inputs: args.inputs, custom: !!args.custom });
+        resources.push({ type: args.type, name: args.name, urn: "", parent: parents.get(`${args.type}::${args.name}`) ?? "", dependencies: [], inputs: args.inputs, custom: !!args.custom });
         return { id: `${args.name}-id`, state };
       },
       call(args) {
@@ -168,7 +171,7 @@ export async function runProgram(stackConfig: Record<string, unknown>, program: 
       },
     },
     PROJECT,
-    STACK,
+    stack,
     false,
   );
   // Record each registration's parent URN: the mock callback itself is not told it.
@@ -176,6 +179,7 @@ export async function runProgram(stackConfig: Record<string, unknown>, program: 
   const register = monitor.registerResource.bind(monitor);
   monitor.registerResource = (req: any, cb: any) => {
     parents.set(`${req.getType()}::${req.getName()}`, req.getParent());
+    dependencies.set(`${req.getType()}::${req.getName()}`, req.getDependenciesList());
     return register(req, cb);
   };
   freshProgramModules();
@@ -200,6 +204,7 @@ export async function runProgram(stackConfig: Record<string, unknown>, program: 
   for (const r of resources) {
     r.urn = urns.find((u) => u.endsWith(`::${r.name}`) && u.split("::")[2].split("$").pop() === r.type) ?? "";
     r.parent = parents.get(`${r.type}::${r.name}`) ?? r.parent;
+    r.dependencies = dependencies.get(`${r.type}::${r.name}`) ?? [];
   }
   const userResources = resources.filter((r) => r.type !== "pulumi:pulumi:Stack");
   return {
@@ -262,11 +267,13 @@ export const COMBINATIONS: Record<string, Record<string, unknown>> = {
     defaultBackend: "ecs",
     repos: { "https://github.com/acme/app": { backend: "ecs", model: "anthropic.claude-3-5-haiku-20241022-v1:0" } },
   },
-  "ec2 + ecs": { backends: ["ec2", "ecs"], image: IMAGE, ecs: { fargateSpot: true } },
-  // Settings away from their defaults, so that the handoff test sees each one arrive.
+  // Fargate Spot runs X86_64 only; with the default ARM64 (m7g) fleet, the one image is declared multi-arch.
+  "ec2 + ecs": { backends: ["ec2", "ecs"], image: IMAGE, imageMultiArch: true, ecs: { architecture: "X86_64", fargateSpot: true } },
+  // Settings away from their defaults, so that the handoff test sees each one arrive; an image per architecture
+  // (m7g is ARM64, g5 is x86_64).
   "two named ec2 fleets": {
     backends: ["ec2"],
-    image: IMAGE,
+    images: { arm64: IMAGE, x86_64: `${IMAGE}-amd64` },
     fleets: {
       default: { instanceType: "m7g.xlarge", minSize: 1, maxSize: 6, warmBuffer: 2, maxTasksPerInstance: 50 },
       gpu: { instanceType: "g5.xlarge", maxSize: 2, warmBuffer: 0, spot: true, rootVolumeGiB: 200, readyDeadlineSeconds: 1200, maxInstanceLifetimeSeconds: 7200 },

@@ -166,6 +166,7 @@ describe("the Pulumi program per backend combination", function () {
   it("writes repo blueprints from config as items of the repos table", async () => {
     const r = await runProgram({
       image: IMAGE,
+      imageMultiArch: true,
       backends: ["ecs", "ec2"],
       fleets: { default: {}, gpu: { instanceType: "g5.xlarge" } },
       repos: { "https://github.com/Org/Repo": { backend: "ec2", fleet: "gpu", maxTurns: 50 }, "https://github.com/org/other": { model: "m1" } },
@@ -192,9 +193,38 @@ describe("security settings of the built resources", function () {
       // The fleet's own boot script (runtime/fleet/boot-script.ts: records the fleet's agent role, pulls the image,
       // then tags the instance ready).
       const fleet = /fleet-([a-z0-9-]+)-lt$/.exec(lt.name)?.[1] as string;
+      const gpu = fleet === "gpu";
       const agentRoleArn = `arn:aws:iam::${ACCOUNT}:role/agent-compute-test-fleet-${fleet}-agent-role`;
-      expect(Buffer.from(lt.inputs.userData, "base64").toString()).to.equal(bootScript({ fleet, image: IMAGE, agentRoleArn }));
+      expect(Buffer.from(lt.inputs.userData, "base64").toString()).to.equal(bootScript({ fleet, image: gpu ? `${IMAGE}-amd64` : IMAGE, agentRoleArn, gpu }));
     }
+  });
+
+  it("each fleet runs the image of its architecture, and a GPU fleet boots with GPU access for the agent's container", async () => {
+    const r = await run("two named ec2 fleets");
+    const script = (fleet: string) => Buffer.from(r.one("aws:ec2/launchTemplate:LaunchTemplate", `fleet-${fleet}-lt`).inputs.userData, "base64").toString();
+    // g5 is x86_64 with NVIDIA GPUs: the x86_64 image, the NVIDIA toolkit registered with Docker, a container that sees the GPUs.
+    expect(script("gpu")).to.contain(`AGENT_IMAGE='${IMAGE}-amd64'`).and.to.contain("docker run --rm --gpus all").and.to.contain("nvidia-ctk runtime configure");
+    expect(script("default")).to.contain(`AGENT_IMAGE='${IMAGE}'`).and.not.to.contain("--gpus");
+    const config = JSON.parse(r.one("aws:lambda/function:Function", "orchestrator").inputs.environment.variables.AGENT_COMPUTE_CONFIG);
+    // The default fleet's (gpu, x86_64) image is ec2.image; the other architecture's fleet names its own.
+    expect(config.ec2.defaultFleet).to.equal("gpu");
+    expect(config.ec2.image).to.equal(`${IMAGE}-amd64`);
+    expect(config.ec2.fleets.default.image).to.equal(IMAGE);
+    expect(config.ec2.fleets.gpu).to.not.have.property("image");
+  });
+
+  it("the AgentCore runtime waits for its role's policy, not only the role (the service checks the role's rights at create)", async () => {
+    const r = await run("all three");
+    const runtime = r.one("aws:bedrock/agentcoreAgentRuntime:AgentcoreAgentRuntime");
+    const policy = r.one("aws:iam/rolePolicy:RolePolicy", "agentcore-policy");
+    expect(policy.urn).to.not.equal("");
+    expect(runtime.dependencies).to.include(policy.urn);
+  });
+
+  it("ECS runs the configured architecture: X86_64 with Fargate Spot as the default capacity", async () => {
+    const r = await run("ec2 + ecs");
+    expect(r.one("aws:ecs/taskDefinition:TaskDefinition").inputs.runtimePlatform).to.deep.equal({ cpuArchitecture: "X86_64", operatingSystemFamily: "LINUX" });
+    expect(r.one("aws:ecs/clusterCapacityProviders:ClusterCapacityProviders").inputs.defaultCapacityProviderStrategies).to.deep.equal([{ capacityProvider: "FARGATE_SPOT", weight: 1 }]);
   });
 
   it("the payload bucket is encrypted, TLS-only, public access blocked and expiring", async () => {
@@ -232,11 +262,23 @@ describe("security settings of the built resources", function () {
     expect(indexes.map((g: any) => g.name)).to.have.members(["by-user", "by-status", "by-user-waiting"]);
     // The per-user queue index holds keys and status only: reading a user's queue reads small items.
     expect(indexes.find((g: any) => g.name === "by-user-waiting")).to.deep.include({
-      hashKey: "user_id",
-      rangeKey: "waiting_since",
+      keySchemas: [
+        { attributeName: "user_id", keyType: "HASH" },
+        { attributeName: "waiting_since", keyType: "RANGE" },
+      ],
       projectionType: "INCLUDE",
       nonKeyAttributes: ["status", "created_at"],
     });
+  });
+
+  it("no GSI uses the fields @pulumi/aws deprecates (hashKey/rangeKey): every index states its keys in keySchemas", async () => {
+    const r = await run("all three");
+    const indexes = r.byType("aws:dynamodb/table:Table").flatMap((t) => (t.inputs.globalSecondaryIndexes ?? []).map((g: any) => ({ table: t.name, ...g })));
+    expect(indexes.length).to.be.greaterThan(3);
+    for (const g of indexes) {
+      expect(g, `${g.table} ${g.name}`).to.not.have.any.keys("hashKey", "rangeKey");
+      expect(g.keySchemas.filter((k: any) => k.keyType === "HASH"), `${g.table} ${g.name}`).to.have.length(1);
+    }
   });
 
   it("ECS tasks are Fargate ARM64 in private subnets; the created VPC puts only NAT in public subnets", async () => {

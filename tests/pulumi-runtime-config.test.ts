@@ -7,7 +7,7 @@
  */
 import { expect } from "chai";
 import { readRawConfig, validateStackConfig } from "../components/config";
-import type { StackConfig } from "../components/config/types";
+import type { Architecture, StackConfig } from "../components/config/types";
 import { CONFIG_ENV, loadRuntimeConfig, type RuntimeConfig } from "../runtime/config";
 import { TERMINATION_HOOK_NAME } from "../runtime/fleet/tags";
 import { DEFAULT_DELIVERY_TIMEOUT_SECONDS, DEFAULT_LIMITS, FLEET_DEFAULTS } from "../runtime/limits";
@@ -47,6 +47,10 @@ function expectedConfig(run: ProgramRun, stack: StackConfig): Omit<RuntimeConfig
     expected.agentcore = { runtimeArn: `arn:aws:bedrock-agentcore:${REGION}:${ACCOUNT}:runtime/${runtime.inputs.agentRuntimeName}-abc123` };
   }
   if (stack.backends.includes("ec2")) {
+    // The operator's image of an architecture, else the one the stack built, by digest (the mocks' digest is all d's).
+    const imageOf = (a: Architecture) =>
+      stack.images[a] ?? `${ACCOUNT}.dkr.ecr.${REGION}.amazonaws.com/${physicalName(run.one("aws:ecr/repository:Repository"))}@sha256:${"d".repeat(64)}`;
+    const defaultArchitecture = stack.fleets[stack.defaultFleet!].architecture;
     expected.ec2 = {
       documentName: physicalName(run.one("aws:ssm/document:Document")),
       fleets: Object.fromEntries(
@@ -54,6 +58,8 @@ function expectedConfig(run: ProgramRun, stack: StackConfig): Omit<RuntimeConfig
           fleet,
           {
             autoScalingGroupName: physicalName(run.one("aws:autoscaling/group:Group", `-fleet-${fleet}-`)),
+            // A fleet of another image than the default fleet's names its own.
+            ...(stack.images[s.architecture] !== stack.images[defaultArchitecture] ? { image: imageOf(s.architecture) } : {}),
             warmBuffer: s.warmBuffer,
             readyDeadlineSeconds: s.readyDeadlineSeconds,
             scaleInIdleSeconds: s.scaleInIdleSeconds,
@@ -66,8 +72,7 @@ function expectedConfig(run: ProgramRun, stack: StackConfig): Omit<RuntimeConfig
       defaultFleet: stack.defaultFleet!,
       deliveryTimeoutSeconds: stack.dispatchTimeoutSeconds,
       executionTimeoutSeconds: stack.limits.taskTimeoutSeconds,
-      // The operator's image, else the one the stack built, by digest (the mocks' digest is all d's).
-      image: stack.image ?? `${ACCOUNT}.dkr.ecr.${REGION}.amazonaws.com/${physicalName(run.one("aws:ecr/repository:Repository"))}@sha256:${"d".repeat(64)}`,
+      image: imageOf(defaultArchitecture),
     };
   }
   return expected;
@@ -105,7 +110,8 @@ describe("runtime config handoff: every stack setting reaches each Lambda, read 
 
   it("the combinations cover settings away from their defaults (else arriving could not be told from defaulting)", () => {
     const stack = validateStackConfig(readRawConfig(pulumiConfigValues(COMBINATIONS["two named ec2 fleets"])));
-    expect(stack.image).to.equal(IMAGE);
+    // An image per architecture: the x86_64 default fleet's is ec2.image, the ARM64 fleet names its own.
+    expect(stack.images).to.deep.equal({ arm64: IMAGE, x86_64: `${IMAGE}-amd64` });
     expect(stack.fleets.default.warmBuffer).to.not.equal(1);
     expect(stack.fleets.default.minSize).to.not.equal(0);
     expect(stack.fleets.default.maxTasksPerInstance).to.not.equal(undefined);

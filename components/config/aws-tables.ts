@@ -41,5 +41,48 @@ export function defaultAmiParameter(architecture: Architecture, gpu: boolean): s
 /** An image in Amazon ECR (the only registry AgentCore pulls from), by tag or digest. */
 export const ECR_IMAGE = /^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?\/[a-z0-9._\/-]+(:[\w.-]+|@sha256:[0-9a-f]{64})$/;
 
-/** An EventBridge schedule expression as the fleet manager accepts it. */
-export const SCHEDULE = /^(rate\(\d+ (minute|minutes|hour|hours)\)|cron\(.+\))$/;
+/** ECS task CPU architectures (RuntimePlatform.cpuArchitecture), and the image architecture each one runs. */
+export const ECS_ARCHITECTURES = { ARM64: "arm64", X86_64: "x86_64" } as const satisfies Record<string, Architecture>;
+export type EcsArchitecture = keyof typeof ECS_ARCHITECTURES;
+
+/**
+ * AMD GPU instance types (g4ad: Radeon Pro V520). `docker run --gpus` and the NVIDIA driver AMI drive NVIDIA GPUs only.
+ */
+const AMD_GPU_TYPE = /^g4ad\./;
+export function isAmdGpuType(instanceType: string): boolean {
+  return AMD_GPU_TYPE.test(instanceType);
+}
+
+/**
+ * Why an EventBridge rule would refuse this schedule expression, or undefined if it accepts it (EventBridge User
+ * Guide, "Rate expressions reference" and "Cron expressions reference"):
+ * - rate(value unit): value a positive whole number; unit minute|hour|day when value is 1, minutes|hours|days otherwise.
+ * - cron(fields): six fields (minutes hours day-of-month month day-of-week year); one of day-of-month and day-of-week
+ *   must be '?' (both may not be specified).
+ */
+export function scheduleExpressionProblem(expression: string): string | undefined {
+  const rate = /^rate\((\d+) ([a-z]+)\)$/.exec(expression);
+  if (rate) {
+    const value = Number(rate[1]);
+    const unit = rate[2];
+    if (!["minute", "minutes", "hour", "hours", "day", "days"].includes(unit)) return `rate unit '${unit}' is not one of minute, minutes, hour, hours, day, days`;
+    if (value < 1 || rate[1].startsWith("0")) return `rate value must be a whole number of at least 1 without leading zeros, got '${rate[1]}'`;
+    const plural = unit.endsWith("s");
+    if (value === 1 && plural) return `rate(1 ${unit}) is refused: a value of 1 takes the singular unit, rate(1 ${unit.slice(0, -1)})`;
+    if (value > 1 && !plural) return `rate(${value} ${unit}) is refused: a value above 1 takes the plural unit, rate(${value} ${unit}s)`;
+    return undefined;
+  }
+  const cron = /^cron\((.*)\)$/.exec(expression);
+  if (cron) {
+    const fields = cron[1].trim().split(/\s+/);
+    if (fields.length !== 6) return `cron(...) needs six fields (minutes hours day-of-month month day-of-week year), got ${fields.length}`;
+    const names = ["minutes", "hours", "day-of-month", "month", "day-of-week", "year"];
+    const allowed = [/^[0-9,\-*/]+$/, /^[0-9,\-*/]+$/, /^[0-9,\-*?/LW]+$/, /^[0-9A-Za-z,\-*/]+$/, /^[0-9A-Za-z,\-*?/L#]+$/, /^[0-9,\-*/]+$/];
+    for (let i = 0; i < 6; i++) {
+      if (!allowed[i].test(fields[i])) return `cron ${names[i]} field '${fields[i]}' has characters that field does not allow`;
+    }
+    if ((fields[2] === "?") === (fields[4] === "?")) return "cron(...) needs '?' in exactly one of day-of-month and day-of-week";
+    return undefined;
+  }
+  return "must be rate(value unit) or cron(six fields)";
+}

@@ -20,6 +20,7 @@ export const DEFAULT_FLEET: Omit<FleetSettings, "architecture" | "gpu" | "amiPar
 
 export const DEFAULTS = {
   backends: ["ecs"] as CloudBackend[],
+  imageMultiArch: false,
   maxConcurrentPerUser: DEFAULT_LIMITS.maxConcurrentPerUser,
   maxQueuedPerUser: DEFAULT_LIMITS.maxQueuedPerUser,
   taskTimeoutSeconds: DEFAULT_LIMITS.taskTimeoutSeconds,
@@ -27,7 +28,7 @@ export const DEFAULTS = {
   heartbeatTimeoutSeconds: DEFAULT_LIMITS.heartbeatTimeoutSeconds,
   retentionDays: DEFAULT_LIMITS.retentionDays,
   startupGraceSeconds: DEFAULT_LIMITS.startupGraceSeconds,
-  ecs: { cpu: 2048, memory: 4096, fargateSpot: false, ephemeralStorageGiB: 30 } as EcsSettings,
+  ecs: { architecture: "ARM64", cpu: 2048, memory: 4096, fargateSpot: false, ephemeralStorageGiB: 30 } as EcsSettings,
   agentcore: { networkMode: "VPC", idleTimeoutSeconds: 900, maxLifetimeSeconds: 28800 } as const,
   network: { cidrBlock: "10.40.0.0/16", availabilityZones: 2, natGateways: "Single" } as const,
   payloadExpirationDays: 7,

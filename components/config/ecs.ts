@@ -1,10 +1,10 @@
 /** ecs: the Fargate task size and capacity (backend ecs). */
-import { FARGATE_SIZES } from "./aws-tables";
-import { bool, int, isObject, unknownKeys, type Problems } from "./checks";
+import { ECS_ARCHITECTURES, FARGATE_SIZES, type EcsArchitecture } from "./aws-tables";
+import { bool, int, isObject, oneOf, unknownKeys, type Problems } from "./checks";
 import { DEFAULTS } from "./defaults";
 import type { EcsSettings } from "./types";
 
-const ECS_KEYS = ["cpu", "memory", "fargateSpot", "ephemeralStorageGiB"];
+const ECS_KEYS = ["architecture", "cpu", "memory", "fargateSpot", "ephemeralStorageGiB"];
 
 export function validateEcs(p: Problems, raw: unknown, enabled: boolean): EcsSettings {
   if (raw === undefined || raw === null) return { ...DEFAULTS.ecs };
@@ -28,10 +28,18 @@ export function validateEcs(p: Problems, raw: unknown, enabled: boolean): EcsSet
       p.add("ecs.memory", `is ${JSON.stringify(raw.memory)}; with cpu ${cpu} Fargate allows: ${allowed.join(", ")}`);
     } else memory = raw.memory;
   }
+  const architecture = oneOf(p, "ecs.architecture", raw.architecture, Object.keys(ECS_ARCHITECTURES) as EcsArchitecture[], DEFAULTS.ecs.architecture);
+  const fargateSpot = bool(p, "ecs.fargateSpot", raw.fargateSpot, DEFAULTS.ecs.fargateSpot);
+  // "Linux tasks with the ARM64 architecture don't support the Fargate Spot capacity provider. Fargate Spot only
+  // supports Linux tasks with the X86_64 architecture" (ECS Developer Guide, "AWS Fargate capacity providers").
+  if (fargateSpot && architecture !== "X86_64") {
+    p.add("ecs.fargateSpot", `Fargate Spot runs only X86_64 Linux tasks, and ecs.architecture is ${architecture}; set ecs.architecture: X86_64 or ecs.fargateSpot: false`);
+  }
   return {
+    architecture,
     cpu,
     memory,
-    fargateSpot: bool(p, "ecs.fargateSpot", raw.fargateSpot, DEFAULTS.ecs.fargateSpot),
+    fargateSpot,
     ephemeralStorageGiB: int(p, "ecs.ephemeralStorageGiB", raw.ephemeralStorageGiB, DEFAULTS.ecs.ephemeralStorageGiB, 21, 200),
   };
 }

@@ -1,8 +1,9 @@
 /** fleets and defaultFleet: the named EC2 fleets (backend ec2). */
 import { ROOT_VOLUME_GIB_BOUNDS } from "../../runtime/limits";
-import { defaultAmiParameter, describeInstanceType } from "./aws-tables";
+import { defaultAmiParameter, describeInstanceType, isAmdGpuType } from "./aws-tables";
 import { bool, int, isObject, optionalNumber, str, unknownKeys, type Problems } from "./checks";
 import { DEFAULT_FLEET } from "./defaults";
+import { FLEET_NAME_MAX_LENGTH, FLEET_NAME_PATTERN } from "./resource-names";
 import type { FleetSettings, RawConfig } from "./types";
 
 const FLEET_KEYS = [
@@ -19,12 +20,11 @@ const FLEET_KEYS = [
   "maxInstanceLifetimeSeconds",
   "maxTasksPerInstance",
 ];
-const FLEET_NAME = /^[a-z][a-z0-9-]{0,19}$/;
 
 export function validateFleet(p: Problems, name: string, raw: unknown): FleetSettings | undefined {
   const path = `fleets.${name}`;
-  if (!FLEET_NAME.test(name)) {
-    p.add(path, "fleet names are 1–20 lowercase letters, digits or '-', starting with a letter");
+  if (!FLEET_NAME_PATTERN.test(name)) {
+    p.add(path, `fleet names are 1–${FLEET_NAME_MAX_LENGTH} lowercase letters, digits or '-', starting with a letter (the fleet's IAM role name must fit 64 characters)`);
   }
   const settings = raw ?? {};
   if (!isObject(settings)) {
@@ -35,6 +35,8 @@ export function validateFleet(p: Problems, name: string, raw: unknown): FleetSet
   const instanceType = str(p, `${path}.instanceType`, settings.instanceType) ?? DEFAULT_FLEET.instanceType;
   const described = describeInstanceType(instanceType);
   if (!described) p.add(`${path}.instanceType`, `'${instanceType}' is not an EC2 instance type (e.g. m7g.xlarge, g5.xlarge)`);
+  // The GPU path is NVIDIA's: the NVIDIA-driver AMI and `docker run --gpus all`.
+  else if (isAmdGpuType(instanceType)) p.add(`${path}.instanceType`, `'${instanceType}' has AMD GPUs; GPU fleets run NVIDIA types (g4dn, g5, g6, g6e, gr6, p4d, p5, g5g)`);
   const minSize = int(p, `${path}.minSize`, settings.minSize, DEFAULT_FLEET.minSize, 0, 1000);
   const maxSize = int(p, `${path}.maxSize`, settings.maxSize, Math.max(DEFAULT_FLEET.maxSize, minSize), 1, 1000);
   if (minSize > maxSize) p.add(`${path}.maxSize`, `(${maxSize}) is below minSize (${minSize})`);

@@ -5,17 +5,19 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { DELIVERY_TIMEOUT_BOUNDS, LIMIT_BOUNDS } from "../../runtime/limits";
-import { AGENT_TASK_DOCUMENT_PARAMETERS } from "../../runtime/fleet/document";
 import { validateAgentCore } from "./agentcore";
-import { SCHEDULE } from "./aws-tables";
+import { scheduleExpressionProblem } from "./aws-tables";
 import { validateBackends } from "./backends";
 import { int, Problems, str } from "./checks";
 import { DEFAULTS } from "./defaults";
+import { checkDeployLimits, checkLambdaEnvironment } from "./deploy-limits";
 import { validateEcs } from "./ecs";
 import { validateFleets } from "./fleets";
 import { validateIdentity } from "./identity";
+import { architectureUses, validateImages } from "./images";
 import { validateNetwork } from "./network";
 import { validateRepos } from "./repos";
+import { stackPrefixProblem } from "./resource-names";
 import { PROJECT, type RawConfig, type StackConfig, type StackLimits } from "./types";
 
 /** Every key this program reads, with how it is parsed: "string" as is, "json" through JSON (numbers, lists, maps). */
@@ -23,6 +25,8 @@ export const CONFIG_KEYS = {
   backends: "json",
   defaultBackend: "string",
   image: "string",
+  images: "json",
+  imageMultiArch: "json",
   model: "string",
   network: "json",
   fleets: "json",
@@ -49,25 +53,28 @@ export type ConfigKey = keyof typeof CONFIG_KEYS;
 /**
  * Check a stack's raw config (already parsed: numbers, lists and maps as values) and fill every default.
  * Throws one pulumi.InputPropertiesError naming every wrong key; `knownKeys` problems include misspellings.
+ * With `names` (the program's project and stack), also refuses a stack name too long for some resource's name.
  */
-export function validateStackConfig(raw: RawConfig): StackConfig {
+export function validateStackConfig(raw: RawConfig, names?: { project: string; stack: string }): StackConfig {
   const p = new Problems();
+  if (names) {
+    const problem = stackPrefixProblem(names.project, names.stack);
+    if (problem) p.add("stack", problem);
+  }
   const allowedKeys = Object.keys(CONFIG_KEYS);
   for (const key of Object.keys(raw)) {
     if (!allowedKeys.includes(key)) p.add(key, `is not a known ${PROJECT} setting; allowed: ${allowedKeys.join(", ")}`);
   }
   const { backends, defaultBackend } = validateBackends(p, raw);
-  const image = str(p, "image", raw.image);
   const model = str(p, "model", raw.model) ?? DEFAULTS.model;
   if (!/^[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}$/.test(model)) p.add("model", `must be a Bedrock model id, inference profile id or ARN, got '${model}'`);
-  if (image !== undefined && backends.includes("ec2") && !new RegExp(AGENT_TASK_DOCUMENT_PARAMETERS.image.allowedPattern).test(image)) {
-    p.add("image", `'${image}' cannot be sent to EC2 instances: the SSM document accepts only ${AGENT_TASK_DOCUMENT_PARAMETERS.image.allowedPattern}`);
-  }
   const network = validateNetwork(p, raw.network);
   const { fleets, defaultFleet } = validateFleets(p, raw, backends.includes("ec2"));
   const repos = validateRepos(p, raw.repos, backends, fleets);
   const ecs = validateEcs(p, raw.ecs, backends.includes("ecs"));
-  const agentcore = validateAgentCore(p, raw.agentcore, backends.includes("agentcore"), image);
+  const { image, images } = validateImages(p, raw, architectureUses(backends, ecs, fleets));
+  const imageKey = (a: string) => (raw.images !== undefined ? `images.${a}` : "image");
+  const agentcore = validateAgentCore(p, raw.agentcore, backends.includes("agentcore"), images.arm64, imageKey("arm64"));
   const limit = (key: keyof typeof LIMIT_BOUNDS) => int(p, key, raw[key], DEFAULTS[key], LIMIT_BOUNDS[key].min, LIMIT_BOUNDS[key].max);
   const taskTimeoutSeconds = limit("taskTimeoutSeconds");
   const limits: StackLimits = {
@@ -82,18 +89,16 @@ export function validateStackConfig(raw: RawConfig): StackConfig {
   if (backends.includes("agentcore") && taskTimeoutSeconds > agentcore.maxLifetimeSeconds) {
     p.add("taskTimeoutSeconds", `(${taskTimeoutSeconds}) exceeds agentcore.maxLifetimeSeconds (${agentcore.maxLifetimeSeconds}): AgentCore would end sessions first`);
   }
-  const schedule = raw.fleetManagerSchedule ?? DEFAULTS.fleetManagerSchedule;
-  if (typeof schedule !== "string" || !SCHEDULE.test(schedule)) {
-    p.add("fleetManagerSchedule", `must be an EventBridge rate(...) or cron(...) expression, got ${JSON.stringify(schedule)}`);
-  }
-  const reconcilerSchedule = raw.reconcilerSchedule ?? DEFAULTS.reconcilerSchedule;
-  if (typeof reconcilerSchedule !== "string" || !SCHEDULE.test(reconcilerSchedule)) {
-    p.add("reconcilerSchedule", `must be an EventBridge rate(...) or cron(...) expression, got ${JSON.stringify(reconcilerSchedule)}`);
-  }
+  checkDeployLimits(p, { backends, fleets, images, imageKey, taskTimeoutSeconds });
+  const identity = validateIdentity(p, raw.identity);
+  checkLambdaEnvironment(p, { backends, fleets, defaultFleet, images, identity });
+  const schedule = scheduleExpression(p, "fleetManagerSchedule", raw.fleetManagerSchedule, DEFAULTS.fleetManagerSchedule);
+  const reconcilerSchedule = scheduleExpression(p, "reconcilerSchedule", raw.reconcilerSchedule, DEFAULTS.reconcilerSchedule);
   const config: StackConfig = {
     backends,
     defaultBackend,
     ...(image !== undefined ? { image } : {}),
+    images,
     model,
     network,
     fleets,
@@ -102,11 +107,11 @@ export function validateStackConfig(raw: RawConfig): StackConfig {
     ecs,
     agentcore,
     limits,
-    identity: validateIdentity(p, raw.identity),
+    identity,
     payloadExpirationDays: int(p, "payloadExpirationDays", raw.payloadExpirationDays, DEFAULTS.payloadExpirationDays, 1, 365),
     dispatchTimeoutSeconds: int(p, "dispatchTimeoutSeconds", raw.dispatchTimeoutSeconds, DEFAULTS.dispatchTimeoutSeconds, DELIVERY_TIMEOUT_BOUNDS.min, DELIVERY_TIMEOUT_BOUNDS.max),
-    fleetManagerSchedule: schedule as string,
-    reconcilerSchedule: reconcilerSchedule as string,
+    fleetManagerSchedule: schedule,
+    reconcilerSchedule,
     logRetentionDays: int(p, "logRetentionDays", raw.logRetentionDays, DEFAULTS.logRetentionDays, 1, 3653),
   };
   if (p.list.length) {
@@ -117,6 +122,17 @@ export function validateStackConfig(raw: RawConfig): StackConfig {
     });
   }
   return config;
+}
+
+/** An EventBridge schedule expression, exactly as EventBridge accepts it (examples in the message). */
+function scheduleExpression(p: Problems, key: string, value: unknown, fallback: string): string {
+  if (value === undefined) return fallback;
+  const problem = typeof value === "string" ? scheduleExpressionProblem(value) : "must be a string";
+  if (problem) {
+    p.add(key, `${JSON.stringify(value)}: ${problem} (e.g. rate(1 minute), rate(5 minutes), rate(1 day), cron(0/5 * * * ? *))`);
+    return fallback;
+  }
+  return value as string;
 }
 
 /** Read the stack's raw values of the `agent-compute` namespace; JSON keys that do not parse become problems. */
@@ -146,5 +162,5 @@ export function readRawConfig(all: Record<string, string> = pulumi.runtime.allCo
 
 /** The stack's validated config: the program's first step. */
 export function loadStackConfig(): StackConfig {
-  return validateStackConfig(readRawConfig());
+  return validateStackConfig(readRawConfig(), { project: pulumi.getProject(), stack: pulumi.getStack() });
 }

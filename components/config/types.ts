@@ -1,4 +1,5 @@
 import type { IdentityConfig } from "../../runtime/config";
+import type { EcsArchitecture } from "./aws-tables";
 /** The validated stack config: what the Pulumi program builds from (index.ts validates raw config into it). */
 
 export const PROJECT = "agent-compute";
@@ -51,6 +52,8 @@ export type NetworkSettings =
   | { mode: "create"; cidrBlock: string; availabilityZones: number; natGateways: "Single" | "OnePerAz" };
 
 export interface EcsSettings {
+  /** The task's CPU architecture; Fargate Spot runs X86_64 only. */
+  architecture: EcsArchitecture;
   cpu: number;
   memory: number;
   fargateSpot: boolean;
@@ -78,8 +81,13 @@ export interface StackLimits {
 export interface StackConfig {
   backends: CloudBackend[];
   defaultBackend: CloudBackend;
-  /** The operator's own agent image; undefined: the stack builds agent/ into its own ECR repository. */
+  /** The operator's one agent image for every backend (multi-arch when both architectures run); see `images`. */
   image?: string;
+  /**
+   * The operator's image per CPU architecture in use (from `image` or `images`); an architecture missing here runs
+   * the image the stack builds from agent/ (linux/arm64 and linux/amd64) into its own ECR repository.
+   */
+  images: Partial<Record<Architecture, string>>;
   /** Bedrock model (or inference profile) agents use when the task and its repo blueprint name none. */
   model: string;
   network: NetworkSettings;

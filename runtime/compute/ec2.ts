@@ -75,7 +75,8 @@ export class Ec2Strategy implements ComputeStrategy<"ec2"> {
     const parameters = agentTaskParameters({
       taskId: task.task_id,
       payloadUrl,
-      image: settings.image,
+      // Each fleet runs the image of its instances' architecture (an ARM64 image fails on x86_64, and back).
+      image: settings.fleets[fleet].image ?? settings.image,
       executionTimeout: String(settings.executionTimeoutSeconds),
     });
 

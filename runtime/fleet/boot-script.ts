@@ -5,7 +5,7 @@
  * instance. Region and instance id come from IMDSv2 (token first), so the script is the same in every region.
  */
 import { agentRoleFileLines } from "./agent-credentials";
-import { AGENT_TASK_DOCUMENT_PARAMETERS } from "./document";
+import { AGENT_TASK_DOCUMENT_PARAMETERS, GPU_MARKER, INSTANCE_STATE_DIR } from "./document";
 import { BOOT_FAILED, BOOT_READY, BOOT_TAG, FLEET_NAME_PATTERN } from "./tags";
 
 export interface BootScriptOptions {
@@ -15,6 +15,12 @@ export interface BootScriptOptions {
   image: string;
   /** The fleet's agent role (models only), which the document's script assumes for each task. */
   agentRoleArn: string;
+  /**
+   * A GPU fleet (g*, p*): the AMI (AWS's Deep Learning Base OSS NVIDIA Driver GPU AMI) carries the driver and the
+   * NVIDIA Container Toolkit; the boot registers the toolkit with Docker, proves a container sees the GPUs, and leaves
+   * the marker that makes the document run the agent with `--gpus all`.
+   */
+  gpu?: boolean;
   /** docker pull attempts before the boot counts as failed (registries throttle; default 5). */
   pullAttempts?: number;
   /** Seconds between pull attempts, multiplied by the attempt number (default 10). */
@@ -36,6 +42,7 @@ export function bootScript(options: BootScriptOptions): string {
   if (!Number.isInteger(attempts) || attempts < 1) throw new RangeError(`pullAttempts must be a positive integer, got ${attempts}`);
   if (!Number.isInteger(delay) || delay < 0) throw new RangeError(`pullRetryDelaySeconds must be a whole number ≥ 0, got ${delay}`);
 
+  const gpu = options.gpu ?? false;
   const roleFile = agentRoleFileLines(options.agentRoleArn).map((line) => `  ${line}`);
   const ecr = ECR_REGISTRY.exec(image);
   const login = ecr
@@ -69,6 +76,14 @@ export function bootScript(options: BootScriptOptions): string {
     "  # The agent role the task document assumes for each agent's model credentials.",
     ...roleFile,
     ...login,
+    ...(gpu
+      ? [
+          "  # GPU fleet: the driver must see the GPUs, and Docker must hand them to containers (--gpus).",
+          "  nvidia-smi -L",
+          "  nvidia-ctk runtime configure --runtime=docker",
+          "  systemctl restart docker",
+        ]
+      : []),
     "  local attempt",
     `  for attempt in $(seq 1 ${attempts}); do`,
     "    if docker pull \"$AGENT_IMAGE\"; then",
@@ -81,8 +96,19 @@ export function bootScript(options: BootScriptOptions): string {
     "  return 1",
     "}",
     "",
+    ...(gpu
+      ? [
+          "# The agent's own image must see the GPUs (the toolkit mounts nvidia-smi into it) before the instance is capacity.",
+          "check_gpus() {",
+          "  docker run --rm --gpus all --entrypoint nvidia-smi \"$AGENT_IMAGE\" -L",
+          `  mkdir -p ${INSTANCE_STATE_DIR}`,
+          `  echo all > ${GPU_MARKER}`,
+          "}",
+          "",
+        ]
+      : []),
     "# set -e applies inside the subshell only: any failing step ends prepare() with a non-zero status.",
-    "( set -e; prepare )",
+    `( set -e; prepare${gpu ? "; check_gpus" : ""} )`,
     "STATUS=$?",
     "if [ \"$STATUS\" -eq 0 ]; then",
     `  mark_boot ${BOOT_READY}`,

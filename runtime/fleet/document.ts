@@ -56,6 +56,15 @@ const SECRET_PARAMETERS: readonly AgentTaskParameterName[] = ["payloadUrl"];
 /** Where the payload file appears inside the agent container. */
 export const CONTAINER_PAYLOAD_PATH = "/agent/payload.json";
 
+/** The instance's own state folder; each task gets a work folder inside it. */
+export const INSTANCE_STATE_DIR = "/var/lib/agent-compute";
+
+/**
+ * Written by a GPU fleet's boot script once a container has seen the GPUs (`docker run --gpus all … nvidia-smi`); the
+ * document then starts the agent with `--gpus all`. Absent on other instances, whose Docker has no GPU runtime.
+ */
+export const GPU_MARKER = `${INSTANCE_STATE_DIR}/gpus`;
+
 /** Label on every agent container the document starts, so a leftover one can be found and removed. */
 export const CONTAINER_TASK_LABEL = "agent-compute.task";
 
@@ -129,10 +138,15 @@ export function agentTaskScript(options: AgentTaskDocumentOptions): string[] {
     "export AWS_REGION AWS_DEFAULT_REGION TASK_ID ANTHROPIC_MODEL",
     // One task per instance: a container an interrupted earlier run left behind is removed first.
     `docker ps -aq --filter label=${CONTAINER_TASK_LABEL} | xargs -r docker rm -f >/dev/null`,
-    "mkdir -p /var/lib/agent-compute",
-    "WORK_DIR=\"$(mktemp -d /var/lib/agent-compute/task.XXXXXX)\"",
+    `mkdir -p ${INSTANCE_STATE_DIR}`,
+    `WORK_DIR="$(mktemp -d ${INSTANCE_STATE_DIR}/task.XXXXXX)"`,
     "CONTAINER=\"agent-$TASK_ID\"",
+    // A GPU fleet's boot proved GPU access and left the marker: the agent gets every GPU of its instance.
+    "GPU_FLAGS=()",
+    `if [ -f ${GPU_MARKER} ]; then GPU_FLAGS=(--gpus all); fi`,
     "REFRESHER=''",
+    // shellcheck cannot see that the EXIT trap calls cleanup.
+    "# shellcheck disable=SC2317",
     "cleanup() {",
     "  if [ -n \"$REFRESHER\" ]; then kill \"$REFRESHER\" 2>/dev/null || true; wait \"$REFRESHER\" 2>/dev/null || true; fi",
     "  docker rm -f \"$CONTAINER\" >/dev/null 2>&1 || true",
@@ -149,7 +163,7 @@ export function agentTaskScript(options: AgentTaskDocumentOptions): string[] {
     ...agentCredentialFunctions(),
     ...agentCredentialSetup(),
     // Bridge network (Docker's default), not host: IMDSv2's hop limit of 1 keeps the instance role out of reach.
-    `docker run -d --name "$CONTAINER" --label "${CONTAINER_TASK_LABEL}=$TASK_ID" --network bridge \\`,
+    `docker run -d --name "$CONTAINER" --label "${CONTAINER_TASK_LABEL}=$TASK_ID" --network bridge "\${GPU_FLAGS[@]}" \\`,
     `  -v "$WORK_DIR/payload.json:${CONTAINER_PAYLOAD_PATH}:ro" \\`,
     `  -e AGENT_PAYLOAD_URL=${CONTAINER_PAYLOAD_PATH} -e TASK_ID -e AWS_REGION -e AWS_DEFAULT_REGION -e ANTHROPIC_MODEL "\${AWS_ARGS[@]}" \\`,
     "  \"$AGENT_IMAGE\" >/dev/null",
