@@ -132,8 +132,6 @@ export function ec2ControlPlaneStatements(
       Resource: [instances],
       Condition: { StringEquals: { [`ssm:resourceTag/${FLEET_TAG}`]: e.fleetNames } },
     });
-    // A start replayed after a crash finds the command it already sent (read-only; wildcard-only).
-    out.push({ Sid: "SsmFindSentCommand", Effect: "Allow", Action: ["ssm:ListCommands"], Resource: "*" });
   }
   // CancelCommand supports no resource type and no condition key of its own (Service Authorization Reference):
   // only "*" matches, so it is scoped to the stack's Region by the global aws:RequestedRegion. It can only stop a

@@ -158,7 +158,7 @@ describe("coverage: every AWS call a deployed principal makes is allowed to it",
     [
       "ssm:ListCommands granted to no role",
       (s) => {
-        if (s.Sid === "SsmFindSentCommand") s.Action = [];
+        s.Action = [].concat(s.Action).filter((a) => a !== "ssm:ListCommands");
       },
       /^orchestrator Lambda runtime\/compute\/ec2\.ts:\d+ ssm:ListCommands \*: no Allow statement names ssm:ListCommands$/,
     ],

@@ -380,7 +380,7 @@ export function principalCalls(run: ProgramRun, ref: Reference): Call[] {
     const site = lineOf(componentFile("agentcore-runtime"), /agentRuntimeArtifact/);
     const image = rt.inputs.agentRuntimeArtifact?.containerConfiguration?.containerUri;
     for (const p of ecrPull(image)) calls.push({ principal: "AgentCore runtime role", role, site: `${site} (AgentCore pulls ${image})`, action: p.action, requests: [{ ...p, context: base() }] });
-    const runtimeId = `${rt.inputs.agentRuntimeName}-abc123XYZ0`;
+    const runtimeId = `${rt.inputs.agentRuntimeName}-abc123`;
     const group = `/aws/bedrock-agentcore/runtimes/${runtimeId}-DEFAULT`;
     for (const action of ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]) {
       const resource = action === "logs:CreateLogGroup" ? `arn:aws:logs:${REGION}:${ACCOUNT}:log-group:${group}` : logStream(group, "runtime-logs");

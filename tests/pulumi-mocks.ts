@@ -68,7 +68,7 @@ const ARNS: Record<string, (name: string, inputs: Record<string, any>) => string
   "aws:ec2/launchTemplate:LaunchTemplate": () => `arn:aws:ec2:${REGION}:${ACCOUNT}:launch-template/lt-0123456789abcdef0`,
   "aws:apigatewayv2/api:Api": () => `arn:aws:apigateway:${REGION}::/apis/api123`,
   "aws:apigatewayv2/stage:Stage": (n) => `arn:aws:apigateway:${REGION}::/apis/api123/stages/${n}`,
-  "aws:bedrock/agentcoreAgentRuntime:AgentcoreAgentRuntime": (_n, i) => `arn:aws:bedrock-agentcore:${REGION}:${ACCOUNT}:runtime/${i.agentRuntimeName}-abc123XYZ0`,
+  "aws:bedrock/agentcoreAgentRuntime:AgentcoreAgentRuntime": (_n, i) => `arn:aws:bedrock-agentcore:${REGION}:${ACCOUNT}:runtime/${i.agentRuntimeName}-abc123`,
 };
 
 /** The ARN the mocks give a resource (undefined for a type without one). */
