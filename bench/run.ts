@@ -107,7 +107,7 @@ function latencyOf(backend: string, mode: string, pollSeconds: number, batch: Ba
  * at different points of the poll cycle.
  */
 async function latency(count: number, pollSeconds: number, agentCommand: string[], cloud: readonly CloudBackend[], quickWork = false): Promise<LatencyFigures[]> {
-  // Agents work 35–46 s: past the first poll, which the workflow takes as a plain wait before it arms a wake.
+  // Agents work 35–46 s: their reports land at different points of the poll cycle, past the first poll.
   const workSeconds = (i: number) => (quickWork ? 1 : 35) + ((i * 7) % 12);
   // Every run waits on the clock, not the CPU: they all run at once.
   const [local, cloudRuns] = await Promise.all([
@@ -267,8 +267,8 @@ one JavaScript file, working 1 s), with the per-user cap raised to ${r.throughpu
 last task finalized. Peak memory is the platform process's own maximum resident set (the agents are separate processes).
 
 **Latency.** Poll 30 s; six tasks per run, agents working 35–46 s so their reports land at different points of the poll cycle,
-after the first poll (the workflow waits for its first poll without arming a wake, so a report in a task's first 30 s is
-seen at that poll whatever the mode). Local: real agent processes (the reference agent, bundled) on the local platform,
+past the first poll (the start step arms the wake before it starts anything, so an earlier report would end the wait
+as well; these runs measure the common case of a report mid-cycle). Local: real agent processes (the reference agent, bundled) on the local platform,
 reporting through its agent channel, whose result route wakes the orchestrator in-process. ECS, EC2 and AgentCore: the same
 workflow over moto's wire protocol (DynamoDB, S3, ECS RunTask/DescribeTasks, EC2, SSM SendCommand/GetCommandInvocation), one ready
 instance per EC2 task registered beforehand; a run's tasks are submitted one after another, each once its compute has started

@@ -20,6 +20,8 @@ export interface TaskStore {
   /** Insert a new task; fails with TaskExistsError if the id is taken (how idempotent submit is made atomic). */
   create(record: TaskRecord): Promise<void>;
   get(taskId: string): Promise<TaskRecord | undefined>;
+  /** The status of each task (consistent reads); a task that does not exist maps to undefined. */
+  statuses(taskIds: readonly string[]): Promise<Map<string, TaskStatus | undefined>>;
   /**
    * Move a task to `to` by a conditional write: succeeds only if its current status is one from which `to`
    * is legal (and, if given, one of `from`). Throws IllegalTransitionError otherwise, with the actual status.

@@ -64,6 +64,7 @@ class ThrottledStore implements TaskStore {
   }
   create: TaskStore["create"] = (r) => this.gate(() => this.inner.create(r));
   get: TaskStore["get"] = (id) => this.gate(() => this.inner.get(id));
+  statuses: TaskStore["statuses"] = (ids) => this.gate(() => this.inner.statuses(ids));
   transition: TaskStore["transition"] = (...a) => this.gate(() => this.inner.transition(...a));
   update: TaskStore["update"] = (...a) => this.gate(() => this.inner.update(...a));
   heartbeat: TaskStore["heartbeat"] = (...a) => this.gate(() => this.inner.heartbeat(...a));

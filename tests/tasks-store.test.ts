@@ -168,6 +168,22 @@ describe("task store (DynamoDB, against moto)", () => {
     expect(out.compute_metadata).to.deep.equal(handle);
   });
 
+  it("statuses reads many tasks in batches of 100, and maps a missing task to undefined", async () => {
+    const made = await Promise.all(
+      Array.from({ length: 130 }, async (_, i) => {
+        const r = record("SUBMITTED");
+        await store.create(r);
+        if (i % 2) await store.transition(r.task_id, "QUEUED");
+        return { id: r.task_id, status: i % 2 ? "QUEUED" : "SUBMITTED" };
+      }),
+    );
+    const statuses = await store.statuses([...made.map((m) => m.id), "no-such-task", made[0].id]);
+    expect(statuses.size).to.equal(131);
+    for (const m of made) expect(statuses.get(m.id), m.id).to.equal(m.status);
+    expect(statuses.has("no-such-task")).to.equal(true);
+    expect(statuses.get("no-such-task")).to.equal(undefined);
+  });
+
   const heartbeatCases: [TaskStatus, boolean][] = [
     ["STARTING", true],
     ["RUNNING", true],

@@ -6,14 +6,12 @@
  * phases, release leases of finished tasks, scale out by raising the desired capacity, scale in by draining idle
  * instances and terminating them through the group, retire old instances.
  */
-import { BatchGetCommand, type BatchGetCommandOutput } from "@aws-sdk/lib-dynamodb";
 import { loadRuntimeConfig, type RuntimeConfig } from "../config";
 import { createLogger, LOG_SERVICES, taskLogger } from "../logger";
 import type { TaskStore } from "../ports";
 import { createMetrics } from "../metrics";
 import { DynamoEventLog } from "../tasks/events";
-import { documentClient } from "../aws/dynamodb";
-import type { TaskStatus } from "../tasks/status";
+import { DynamoTaskStore } from "../tasks/store";
 import { LeaseTable } from "./lease";
 import { handleTerminationHook, managePass, type ManagerDeps, type PassReport, type TerminationHookEvent } from "./manager";
 import { executeReconcile, planReconcile, type ReconcileOutcome } from "./reconcile";
@@ -24,38 +22,15 @@ export interface FleetReport extends PassReport {
 
 export type ManageOptions = Omit<ManagerDeps, "config" | "leases"> & { tasks?: TaskStore };
 
-/** Task statuses by id (consistent reads); a task that does not exist maps to undefined. */
-async function readStatuses(config: RuntimeConfig, tasks: TaskStore | undefined, taskIds: readonly string[]): Promise<Map<string, TaskStatus | undefined>> {
-  const ids = [...new Set(taskIds)];
-  const statuses = new Map<string, TaskStatus | undefined>(ids.map((id) => [id, undefined]));
-  if (tasks) {
-    for (const taskId of ids) statuses.set(taskId, (await tasks.get(taskId))?.status);
-    return statuses;
-  }
-  // One call per 100 busy instances, not one per instance: a pass runs every 10 s.
-  const db = documentClient(config);
-  for (let i = 0; i < ids.length; i += 100) {
-    let keys: Record<string, unknown>[] | undefined = ids.slice(i, i + 100).map((task_id) => ({ task_id }));
-    while (keys?.length) {
-      const out: BatchGetCommandOutput = await db.send(
-        new BatchGetCommand({
-          RequestItems: { [config.tables.tasks]: { Keys: keys, ProjectionExpression: "task_id, #s", ExpressionAttributeNames: { "#s": "status" }, ConsistentRead: true } },
-        }),
-      );
-      for (const item of out.Responses?.[config.tables.tasks] ?? []) statuses.set(item.task_id as string, item.status as TaskStatus);
-      keys = out.UnprocessedKeys?.[config.tables.tasks]?.Keys as Record<string, unknown>[] | undefined;
-    }
-  }
-  return statuses;
-}
-
 /** One pass over every fleet. Exported for tests and for running it by hand. */
 export async function manageFleets(config: RuntimeConfig, leases = new LeaseTable(config), options: ManageOptions = {}): Promise<FleetReport[]> {
   const reports: FleetReport[] = [];
+  const tasks = options.tasks ?? new DynamoTaskStore(config);
   for (const fleet of Object.keys(config.ec2?.fleets ?? {})) {
     // Leases still held by finished or vanished tasks go back first, so the pass sees them as capacity.
     const busy = (await leases.list(fleet)).filter((l) => l.taskId);
-    const statuses = await readStatuses(config, options.tasks, busy.map((l) => l.taskId!));
+    // One read per 100 busy instances, not one per instance: a pass runs every 10 s.
+    const statuses = await tasks.statuses(busy.map((l) => l.taskId!));
     const reconcile = await executeReconcile(leases, planReconcile({ leases: busy, tasks: statuses }));
     const pass = await managePass({ config, leases, ...options }, fleet);
     reports.push({ ...pass, reconcile });

@@ -4,6 +4,7 @@
  * agent, cancel API) can never both win, and a refused write reports the status that actually stopped it.
  */
 import {
+  BatchGetCommand,
   GetCommand,
   paginateQuery,
   PutCommand,
@@ -107,6 +108,25 @@ export class DynamoTaskStore implements TaskStore {
   async get(taskId: string): Promise<TaskRecord | undefined> {
     const out = await this.doc.send(new GetCommand({ TableName: this.table, Key: { task_id: taskId }, ConsistentRead: true }));
     return out.Item as TaskRecord | undefined;
+  }
+
+  async statuses(taskIds: readonly string[]): Promise<Map<string, TaskStatus | undefined>> {
+    const ids = [...new Set(taskIds)];
+    const statuses = new Map<string, TaskStatus | undefined>(ids.map((id) => [id, undefined]));
+    // BatchGetItem reads at most 100 keys a call; what it leaves unprocessed is asked again.
+    for (let i = 0; i < ids.length; i += 100) {
+      let keys: Record<string, unknown>[] | undefined = ids.slice(i, i + 100).map((task_id) => ({ task_id }));
+      while (keys?.length) {
+        const out = await this.doc.send(
+          new BatchGetCommand({
+            RequestItems: { [this.table]: { Keys: keys, ProjectionExpression: "task_id, #s", ExpressionAttributeNames: { "#s": "status" }, ConsistentRead: true } },
+          }),
+        );
+        for (const item of out.Responses?.[this.table] ?? []) statuses.set(item.task_id as string, item.status as TaskStatus);
+        keys = out.UnprocessedKeys?.[this.table]?.Keys as Record<string, unknown>[] | undefined;
+      }
+    }
+    return statuses;
   }
 
   async transition(
